@@ -1,0 +1,39 @@
+"""The ``loopml`` command line (Typer): a thin layer over :mod:`loopml.project`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from loopml.cli import commands, models
+from loopml.cli.demo import demo
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="loopml",
+    help="loopml turns a model into a production ML system: ingest -> train -> registry -> serve -> "
+    "monitor -> retrain. Start with `loopml demo fraud`, or `loopml init DIR --example fraud`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+commands.register(app)
+app.add_typer(models.app, name="models")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

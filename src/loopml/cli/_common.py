@@ -1,0 +1,90 @@
+"""Shared CLI plumbing: common options, output (human or --json), and one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+from rich.console import Console
+
+from loopml.errors import LoopMLError
+
+__all__ = ["JsonOpt", "ProjectOpt", "console", "emit", "err_console", "handle_errors", "open_project"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Project directory (where loopml.yaml is).", show_default=True)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of text.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> None:
+    """Print ``payload`` as one JSON object, or call ``render`` for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(_finite(payload), default=_default, allow_nan=False) + "\n")
+    else:
+        render()
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+
+
+def handle_errors(fn: F) -> F:
+    """Turn a :class:`LoopMLError` into a one-line message and its exit code (a traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LoopMLError as exc:
+            if _debug():
+                raise
+            if kwargs.get("as_json"):
+                sys.stdout.write(json.dumps({"error": exc.to_dict()}, default=_default) + "\n")
+            err_console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_project(path: Path) -> Any:
+    """Open a project (imported here so that ``loopml --help`` stays fast)."""
+    from loopml.project import Project
+
+    return Project.open(path)

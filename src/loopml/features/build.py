@@ -1,0 +1,76 @@
+"""From a data contract and the ``features`` section of loopml.yaml to a scikit-learn pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+from loopml.config import FeaturesConfig
+from loopml.errors import ConfigError, did_you_mean
+from loopml.features.datetime import DatetimeParts
+from loopml.validate.contract import DataContract
+
+__all__ = ["FeatureColumns", "build_preprocessor", "select_columns"]
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The model's input columns, by kind."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    datetime: tuple[str, ...]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *self.datetime]
+
+
+def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureColumns:
+    """Pick the feature columns: ``include`` (or every column) minus target, id and ``drop``."""
+    known = set(contract.names)
+    for name in [*(config.include or []), *config.drop, *config.categorical]:
+        if name not in known:
+            raise ConfigError(f"features: column '{name}' is not in the data; {did_you_mean(name, known)}")
+    reserved = {contract.target, contract.id_column, *config.drop}
+    names = [c for c in (config.include or contract.names) if c not in reserved]
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "datetime": []}
+    for name in names:
+        dtype = contract.column(name).dtype
+        if name in config.categorical or dtype == "string":
+            kinds["categorical"].append(name)
+        elif dtype == "datetime":
+            kinds["datetime"].append(name)
+        else:
+            kinds["numeric"].append(name)
+    if not names:
+        raise ConfigError("features: no feature columns are left after removing target, id and drop.")
+    return FeatureColumns(**{k: tuple(v) for k, v in kinds.items()})
+
+
+def build_preprocessor(
+    columns: FeatureColumns, config: FeaturesConfig, *, scale: bool = False
+) -> ColumnTransformer:
+    """A named ColumnTransformer: ``numeric``, ``categorical`` and ``datetime`` steps.
+
+    Tree models get raw numbers (they handle missing values); linear models (``scale=True``) get
+    imputed, standardised numbers.
+    """
+    numeric: Pipeline | str = (
+        Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        if scale
+        else "passthrough"
+    )
+    categorical = OrdinalEncoder(
+        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=float
+    )
+    steps = [
+        ("numeric", numeric, list(columns.numeric)),
+        ("categorical", categorical, list(columns.categorical)),
+        ("datetime", DatetimeParts(parts=tuple(config.datetime_parts)), list(columns.datetime)),
+    ]
+    return ColumnTransformer([s for s in steps if s[2]], remainder="drop", verbose_feature_names_out=False)

@@ -1,0 +1,32 @@
+"""Registry: model versions, aliases and their history, safe save/load, LoadedModel."""
+
+from __future__ import annotations
+
+from loopml.registry.loaded import LoadedModel, load_model
+from loopml.registry.serialize import TRUSTED_TYPES
+from loopml.registry.versions import (
+    AliasChange,
+    ModelVersion,
+    alias_history,
+    get_alias,
+    get_version,
+    list_versions,
+    register,
+    resolve,
+    set_alias,
+)
+
+__all__ = [
+    "TRUSTED_TYPES",
+    "AliasChange",
+    "LoadedModel",
+    "ModelVersion",
+    "alias_history",
+    "get_alias",
+    "get_version",
+    "list_versions",
+    "load_model",
+    "register",
+    "resolve",
+    "set_alias",
+]

@@ -1,0 +1,42 @@
+"""Saving models in a format that cannot run code on load.
+
+Pipelines are written with skops and read back trusting only the types listed here (plus the
+scikit-learn and NumPy types skops trusts by default); a file naming any other type is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopml.errors import ArtifactIntegrityError
+
+__all__ = ["TRUSTED_TYPES", "dumps", "loads"]
+
+TRUSTED_TYPES: tuple[str, ...] = (
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "loopml.features.datetime.DatetimeParts",
+)
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise a fitted pipeline to skops bytes."""
+    import skops.io as sio
+
+    data: bytes = sio.dumps(obj)
+    return data
+
+
+def loads(data: bytes) -> Any:
+    """Load skops bytes, refusing any type that is not trusted."""
+    import skops.io as sio
+
+    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    if untrusted:
+        raise ArtifactIntegrityError(
+            f"model artifact names untrusted type(s) {', '.join(untrusted)}; refusing to load it.",
+            hint="Only loopml's trusted list (loopml.registry.serialize.TRUSTED_TYPES) can be loaded.",
+        )
+    return sio.loads(data, trusted=list(TRUSTED_TYPES))

@@ -1,0 +1,117 @@
+"""Routers: predictions and health."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
+from loopml.serve.state import ModelHolder, Serving
+from loopml.store import PredictionLogWriter, utcnow
+
+__all__ = ["health_router", "predict_router"]
+
+predict_router = APIRouter(tags=["predict"])
+health_router = APIRouter(tags=["health"])
+
+
+def get_holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+def get_log(request: Request) -> PredictionLogWriter | None:
+    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    return writer
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"request body is not valid JSON: {exc}.") from None
+
+
+def _field(loc: tuple[Any, ...], batch: bool) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in loc]
+    return "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".") or "body"
+
+
+def _validate(serving: Serving, payload: Any, max_batch: int) -> list[dict[str, Any]]:
+    batch = isinstance(payload, list)
+    if batch and len(payload) > max_batch:
+        raise PayloadTooLargeError(
+            f"batch of {len(payload)} records is over the limit of {max_batch}.",
+            hint="Split the batch, or use `loopml predict` for files.",
+        )
+    if batch and not payload or not isinstance(payload, dict | list):
+        raise InputError("request body must be one JSON object or a non-empty list of objects.")
+    try:
+        parsed = serving.list_adapter.validate_python(payload) if batch else [serving.record.model_validate(payload)]
+    except ValidationError as exc:
+        details = [
+            {"field": _field(tuple(err["loc"]), batch), "error": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False)
+        ]
+        first = details[0]
+        raise InputError(f"field '{first['field']}': {first['error']}.", details=details) from None
+    return [r.model_dump(mode="json") for r in parsed]
+
+
+@predict_router.post(
+    "/v1/models/{name}/predict",
+    summary="Score one record or a list of records",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+async def predict(
+    name: str,
+    request: Request,
+    holder: ModelHolder = Depends(get_holder),
+    writer: PredictionLogWriter | None = Depends(get_log),
+) -> Response:
+    """Validate the records against the model's contract, score them and log each prediction."""
+    if name != holder.name:
+        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    settings = request.app.state.settings
+    payload = await _read_json(request, settings.serve.max_body_bytes)
+    serving = holder.get()
+    records = _validate(serving, payload, settings.serve.max_batch)
+    model = serving.model
+    outputs = model.outputs(model.predict_records(records))
+    version = model.version.version
+    results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
+    if writer is not None:
+        now = utcnow()
+        writer.submit([
+            {"id": r["prediction_id"], "model_name": name, "model_version": version, "created_at": now,
+             "origin": "api", "inputs": rec, "score": r["score"], "output": r}
+            for r, rec in zip(results, records, strict=True)
+        ])
+    body = {"model": name, "model_version": version, "predictions": results}
+    return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
+
+
+@health_router.get("/health/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health_router.get("/health/ready", summary="A model is loaded and the server takes traffic")
+def ready(request: Request, holder: ModelHolder = Depends(get_holder)) -> JSONResponse:
+    if request.app.state.shutting_down or not holder.ready:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    version = holder.get().model.version.version
+    return JSONResponse({"status": "ready", "model": holder.name, "model_version": version})

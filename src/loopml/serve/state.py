@@ -1,0 +1,69 @@
+"""The server's model holder: follows the registry alias and swaps the loaded model atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from loopml.errors import LoopMLError, NotFoundError
+from loopml.registry import LoadedModel, get_alias, load_model
+from loopml.serve.schema import record_model
+from loopml.store import Store
+
+__all__ = ["ModelHolder", "Serving"]
+
+log = logging.getLogger(__name__)
+
+
+class Serving:
+    """A loaded model together with its request validator (swapped as one object)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.record: type[BaseModel] = record_model(model.contract, model.input_columns)
+        self.list_adapter: TypeAdapter[Any] = TypeAdapter(list[self.record])  # type: ignore[name-defined]
+
+
+class ModelHolder:
+    """Holds the version an alias points at; re-checks the alias at most every ``refresh`` seconds."""
+
+    def __init__(self, store: Store, name: str, alias: str, refresh: float = 1.0) -> None:
+        self.store, self.name, self.alias, self.refresh = store, name, alias, refresh
+        self._current: Serving | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Serving:
+        """The serving model; loads it on first use and when the alias has moved."""
+        if self._current is None or time.monotonic() - self._checked > self.refresh:
+            self._refresh()
+        if self._current is None:
+            raise NotFoundError(f"model '{self.name}' has no version with alias '{self.alias}'; train one first.")
+        return self._current
+
+    def _refresh(self) -> None:
+        with self._lock:
+            self._checked = time.monotonic()
+            version = get_alias(self.store.engine, self.name, self.alias)
+            if version is None or (self._current and self._current.model.version.version == version):
+                return
+            try:
+                self._current = Serving(load_model(self.store, self.name, version))
+                log.info("serving %s version %s (%s)", self.name, version, self.alias)
+            except LoopMLError:
+                if self._current is None:
+                    raise
+                log.exception("refusing version %s of %s; keeping version %s", version, self.name,
+                              self._current.model.version.version)
+
+    @property
+    def ready(self) -> bool:
+        try:
+            self.get()
+        except LoopMLError:
+            return False
+        return True

@@ -1,0 +1,31 @@
+"""The Source protocol: anything that yields the rows of a data set as pandas frames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+__all__ = ["Source", "read_all"]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A readable data set. Built-ins: ``csv``, ``parquet``; more through ``loopml.sources``."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description recorded with every snapshot made from this source."""
+        ...
+
+    def iter_batches(self, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        """Yield the rows in order, in frames of at most ``batch_rows`` rows."""
+        ...
+
+
+def read_all(source: Source, batch_rows: int = 250_000) -> pd.DataFrame:
+    """Read a whole source into one frame."""
+    frames = list(source.iter_batches(batch_rows))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""The metadata store's tables (SQLAlchemy Core).
+
+This is the current schema; Alembic migrations under ``migrations/versions`` create it, and a test
+checks that upgrading an empty database to head gives exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "alias_history",
+    "dataset_versions",
+    "feedback",
+    "metadata",
+    "model_aliases",
+    "model_versions",
+    "predictions",
+    "training_runs",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ts = DateTime(timezone=True)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("rows_quarantined", BigInteger, nullable=False, default=0),
+    Column("source", JSON, nullable=False),
+    Column("contract_version", Integer, nullable=True),
+    Column("parent_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("created_at", _ts, nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_at", _ts, nullable=False),
+    Column("finished_at", _ts, nullable=True),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", Integer, ForeignKey("training_runs.id"), nullable=True),
+    Column("artifact_key", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("flavor", String(50), nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("created_at", _ts, nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", _ts, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", _ts, nullable=False),
+    Index(None, "name", "alias", "created_at"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("created_at", _ts, nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("score", Float, nullable=True),
+    Column("output", JSON, nullable=False),
+    Index(None, "model_name", "created_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(36), nullable=False),
+    Column("label", JSON, nullable=False),
+    Column("received_at", _ts, nullable=False),
+    Index(None, "prediction_id"),
+)

@@ -1,0 +1,32 @@
+"""Validation: data contracts (inferred, then enforced), checks, cleaning and quarantine."""
+
+from __future__ import annotations
+
+from loopml.validate.checks import CheckResult, SchemaChange, coerce_column, enforce, schema_changes
+from loopml.validate.ingest import DatasetVersion, IngestResult, ingest, load_snapshot
+from loopml.validate.contract import (
+    ColumnSpec,
+    DataContract,
+    infer_contract,
+    latest_contract,
+    load_contract,
+    save_contract,
+)
+
+__all__ = [
+    "DatasetVersion",
+    "IngestResult",
+    "ingest",
+    "load_snapshot",
+    "CheckResult",
+    "ColumnSpec",
+    "DataContract",
+    "SchemaChange",
+    "coerce_column",
+    "enforce",
+    "infer_contract",
+    "latest_contract",
+    "load_contract",
+    "save_contract",
+    "schema_changes",
+]
