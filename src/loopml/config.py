@@ -36,6 +36,10 @@ ENV_PREFIX = "LOOPML_"
 _ENV_ALIASES = {"DB_URL": ("store", "db_url"), "ARTIFACTS_URL": ("store", "artifacts_url")}
 
 
+DatetimePart = Literal["hour", "dayofweek", "day", "month", "is_weekend", "is_night"]
+_DEFAULT_PARTS: tuple[DatetimePart, ...] = ("hour", "dayofweek", "is_weekend", "is_night")
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
@@ -54,9 +58,7 @@ class FeaturesConfig(_Frozen):
     include: list[str] | None = Field(None, description="Columns to use; default: all but the reserved.")
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
     categorical: list[str] = Field(default_factory=list, description="Force these columns categorical.")
-    datetime_parts: list[Literal["hour", "dayofweek", "day", "month", "is_weekend", "is_night"]] = Field(
-        default_factory=lambda: ["hour", "dayofweek", "is_weekend", "is_night"]
-    )
+    datetime_parts: list[DatetimePart] = Field(default_factory=lambda: list(_DEFAULT_PARTS))
 
 
 class TrainConfig(_Frozen):
@@ -122,7 +124,9 @@ class Settings(_Frozen):
         return self.store.artifacts_url or str(self.state_dir / "artifacts")
 
 
-def load_settings(project: str | os.PathLike[str] = ".", environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    project: str | os.PathLike[str] = ".", environ: Mapping[str, str] | None = None
+) -> Settings:
     """Read ``loopml.yaml`` from a project directory (or a file path) and apply environment overrides."""
     path = Path(project)
     file = path if path.suffix in {".yaml", ".yml"} else path / PROJECT_FILE
@@ -144,11 +148,12 @@ def parse_settings(
 ) -> Settings:
     """Parse the YAML text of a project file into :class:`Settings`."""
     data, lines = _load_yaml(text, source)
-    data = _apply_env(data, os.environ if environ is None else environ)
+    from_env: dict[tuple[str, ...], str] = {}
+    data = _apply_env(data, os.environ if environ is None else environ, from_env)
     try:
         return Settings.model_validate({**data, "project_dir": Path(project_dir)})
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source, lines)) from None
+        raise ConfigError(_explain(exc, source, lines, from_env)) from None
 
 
 def _load_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -163,7 +168,9 @@ def _load_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, 
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}.")
+        raise ConfigError(
+            f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}."
+        )
     return data, _line_numbers(node)
 
 
@@ -178,10 +185,13 @@ def _line_numbers(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[
     return found
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def _apply_env(
+    data: dict[str, Any], environ: Mapping[str, str], from_env: dict[tuple[str, ...], str] | None = None
+) -> dict[str, Any]:
+    """Merge ``LOOPML_*`` overrides into ``data``; ``from_env`` records which key came from which variable."""
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or not value:
+        if not name.startswith(ENV_PREFIX) or name.startswith(f"{ENV_PREFIX}TEST_") or not value:
             continue
         key = name[len(ENV_PREFIX) :]
         path = _ENV_ALIASES.get(key) or tuple(part.lower() for part in key.split("__"))
@@ -193,16 +203,29 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, An
             if not isinstance(target, dict):
                 raise ConfigError(f"environment variable {name}: '{part}' is not a section.")
         target[path[-1]] = yaml.safe_load(value)
+        if from_env is not None:
+            from_env[path] = name
     return merged
 
 
-def _explain(exc: ValidationError, source: str, lines: dict[tuple[str, ...], int]) -> str:
-    """Turn the first pydantic error into one line naming the key."""
+def _explain(
+    exc: ValidationError,
+    source: str,
+    lines: dict[tuple[str, ...], int],
+    from_env: Mapping[tuple[str, ...], str] | None = None,
+) -> str:
+    """Turn the first pydantic error into one line naming the key (and the variable that set it)."""
     error = exc.errors()[0]
     loc = tuple(str(part) for part in error["loc"])
     key = ".".join(loc)
+    overrides = (from_env or {}).items()
+    variable = next(
+        (var for path, var in overrides if loc[: len(path)] == path or path[: len(loc)] == loc), None
+    )
     line = lines.get(loc) or lines.get(loc[:-1])
     where = f"{source}" + (f" line {line}" if line else "")
+    if variable:
+        where = f"environment variable {variable}"
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"{where}: unknown key '{key}'; {did_you_mean(loc[-1], _valid_keys(loc[:-1]))}"

@@ -22,7 +22,7 @@ from loopml.batch import BatchResult, score_file
 from loopml.config import Settings, load_settings
 from loopml.registry import LoadedModel, ModelVersion, get_alias, load_model, register, set_alias
 from loopml.store import Store, open_store
-from loopml.train import fit, finish_run, start_run
+from loopml.train import finish_run, fit, start_run
 from loopml.validate import IngestResult, ingest, load_snapshot
 
 if TYPE_CHECKING:
@@ -74,16 +74,28 @@ class Project:
         metrics = {**result.metrics, "dataset_version": dataset.version}
         finish_run(self.store.engine, run_id, metrics=metrics, params=result.params)
         signature = {
-            "task": self.settings.task, "target": self.settings.target, "id_column": self.settings.id_column,
-            "event_time": self.settings.event_time, "input_columns": result.input_columns,
-            "contract": contract.model_dump(), "threshold": 0.5, "dataset_version": dataset.version,
+            "task": self.settings.task,
+            "target": self.settings.target,
+            "id_column": self.settings.id_column,
+            "event_time": self.settings.event_time,
+            "input_columns": result.input_columns,
+            "contract": contract.model_dump(),
+            "threshold": 0.5,
+            "dataset_version": dataset.version,
         }
-        version = register(self.store, self.name, result.pipeline, metrics=metrics, signature=signature,
-                           run_id=run_id)
+        version = register(
+            self.store, self.name, result.pipeline, metrics=metrics, signature=signature, run_id=run_id
+        )
         promoted = get_alias(self.store.engine, self.name, "champion") is None
         if promoted:
-            set_alias(self.store.engine, self.name, "champion", version.version,
-                      reason="first registered version", actor="loopml train")
+            set_alias(
+                self.store.engine,
+                self.name,
+                "champion",
+                version.version,
+                reason="first registered version",
+                actor="loopml train",
+            )
         return TrainOutcome(version, promoted, dataset.version)
 
     def load_model(self, ref: str | int = "champion") -> LoadedModel:
@@ -91,7 +103,11 @@ class Project:
         return load_model(self.store, self.name, ref)
 
     def predict_file(
-        self, input_path: str | Path, output_path: str | Path, *, ref: str | int = "champion",
+        self,
+        input_path: str | Path,
+        output_path: str | Path,
+        *,
+        ref: str | int = "champion",
         progress: Callable[[int], None] | None = None,
     ) -> BatchResult:
         """Batch-score a CSV or Parquet file into another."""

@@ -90,8 +90,18 @@ def _log(store: Store, model: LoadedModel, chunk: pd.DataFrame, scored: pd.DataF
         for rec in inputs.to_dict(orient="records")
     ]
     rows = [
-        {"id": pid, "model_name": model.name, "model_version": model.version.version, "created_at": now,
-         "origin": "batch", "inputs": rec, "score": float(score), "output": {"score": float(score), "label": int(label)}}
-        for pid, rec, score, label in zip(scored["prediction_id"], records, scored["score"], scored["label"], strict=True)
+        {
+            "id": pid,
+            "model_name": model.name,
+            "model_version": model.version.version,
+            "created_at": now,
+            "origin": "batch",
+            "inputs": rec,
+            "score": float(score),
+            "output": {"score": float(score), "label": int(label)},
+        }
+        for pid, rec, score, label in zip(
+            scored["prediction_id"], records, scored["score"], scored["label"], strict=True
+        )
     ]
     write_predictions(store.engine, rows)

@@ -27,20 +27,29 @@ def init(
 
     with err_console.status(f"writing example '{example}' into {directory} ..."):
         path = write_example(example, directory)
-    emit({"project_file": str(path), "example": example}, as_json,
-         lambda: console.print(f"Created [bold]{path}[/]. Next: loopml ingest -p {directory}"))
+    emit(
+        {"project_file": str(path), "example": example},
+        as_json,
+        lambda: console.print(f"Created [bold]{path}[/]. Next: loopml ingest -p {directory}"),
+    )
 
 
 def _ingest_text(result: Any) -> None:
     ds = result.dataset
-    console.print(f"Data set [bold]{ds.name}[/] version {ds.version}: {ds.rows:,} rows accepted, "
-                  f"{ds.rows_quarantined:,} quarantined of {ds.rows_read:,} read.")
+    console.print(
+        f"Data set [bold]{ds.name}[/] version {ds.version}: {ds.rows:,} rows accepted, "
+        f"{ds.rows_quarantined:,} quarantined of {ds.rows_read:,} read."
+    )
     for rule, count in result.quarantine_counts.items():
         console.print(f"  quarantined by rule {rule}: {count:,}")
     if result.contract_created:
-        console.print(f"Inferred data contract v{result.contract.version}: contracts/{ds.name}.v1.yaml (edit freely).")
+        console.print(
+            f"Inferred data contract v{result.contract.version}: contracts/{ds.name}.v1.yaml (edit freely)."
+        )
     if result.added_columns:
-        console.print(f"[yellow]New columns not in the contract (ignored):[/] {', '.join(result.added_columns)}")
+        console.print(
+            f"[yellow]New columns not in the contract (ignored):[/] {', '.join(result.added_columns)}"
+        )
     console.print(f"Snapshot sha256 {ds.content_hash[:16]}…")
 
 
@@ -52,10 +61,16 @@ def ingest(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
         result = proj.ingest()
     ds = result.dataset
     payload = {
-        "dataset": ds.name, "version": ds.version, "rows": ds.rows, "rows_read": ds.rows_read,
-        "rows_quarantined": ds.rows_quarantined, "quarantine_counts": result.quarantine_counts,
-        "content_hash": ds.content_hash, "contract_version": result.contract.version,
-        "contract_created": result.contract_created, "added_columns": list(result.added_columns),
+        "dataset": ds.name,
+        "version": ds.version,
+        "rows": ds.rows,
+        "rows_read": ds.rows_read,
+        "rows_quarantined": ds.rows_quarantined,
+        "quarantine_counts": result.quarantine_counts,
+        "content_hash": ds.content_hash,
+        "contract_version": result.contract.version,
+        "contract_created": result.contract_created,
+        "added_columns": list(result.added_columns),
     }
     emit(payload, as_json, lambda: _ingest_text(result))
 
@@ -69,8 +84,11 @@ def _train_text(outcome: Any) -> None:
     for key in hold:
         table.add_row(key, f"{hold[key]:.4f}", f"{base[key]:.4f}")
     console.print(table)
-    console.print("Promoted to [bold]champion[/] (first version)." if outcome.promoted else
-                  "Registered; the champion is unchanged (promotion is gated by the retraining loop).")
+    console.print(
+        "Promoted to [bold]champion[/] (first version)."
+        if outcome.promoted
+        else "Registered; the champion is unchanged (promotion is gated by the retraining loop)."
+    )
 
 
 @handle_errors
@@ -84,8 +102,14 @@ def train(
     with err_console.status("training ..."):
         outcome = proj.train(dataset_version)
     v = outcome.version
-    payload = {"model": v.name, "version": v.version, "promoted": outcome.promoted, "sha256": v.sha256,
-               "dataset_version": outcome.dataset_version, "metrics": v.metrics}
+    payload = {
+        "model": v.name,
+        "version": v.version,
+        "promoted": outcome.promoted,
+        "sha256": v.sha256,
+        "dataset_version": outcome.dataset_version,
+        "metrics": v.metrics,
+    }
     emit(payload, as_json, lambda: _train_text(outcome))
 
 
@@ -105,14 +129,21 @@ def predict(
         task = bar.add_task("scoring", total=None)
         result = proj.predict_file(input, output, ref=model, progress=lambda n: bar.advance(task, n))
     payload = {"rows": result.rows, "output": result.output, "model_version": result.model_version}
-    emit(payload, as_json, lambda: console.print(
-        f"Scored {result.rows:,} rows with version {result.model_version} into {result.output}"))
+    emit(
+        payload,
+        as_json,
+        lambda: console.print(
+            f"Scored {result.rows:,} rows with version {result.model_version} into {result.output}"
+        ),
+    )
 
 
 @handle_errors
 def serve(
     project: ProjectOpt = Path("."),
-    host: Annotated[str | None, typer.Option(help="Bind address (default from loopml.yaml: 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default from loopml.yaml: 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from loopml.yaml).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -123,8 +154,13 @@ def serve(
     proj = open_project(project)
     app = proj.app()
     bind_host, bind_port = host or proj.settings.serve.host, port or proj.settings.serve.port
-    emit({"url": f"http://{bind_host}:{bind_port}", "model": proj.name}, as_json, lambda: err_console.print(
-        f"Serving [bold]{proj.name}[/] at http://{bind_host}:{bind_port} (Ctrl+C to stop)"))
+    emit(
+        {"url": f"http://{bind_host}:{bind_port}", "model": proj.name},
+        as_json,
+        lambda: err_console.print(
+            f"Serving [bold]{proj.name}[/] at http://{bind_host}:{bind_port} (Ctrl+C to stop)"
+        ),
+    )
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", timeout_graceful_shutdown=30)
 
 

@@ -17,8 +17,15 @@ app = typer.Typer(help="Registered model versions and their aliases.", no_args_i
 
 def _summary(v: Any) -> dict[str, Any]:
     hold = v.metrics.get("holdout", {})
-    return {"name": v.name, "version": v.version, "aliases": list(v.aliases), "created_at": v.created_at,
-            "sha256": v.sha256, "roc_auc": hold.get("roc_auc"), "average_precision": hold.get("average_precision")}
+    return {
+        "name": v.name,
+        "version": v.version,
+        "aliases": list(v.aliases),
+        "created_at": v.created_at,
+        "sha256": v.sha256,
+        "roc_auc": hold.get("roc_auc"),
+        "average_precision": hold.get("average_precision"),
+    }
 
 
 @app.command("list")
@@ -35,8 +42,13 @@ def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
         for col in ("version", "aliases", "created", "ROC AUC", "AP"):
             table.add_column(col)
         for v in versions:
-            table.add_row(str(v["version"]), ", ".join(v["aliases"]), f"{v['created_at']:%Y-%m-%d %H:%M}",
-                          f"{v['roc_auc']:.4f}", f"{v['average_precision']:.4f}")
+            table.add_row(
+                str(v["version"]),
+                ", ".join(v["aliases"]),
+                f"{v['created_at']:%Y-%m-%d %H:%M}",
+                f"{v['roc_auc']:.4f}",
+                f"{v['average_precision']:.4f}",
+            )
         console.print(table if versions else "No versions yet: run `loopml train`.")
 
     emit({"model": proj.name, "versions": versions}, as_json, render)
@@ -55,10 +67,21 @@ def show(
     proj = open_project(project)
     v = resolve(proj.store.engine, proj.name, version)
     history = [
-        {"alias": h.alias, "version": h.version, "previous_version": h.previous_version, "reason": h.reason,
-         "actor": h.actor, "at": h.created_at}
+        {
+            "alias": h.alias,
+            "version": h.version,
+            "previous_version": h.previous_version,
+            "reason": h.reason,
+            "actor": h.actor,
+            "at": h.created_at,
+        }
         for h in alias_history(proj.store.engine, proj.name)
     ]
-    payload = {**_summary(v), "metrics": v.metrics, "input_columns": v.signature["input_columns"],
-               "artifact": v.artifact_key, "alias_history": history}
+    payload = {
+        **_summary(v),
+        "metrics": v.metrics,
+        "input_columns": v.signature["input_columns"],
+        "artifact": v.artifact_key,
+        "alias_history": history,
+    }
     emit(payload, as_json, lambda: console.print_json(data=payload, default=str))

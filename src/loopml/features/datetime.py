@@ -22,7 +22,7 @@ _PARTS = {
 }
 
 
-class DatetimeParts(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class DatetimeParts(TransformerMixin, BaseEstimator):
     """Expand each datetime column into the named parts; missing times give NaN.
 
     Examples
@@ -44,7 +44,7 @@ class DatetimeParts(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "feature_names_in_")
-        out = []
+        out: list[np.ndarray] = []
         for column in self.feature_names_in_:
             values = pd.to_datetime(X[column], errors="coerce")
             out.extend(_PARTS[p](values).astype("float64").to_numpy() for p in self.parts)

@@ -49,7 +49,9 @@ class LoadedModel:
         """Select the input columns and coerce each to its contract type."""
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
-            raise InputError(f"input is missing column(s) {', '.join(missing)} that model '{self.name}' needs.")
+            raise InputError(
+                f"input is missing column(s) {', '.join(missing)} that model '{self.name}' needs."
+            )
         contract = self.contract
         return pd.DataFrame(
             {c: coerce_column(frame[c], contract.column(c)) for c in self.input_columns}, index=frame.index
@@ -59,7 +61,11 @@ class LoadedModel:
         """Probability of the positive class for each prepared row."""
         features, model = self.pipeline[:-1], self.pipeline[-1]
         matrix = features.transform(prepared)
-        kwargs = {"num_threads": 1} if len(prepared) < 256 and type(model).__module__.startswith("lightgbm") else {}
+        kwargs = (
+            {"num_threads": 1}
+            if len(prepared) < 256 and type(model).__module__.startswith("lightgbm")
+            else {}
+        )
         proba: np.ndarray = model.predict_proba(matrix, **kwargs)
         return proba[:, 1]
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from loopml.errors import NotFoundError, did_you_mean
-from loopml.store import Store, sha256_bytes, tables, utcnow
 from loopml.registry.serialize import dumps
+from loopml.store import Store, sha256_bytes, tables, utcnow
 
 __all__ = [
     "AliasChange",
@@ -71,8 +71,14 @@ def register(
     with store.engine.begin() as conn:
         version = _next_version(conn, name)
         row = {
-            "name": name, "version": version, "run_id": run_id, "artifact_key": key,
-            "sha256": digest, "flavor": "skops", "metrics": metrics, "signature": signature,
+            "name": name,
+            "version": version,
+            "run_id": run_id,
+            "artifact_key": key,
+            "sha256": digest,
+            "flavor": "skops",
+            "metrics": metrics,
+            "signature": signature,
             "created_at": utcnow(),
         }
         conn.execute(insert(tables.model_versions), row)
@@ -95,9 +101,16 @@ def _aliases(conn: Connection, name: str) -> dict[int, list[str]]:
 
 def _to_version(row: Any, aliases: dict[int, list[str]]) -> ModelVersion:
     return ModelVersion(
-        name=row.name, version=row.version, artifact_key=row.artifact_key, sha256=row.sha256,
-        flavor=row.flavor, metrics=row.metrics, signature=row.signature, created_at=row.created_at,
-        run_id=row.run_id, aliases=tuple(sorted(aliases.get(row.version, []))),
+        name=row.name,
+        version=row.version,
+        artifact_key=row.artifact_key,
+        sha256=row.sha256,
+        flavor=row.flavor,
+        metrics=row.metrics,
+        signature=row.signature,
+        created_at=row.created_at,
+        run_id=row.run_id,
+        aliases=tuple(sorted(aliases.get(row.version, []))),
     )
 
 
@@ -166,11 +179,18 @@ def set_alias(
             conn.execute(insert(ma), {"name": name, "alias": alias, "version": version, "updated_at": now})
         else:
             conn.execute(
-                update(ma).where(ma.c.name == name, ma.c.alias == alias).values(version=version, updated_at=now)
+                update(ma)
+                .where(ma.c.name == name, ma.c.alias == alias)
+                .values(version=version, updated_at=now)
             )
-        change = {
-            "name": name, "alias": alias, "version": version, "previous_version": previous,
-            "reason": reason, "actor": actor, "created_at": now,
+        change: dict[str, Any] = {
+            "name": name,
+            "alias": alias,
+            "version": version,
+            "previous_version": previous,
+            "reason": reason,
+            "actor": actor,
+            "created_at": now,
         }
         conn.execute(insert(tables.alias_history), change)
     return AliasChange(**change)

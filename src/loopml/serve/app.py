@@ -19,10 +19,17 @@ from loopml.store import PredictionLogWriter, Store, open_store
 __all__ = ["PUBLIC_ROUTES", "create_app"]
 
 # Every route is classified; a test fails on a route that is in neither set.
-PUBLIC_ROUTES = frozenset({
-    "/health/live", "/health/ready", "/v1/models/{name}/predict",
-    "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
-})
+PUBLIC_ROUTES = frozenset(
+    {
+        "/health/live",
+        "/health/ready",
+        "/v1/models/{name}/predict",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
+)
 PROTECTED_ROUTES: frozenset[str] = frozenset()
 
 

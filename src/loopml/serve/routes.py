@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.state import ModelHolder, Serving
@@ -50,17 +51,26 @@ def _field(loc: tuple[Any, ...], batch: bool) -> str:
     return "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".") or "body"
 
 
-def _validate(serving: Serving, payload: Any, max_batch: int) -> list[dict[str, Any]]:
+def _wall_time(value: Any) -> Any:
+    """A datetime without its UTC offset (its wall time), as a single record has always been scored."""
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+def _validate(serving: Serving, payload: Any, max_batch: int) -> list[BaseModel]:
     batch = isinstance(payload, list)
     if batch and len(payload) > max_batch:
         raise PayloadTooLargeError(
             f"batch of {len(payload)} records is over the limit of {max_batch}.",
             hint="Split the batch, or use `loopml predict` for files.",
         )
-    if batch and not payload or not isinstance(payload, dict | list):
+    if (batch and not payload) or not isinstance(payload, dict | list):
         raise InputError("request body must be one JSON object or a non-empty list of objects.")
     try:
-        parsed = serving.list_adapter.validate_python(payload) if batch else [serving.record.model_validate(payload)]
+        parsed = (
+            serving.list_adapter.validate_python(payload)
+            if batch
+            else [serving.record.model_validate(payload)]
+        )
     except ValidationError as exc:
         details = [
             {"field": _field(tuple(err["loc"]), batch), "error": err["msg"], "type": err["type"]}
@@ -68,7 +78,7 @@ def _validate(serving: Serving, payload: Any, max_batch: int) -> list[dict[str, 
         ]
         first = details[0]
         raise InputError(f"field '{first['field']}': {first['error']}.", details=details) from None
-    return [r.model_dump(mode="json") for r in parsed]
+    return list(parsed)
 
 
 @predict_router.post(
@@ -88,18 +98,32 @@ async def predict(
     settings = request.app.state.settings
     payload = await _read_json(request, settings.serve.max_body_bytes)
     serving = holder.get()
-    records = _validate(serving, payload, settings.serve.max_batch)
+    parsed = _validate(serving, payload, settings.serve.max_batch)
+    # Score the parsed values themselves, not their ISO strings: pandas infers one string format per
+    # column, so a batch mixing precisions or UTC offsets would be mis-parsed (or fail) as text.
+    rows = [{k: _wall_time(v) for k, v in r.model_dump().items()} for r in parsed]
+    records = [r.model_dump(mode="json") for r in parsed]
     model = serving.model
-    outputs = model.outputs(model.predict_records(records))
+    outputs = model.outputs(model.predict_records(rows))
     version = model.version.version
     results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
     if writer is not None:
         now = utcnow()
-        writer.submit([
-            {"id": r["prediction_id"], "model_name": name, "model_version": version, "created_at": now,
-             "origin": "api", "inputs": rec, "score": r["score"], "output": r}
-            for r, rec in zip(results, records, strict=True)
-        ])
+        writer.submit(
+            [
+                {
+                    "id": r["prediction_id"],
+                    "model_name": name,
+                    "model_version": version,
+                    "created_at": now,
+                    "origin": "api",
+                    "inputs": rec,
+                    "score": r["score"],
+                    "output": r,
+                }
+                for r, rec in zip(results, records, strict=True)
+            ]
+        )
     body = {"model": name, "model_version": version, "predictions": results}
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
 

@@ -34,7 +34,9 @@ class BackgroundServer:
         self.host, self.port = host, self._socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -70,8 +72,18 @@ class ServerProcess:
 
     def __init__(self, project_dir: str, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
-        self.command = [sys.executable, "-m", "loopml", "serve", "--project", str(project_dir),
-                        "--host", host, "--port", str(self.port)]
+        self.command = [
+            sys.executable,
+            "-m",
+            "loopml",
+            "serve",
+            "--project",
+            str(project_dir),
+            "--host",
+            host,
+            "--port",
+            str(self.port),
+        ]
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,7 +97,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"the API server exited with code {self._process.returncode}: {err.strip()}")
+                raise RuntimeError(
+                    f"the API server exited with code {self._process.returncode}: {err.strip()}"
+                )
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
                     return self

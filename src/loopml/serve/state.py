@@ -42,7 +42,9 @@ class ModelHolder:
         if self._current is None or time.monotonic() - self._checked > self.refresh:
             self._refresh()
         if self._current is None:
-            raise NotFoundError(f"model '{self.name}' has no version with alias '{self.alias}'; train one first.")
+            raise NotFoundError(
+                f"model '{self.name}' has no version with alias '{self.alias}'; train one first."
+            )
         return self._current
 
     def _refresh(self) -> None:
@@ -57,8 +59,12 @@ class ModelHolder:
             except LoopMLError:
                 if self._current is None:
                     raise
-                log.exception("refusing version %s of %s; keeping version %s", version, self.name,
-                              self._current.model.version.version)
+                log.exception(
+                    "refusing version %s of %s; keeping version %s",
+                    version,
+                    self.name,
+                    self._current.model.version.version,
+                )
 
     @property
     def ready(self) -> bool:

@@ -12,7 +12,9 @@ from loopml.sources.files import CsvSource, ParquetSource
 __all__ = ["CsvSource", "ParquetSource", "Source", "open_source", "read_all"]
 
 
-def open_source(kind: str, path: str, options: dict[str, Any] | None = None, base_dir: Path | None = None) -> Source:
+def open_source(
+    kind: str, path: str, options: dict[str, Any] | None = None, base_dir: Path | None = None
+) -> Source:
     """Create the source plugin ``kind`` for ``path`` (relative paths start at ``base_dir``)."""
     factory = resolve("sources", kind)
     full = path if (base_dir is None or "://" in path or Path(path).is_absolute()) else str(base_dir / path)

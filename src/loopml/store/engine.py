@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from loopml.errors import StoreError
@@ -40,17 +40,30 @@ def create_store_engine(url: str, *, upgrade: bool = True) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder of the SQLite store {parsed.database}: {exc.strerror or exc}."
+                ) from None
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(parsed, **kwargs)
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except ArgumentError as exc:  # includes an unknown dialect (NoSuchModuleError)
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"store URL '{shown}' cannot be used ({exc}).") from None
     if parsed.drivername.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     if upgrade:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return engine
 
 
@@ -77,10 +90,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                     return
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
-        except OperationalError as exc:
+        except DBAPIError as exc:  # cannot connect, or the file/database is not a usable store
+            reason = " ".join(str(exc.orig).split())  # drivers' messages span lines; keep one
             raise StoreError(
                 f"cannot open the metadata store at {engine.url.render_as_string(hide_password=True)}: "
-                f"{str(exc.orig).strip()}",
+                f"{reason}",
                 hint="Check LOOPML_DB_URL / store.db_url and that the database is running.",
             ) from None
 
@@ -93,4 +107,3 @@ def _at_head(connection: Any, config: Any) -> bool:
         return False
     current = MigrationContext.configure(connection).get_current_heads()
     return set(current) == set(ScriptDirectory.from_config(config).get_heads())
-

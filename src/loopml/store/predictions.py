@@ -57,7 +57,9 @@ class PredictionLogWriter:
                 write_predictions(self.engine, batch)
                 self.written += len(batch)
             except Exception as exc:  # the log must never take the API down; keep the error visible
-                log.error("could not write %d prediction records: %s", len(batch), str(exc).splitlines()[0][:300])
+                log.error(
+                    "could not write %d prediction records: %s", len(batch), str(exc).splitlines()[0][:300]
+                )
 
     def _take_batch(self) -> tuple[list[dict[str, Any]], bool]:
         first = self._queue.get()

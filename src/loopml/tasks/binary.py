@@ -32,7 +32,7 @@ def time_split(
     if n < 10:
         raise DataError(f"only {n} rows to train on; need at least 10.")
     if event_time is None:
-        cut = int(round(n * (1 - holdout_fraction)))
+        cut = round(n * (1 - holdout_fraction))
         positions = np.arange(n)
         return positions[:cut], positions[cut:]
     times = pd.to_datetime(frame[event_time]).to_numpy()

@@ -42,7 +42,7 @@ def _labels(frame: pd.DataFrame, target: str) -> np.ndarray:
     if y.isna().any():
         raise DataError(f"target column '{target}' has {int(y.isna().sum())} missing values.")
     values = np.unique(y.to_numpy())
-    if len(values) != 2 or not set(values.tolist()) <= {0, 1, True, False}:
+    if len(values) != 2 or not set(values.tolist()) <= {0, 1}:
         raise DataError(f"binary target '{target}' must hold 0/1 values; found {values[:5].tolist()}.")
     return y.to_numpy().astype(int)
 
@@ -57,8 +57,10 @@ def fit(frame: pd.DataFrame, contract: DataContract, settings: Settings) -> Trai
     columns = select_columns(contract, settings.features)
     model = binary.candidate(cfg.model, cfg.params, cfg.seed)
     pipeline = Pipeline(
-        [("features", build_preprocessor(columns, settings.features, scale=cfg.model == "logistic")),
-         ("model", model)]
+        [
+            ("features", build_preprocessor(columns, settings.features, scale=cfg.model == "logistic")),
+            ("model", model),
+        ]
     )
     X = frame[columns.all]
     started = time.perf_counter()
@@ -69,8 +71,9 @@ def fit(frame: pd.DataFrame, contract: DataContract, settings: Settings) -> Trai
     dummy = binary.baseline().fit(X.iloc[train_pos], y[train_pos])
     metrics = {
         "holdout": binary.metrics(y[holdout_pos], score, k=cfg.precision_at_k),
-        "baseline": binary.metrics(y[holdout_pos], dummy.predict_proba(X.iloc[holdout_pos])[:, 1],
-                                   k=cfg.precision_at_k),
+        "baseline": binary.metrics(
+            y[holdout_pos], dummy.predict_proba(X.iloc[holdout_pos])[:, 1], k=cfg.precision_at_k
+        ),
         "rows_train": len(train_pos),
         "rows_holdout": len(holdout_pos),
         "fit_seconds": round(seconds, 3),
@@ -82,4 +85,6 @@ def fit(frame: pd.DataFrame, contract: DataContract, settings: Settings) -> Trai
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, str | int | float | bool | type(None)) else repr(v) for k, v in params.items()}
+    return {
+        k: v if isinstance(v, str | int | float | bool | type(None)) else repr(v) for k, v in params.items()
+    }

@@ -14,19 +14,32 @@ __all__ = ["finish_run", "start_run"]
 def start_run(engine: Engine, model_name: str, dataset_version_id: int | None, params: dict[str, Any]) -> int:
     """Record a run as ``running``; returns its id."""
     tr = tables.training_runs
-    row = {"model_name": model_name, "dataset_version_id": dataset_version_id, "status": "running",
-           "params": params, "started_at": utcnow()}
+    row = {
+        "model_name": model_name,
+        "dataset_version_id": dataset_version_id,
+        "status": "running",
+        "params": params,
+        "started_at": utcnow(),
+    }
     with engine.begin() as conn:
         return int(conn.execute(insert(tr).returning(tr.c.id), row).scalar_one())
 
 
 def finish_run(
-    engine: Engine, run_id: int, *, metrics: dict[str, Any] | None = None, error: str | None = None,
+    engine: Engine,
+    run_id: int,
+    *,
+    metrics: dict[str, Any] | None = None,
+    error: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> None:
     """Mark a run ``finished`` with its metrics, or ``failed`` with its error."""
-    values: dict[str, Any] = {"status": "failed" if error else "finished", "metrics": metrics, "error": error,
-                              "finished_at": utcnow()}
+    values: dict[str, Any] = {
+        "status": "failed" if error else "finished",
+        "metrics": metrics,
+        "error": error,
+        "finished_at": utcnow(),
+    }
     if params is not None:
         values["params"] = params
     with engine.begin() as conn:

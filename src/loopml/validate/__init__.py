@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from loopml.validate.checks import CheckResult, SchemaChange, coerce_column, enforce, schema_changes
-from loopml.validate.ingest import DatasetVersion, IngestResult, ingest, load_snapshot
 from loopml.validate.contract import (
     ColumnSpec,
     DataContract,
@@ -12,21 +11,22 @@ from loopml.validate.contract import (
     load_contract,
     save_contract,
 )
+from loopml.validate.ingest import DatasetVersion, IngestResult, ingest, load_snapshot
 
 __all__ = [
-    "DatasetVersion",
-    "IngestResult",
-    "ingest",
-    "load_snapshot",
     "CheckResult",
     "ColumnSpec",
     "DataContract",
+    "DatasetVersion",
+    "IngestResult",
     "SchemaChange",
     "coerce_column",
     "enforce",
     "infer_contract",
+    "ingest",
     "latest_contract",
     "load_contract",
+    "load_snapshot",
     "save_contract",
     "schema_changes",
 ]

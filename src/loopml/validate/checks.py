@@ -57,19 +57,19 @@ def schema_changes(frame: pd.DataFrame, contract: DataContract) -> SchemaChange:
 def coerce_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     """Convert a column to its contract type; values that cannot convert become missing."""
     if spec.dtype == "datetime":
-        out = pd.to_datetime(series, errors="coerce", utc=False)
-        return out.dt.tz_localize(None) if getattr(out.dt, "tz", None) is not None else out
+        times = pd.to_datetime(series, errors="coerce", utc=False)
+        return times.dt.tz_localize(None) if getattr(times.dt, "tz", None) is not None else times
     if spec.dtype in ("int", "float"):
         if pd.api.types.is_bool_dtype(series):
             series = series.astype("int64")
-        out = pd.to_numeric(series, errors="coerce").astype("float64")
-        out[~np.isfinite(out.to_numpy())] = np.nan
-        return out
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        values[~np.isfinite(values)] = np.nan
+        return pd.Series(values, index=series.index, name=series.name)
     if spec.dtype == "bool":
-        mapping = {True: True, False: False, "true": True, "false": False, 1: True, 0: False}
+        mapping = {True: True, False: False, "true": True, "false": False}
         lowered = series.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
         return lowered.map(mapping).astype("boolean")
-    return series.map(lambda v: v if v is None or isinstance(v, float) and np.isnan(v) else str(v))
+    return series.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
 
 
 def _failures(raw: pd.Series, value: pd.Series, spec: ColumnSpec) -> list[tuple[str, pd.Series]]:

@@ -119,7 +119,7 @@ def save_contract(contract: DataContract, directory: Path) -> Path:
     if path.exists():
         raise ContractError(f"contract file {path} already exists; contracts are versioned, not overwritten.")
     header = (
-        f"# Data contract for '{contract.name}', version {contract.version}. Inferred by loopml; edit freely.\n"
+        f"# Data contract for '{contract.name}' v{contract.version}, inferred by loopml; edit freely.\n"
         "# Each column: dtype (int|float|bool|string|datetime), nullable, min/max, categories, unique.\n"
     )
     body = yaml.safe_dump(contract.model_dump(exclude_none=True), sort_keys=False, allow_unicode=True)
@@ -139,7 +139,5 @@ def load_contract(path: Path) -> DataContract:
 def latest_contract(directory: Path, name: str) -> DataContract | None:
     """The highest-versioned contract for ``name`` in ``directory``, if any."""
     pattern = re.compile(rf"^{re.escape(name)}\.v(\d+)\.yaml$")
-    found = [
-        (int(m.group(1)), p) for p in directory.glob(f"{name}.v*.yaml") if (m := pattern.match(p.name))
-    ]
+    found = [(int(m.group(1)), p) for p in directory.glob(f"{name}.v*.yaml") if (m := pattern.match(p.name))]
     return load_contract(max(found)[1]) if found else None

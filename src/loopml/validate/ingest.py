@@ -68,7 +68,10 @@ def ingest(settings: Settings, store: Store) -> IngestResult:
     created = contract is None
     if contract is None:
         contract = infer_contract(
-            frame, settings.name, id_column=settings.id_column, event_time=settings.event_time,
+            frame,
+            settings.name,
+            id_column=settings.id_column,
+            event_time=settings.event_time,
             target=settings.target,
         )
         save_contract(contract, contracts_dir(settings))
@@ -90,24 +93,36 @@ def _record(
     key = f"datasets/{settings.name}/{digest}.parquet"
     store.artifacts.put_bytes(key, data)
     if len(quarantined):
-        store.artifacts.put_bytes(f"datasets/{settings.name}/{digest}.quarantine.parquet",
-                                  _parquet_bytes(quarantined))
+        store.artifacts.put_bytes(
+            f"datasets/{settings.name}/{digest}.quarantine.parquet", _parquet_bytes(quarantined)
+        )
     dv = tables.dataset_versions
     with store.engine.begin() as conn:
         parent = conn.execute(
             select(dv.c.id, dv.c.version).where(dv.c.name == settings.name).order_by(dv.c.version.desc())
         ).first()
-        row = {
-            "name": settings.name, "version": (parent.version + 1) if parent else 1, "content_hash": digest,
-            "uri": key, "rows": len(accepted), "rows_read": len(accepted) + len(quarantined),
-            "rows_quarantined": len(quarantined), "source": described, "contract_version": contract.version,
-            "parent_id": parent.id if parent else None, "created_at": utcnow(),
+        row: dict[str, Any] = {
+            "name": settings.name,
+            "version": (parent.version + 1) if parent else 1,
+            "content_hash": digest,
+            "uri": key,
+            "rows": len(accepted),
+            "rows_read": len(accepted) + len(quarantined),
+            "rows_quarantined": len(quarantined),
+            "source": described,
+            "contract_version": contract.version,
+            "parent_id": parent.id if parent else None,
+            "created_at": utcnow(),
         }
         new_id = conn.execute(insert(dv).returning(dv.c.id), row).scalar_one()
-    return DatasetVersion(id=new_id, **{k: v for k, v in row.items() if k in DatasetVersion.__dataclass_fields__})
+    return DatasetVersion(
+        id=new_id, **{k: v for k, v in row.items() if k in DatasetVersion.__dataclass_fields__}
+    )
 
 
-def load_snapshot(settings: Settings, store: Store, version: int | None = None) -> tuple[DatasetVersion, pd.DataFrame]:
+def load_snapshot(
+    settings: Settings, store: Store, version: int | None = None
+) -> tuple[DatasetVersion, pd.DataFrame]:
     """A data set version (the latest by default) and its rows."""
     dv = tables.dataset_versions
     query = select(dv).where(dv.c.name == settings.name)
