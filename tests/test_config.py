@@ -48,7 +48,10 @@ def test_unknown_top_level_key_lists_the_valid_keys() -> None:
 
 
 def test_unknown_top_level_key_suggests_the_closest() -> None:
-    assert _error(MINIMAL + "serv:\n  port: 1\n") == "loopml.yaml line 5: unknown key 'serv'; did you mean 'serve'?"
+    assert (
+        _error(MINIMAL + "serv:\n  port: 1\n")
+        == "loopml.yaml line 5: unknown key 'serv'; did you mean 'serve'?"
+    )
 
 
 def test_unknown_nested_key_suggests_the_closest_with_its_line() -> None:
@@ -140,7 +143,9 @@ def test_env_overrides_read_os_environ_by_default(monkeypatch: pytest.MonkeyPatc
 
 def test_unknown_env_override_names_the_variable_and_key() -> None:
     message = _error(MINIMAL + "serve:\n  host: h\n", environ={"LOOPML_SERVE__PROT": "1"})
-    assert message == "environment variable LOOPML_SERVE__PROT: unknown key 'serve.prot'; did you mean 'port'?"
+    assert (
+        message == "environment variable LOOPML_SERVE__PROT: unknown key 'serve.prot'; did you mean 'port'?"
+    )
 
 
 def test_unknown_env_override_section() -> None:

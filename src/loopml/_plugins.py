@@ -55,5 +55,6 @@ def resolve(kind: str, name: str) -> Any:
     """Return the plugin object registered as ``name`` for ``kind``."""
     registry = available(kind)
     if name not in registry:
-        raise ConfigError(f"unknown {kind[:-1]} kind '{name}'; {did_you_mean(name, registry)}")
+        suggestion = did_you_mean(name, registry) or f"no {kind[:-1]} plugins are installed"
+        raise ConfigError(f"unknown {kind[:-1]} kind '{name}'; {suggestion}")
     return load_object(registry[name], what=f"{kind[:-1]} plugin '{name}'")

@@ -10,6 +10,7 @@ key (``LOOPML_SERVE__PORT=9000``). An unknown key, a wrong type, a missing file 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -27,17 +28,21 @@ __all__ = [
     "SourceConfig",
     "StoreConfig",
     "TrainConfig",
+    "WindowFeatureConfig",
     "load_settings",
     "parse_settings",
 ]
 
 PROJECT_FILE = "loopml.yaml"
 ENV_PREFIX = "LOOPML_"
+_DURATION = re.compile(r"\d+[smhdw]")
 _ENV_ALIASES = {"DB_URL": ("store", "db_url"), "ARTIFACTS_URL": ("store", "artifacts_url")}
 
 
 DatetimePart = Literal["hour", "dayofweek", "day", "month", "is_weekend", "is_night"]
 _DEFAULT_PARTS: tuple[DatetimePart, ...] = ("hour", "dayofweek", "is_weekend", "is_night")
+Aggregate = Literal["count", "sum", "mean", "max"]
+_DEFAULT_AGGS: tuple[Aggregate, ...] = ("count", "mean")
 
 
 class _Frozen(BaseModel):
@@ -52,6 +57,30 @@ class SourceConfig(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict, description="Passed to the reader.")
 
 
+class WindowFeatureConfig(_Frozen):
+    """Aggregates of a column per entity over time windows, computed point-in-time.
+
+    ``{entity: customer_id, column: tx_amount, aggs: [count, mean], windows: [1d, 7d]}`` gives the
+    card's number of transactions and mean amount over the previous day and week. A ``label_delay``
+    (for a column such as the fraud label, known only days later) shifts the windows back so that
+    only events older than the delay count.
+    """
+
+    entity: str
+    column: str | None = Field(None, description="Column to aggregate; omitted: count events.")
+    aggs: list[Aggregate] = Field(default_factory=lambda: list(_DEFAULT_AGGS))
+    windows: list[str] = Field(default_factory=lambda: ["1d", "7d", "30d"])
+    label_delay: str | None = None
+
+    @field_validator("windows", "label_delay")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        bad = [v for v in ([value] if isinstance(value, str) else value or []) if not _DURATION.fullmatch(v)]
+        if bad:
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {bad}")
+        return value
+
+
 class FeaturesConfig(_Frozen):
     """Which columns feed the model and how."""
 
@@ -59,6 +88,7 @@ class FeaturesConfig(_Frozen):
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
     categorical: list[str] = Field(default_factory=list, description="Force these columns categorical.")
     datetime_parts: list[DatetimePart] = Field(default_factory=lambda: list(_DEFAULT_PARTS))
+    windows: list[WindowFeatureConfig] = Field(default_factory=list, description="Entity window features.")
 
 
 class TrainConfig(_Frozen):

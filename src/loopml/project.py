@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.batch import BatchResult, score_file
 from loopml.config import Settings, load_settings
+from loopml.features import window_specs
 from loopml.registry import LoadedModel, ModelVersion, get_alias, load_model, register, set_alias
 from loopml.store import Store, open_store
 from loopml.train import finish_run, fit, start_run
@@ -63,7 +64,7 @@ class Project:
 
     def train(self, dataset_version: int | None = None) -> TrainOutcome:
         """Fit on a snapshot (the latest by default), register it, and make it champion if there is none."""
-        dataset, frame = load_snapshot(self.settings, self.store, dataset_version)
+        dataset, frame = load_snapshot(self.store, self.name, dataset_version)
         contract = _contract_for(self.settings, dataset.contract_version)
         run_id = start_run(self.store.engine, self.name, dataset.id, {"model": self.settings.train.model})
         try:
@@ -82,6 +83,7 @@ class Project:
             "contract": contract.model_dump(),
             "threshold": 0.5,
             "dataset_version": dataset.version,
+            "windows": [asdict(spec) for spec in window_specs(self.settings.features)],
         }
         version = register(
             self.store, self.name, result.pipeline, metrics=metrics, signature=signature, run_id=run_id

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -36,12 +37,13 @@ def _source_for(path: Path) -> Source:
     raise InputError(f"input '{path}' must be a .csv or .parquet file (or a folder of Parquet files).")
 
 
-def _scored(model: LoadedModel, chunk: pd.DataFrame) -> pd.DataFrame:
-    outputs = model.outputs(model.predict_frame(chunk))
+def _scored(model: LoadedModel, coerced: pd.DataFrame) -> pd.DataFrame:
+    outputs = model.outputs(model.score(model.features(coerced)))
+    model.observe(coerced)
     out = pd.DataFrame(outputs)
     id_column = model.contract.id_column
-    if id_column and id_column in chunk.columns:
-        out.insert(0, id_column, chunk[id_column].to_numpy())
+    if id_column and id_column in coerced.columns:
+        out.insert(0, id_column, coerced[id_column].to_numpy())
     out.insert(0, "prediction_id", [str(uuid.uuid4()) for _ in range(len(out))])
     out["model_version"] = model.version.version
     return out
@@ -65,9 +67,10 @@ def score_file(
     writer: pq.ParquetWriter | None = None
     rows = 0
     for chunk in source.iter_batches(chunk_rows):
-        scored = _scored(model, chunk)
+        coerced = model.coerce(chunk)
+        scored = _scored(model, coerced)
         if log_predictions:
-            _log(store, model, chunk, scored)
+            _log(store, model, coerced, scored)
         if output.suffix == ".csv":
             scored.to_csv(output, mode="a" if rows else "w", header=not rows, index=False)
         else:
@@ -82,18 +85,21 @@ def score_file(
     return BatchResult(rows=rows, output=str(output), model_version=model.version.version)
 
 
-def _log(store: Store, model: LoadedModel, chunk: pd.DataFrame, scored: pd.DataFrame) -> None:
-    now = utcnow()
-    inputs = model.prepare(chunk).astype(object).where(chunk[model.input_columns].notna(), None)
-    records = [
-        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in rec.items()}
-        for rec in inputs.to_dict(orient="records")
+def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = frame.astype(object).where(frame.notna(), None)
+    return [
+        {str(k): (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in rec.items()}
+        for rec in out.to_dict(orient="records")
     ]
+
+
+def _log(store: Store, model: LoadedModel, coerced: pd.DataFrame, scored: pd.DataFrame) -> None:
+    now, version = utcnow(), model.version.version
     rows = [
         {
             "id": pid,
             "model_name": model.name,
-            "model_version": model.version.version,
+            "model_version": version,
             "created_at": now,
             "origin": "batch",
             "inputs": rec,
@@ -101,7 +107,7 @@ def _log(store: Store, model: LoadedModel, chunk: pd.DataFrame, scored: pd.DataF
             "output": {"score": float(score), "label": int(label)},
         }
         for pid, rec, score, label in zip(
-            scored["prediction_id"], records, scored["score"], scored["label"], strict=True
+            scored["prediction_id"], _jsonable(coerced), scored["score"], scored["label"], strict=True
         )
     ]
     write_predictions(store.engine, rows)

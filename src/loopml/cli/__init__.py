@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from loopml.cli import commands, models
+from loopml.cli._common import set_debug
 from loopml.cli.demo import demo
 
 __all__ = ["app", "main"]
@@ -27,6 +28,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
     ctx.obj = {"debug": debug}
+    set_debug(debug)
 
 
 commands.register(app)

@@ -11,13 +11,21 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
 from loopml.errors import LoopMLError
 
-__all__ = ["JsonOpt", "ProjectOpt", "console", "emit", "err_console", "handle_errors", "open_project"]
+__all__ = [
+    "JsonOpt",
+    "ProjectOpt",
+    "console",
+    "emit",
+    "err_console",
+    "handle_errors",
+    "open_project",
+    "set_debug",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -59,10 +67,18 @@ def emit(payload: dict[str, Any], as_json: bool, render: Callable[[], None]) -> 
         render()
 
 
+# Set by the root callback on every invocation. (Recent Typer releases vendor their own click,
+# so `click.get_current_context()` does not see Typer's context, and click may not even be installed.)
+_options = {"debug": False}
+
+
+def set_debug(debug: bool) -> None:
+    """Record the root ``--debug`` flag for :func:`handle_errors`."""
+    _options["debug"] = debug
+
+
 def _debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    root = ctx.find_root() if ctx else None
-    return bool(root and isinstance(root.obj, dict) and root.obj.get("debug"))
+    return _options["debug"]
 
 
 def handle_errors(fn: F) -> F:

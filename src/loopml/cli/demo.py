@@ -20,12 +20,11 @@ from loopml.errors import InputError
 __all__ = ["demo"]
 
 
-def _held_out_day(frame: pd.DataFrame, event_time: str, holdout_start: str) -> pd.DataFrame:
-    """The last complete day of the holdout period."""
+def _next_day(replay: Path, event_time: str) -> pd.DataFrame:
+    """The first day after the training data: traffic the model has never seen."""
+    frame = pd.read_parquet(replay)
     days = pd.to_datetime(frame[event_time]).dt.normalize()
-    candidates = days[days >= pd.Timestamp(holdout_start).normalize()].unique()
-    day = sorted(candidates)[-2] if len(candidates) > 1 else candidates[-1]
-    return frame[days == day].reset_index(drop=True)
+    return frame[days == days.min()].reset_index(drop=True)
 
 
 def _send_all(
@@ -127,16 +126,13 @@ def demo(
 
     Runs in about a minute on 2 cores. Example: loopml demo fraud --json
     """
-    from loopml.validate import load_snapshot
-
     started = time.perf_counter()
     directory = project or Path(tempfile.mkdtemp(prefix=f"loopml-demo-{example}-"))
     proj, ingested, outcome = _build(example, directory)
     event_time, id_column = proj.settings.event_time, proj.settings.id_column
     if event_time is None or id_column is None:
         raise InputError(f"the demo needs id_column and event_time in {directory / 'loopml.yaml'}.")
-    _, frame = load_snapshot(proj.settings, proj.store)
-    day = _held_out_day(frame, event_time, outcome.version.metrics["holdout_start"])
+    day = _next_day(directory / "data" / "replay.parquet", event_time)
     hold = outcome.version.metrics["holdout"]
     summary = {
         "project_dir": str(directory),

@@ -26,8 +26,23 @@ def write_example(name: str, directory: Path, **data_options: Any) -> Path:
     data_dir = directory / "data"
     data_dir.mkdir(exist_ok=True)
     if name == "fraud":
-        from loopml.examples.fraud import simulate
-
-        simulate(**data_options).to_parquet(data_dir / "transactions.parquet", index=False)
+        _write_fraud(data_dir, **data_options)
     target.write_text(template, encoding="utf-8")
     return target
+
+
+def _write_fraud(data_dir: Path, **options: Any) -> None:
+    """History to train on (before the regime change) and later traffic to replay through the API.
+
+    ``transactions.parquet`` holds the days up to the one before the fraud pattern changes;
+    ``replay.parquet`` holds the rest: first one ordinary, unseen day, then the new pattern.
+    """
+    from loopml.examples.fraud import SimulationConfig, simulate
+
+    config = SimulationConfig(**options)
+    frame = simulate(config)
+    change = config.regime_change_day
+    cut = change - 1 if change is not None and change > 1 else max(config.days - 30, 1)
+    history = frame["tx_time_days"] < cut
+    frame[history].to_parquet(data_dir / "transactions.parquet", index=False)
+    frame[~history].to_parquet(data_dir / "replay.parquet", index=False)

@@ -1,8 +1,19 @@
-"""Features: scikit-learn transformers and the pipeline built from the contract and config."""
+"""Features: scikit-learn transformers, entity window features, and the pipeline built from config."""
 
 from __future__ import annotations
 
-from loopml.features.build import FeatureColumns, build_preprocessor, select_columns
+from loopml.features.build import FeatureColumns, build_preprocessor, select_columns, window_specs
 from loopml.features.datetime import DatetimeParts
+from loopml.features.windows import EntityHistory, WindowSpec, parse_duration, window_features
 
-__all__ = ["DatetimeParts", "FeatureColumns", "build_preprocessor", "select_columns"]
+__all__ = [
+    "DatetimeParts",
+    "EntityHistory",
+    "FeatureColumns",
+    "WindowSpec",
+    "build_preprocessor",
+    "parse_duration",
+    "select_columns",
+    "window_features",
+    "window_specs",
+]

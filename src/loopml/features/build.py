@@ -12,28 +12,53 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from loopml.config import FeaturesConfig
 from loopml.errors import ConfigError, did_you_mean
 from loopml.features.datetime import DatetimeParts
+from loopml.features.windows import WindowSpec
 from loopml.validate.contract import DataContract
 
-__all__ = ["FeatureColumns", "build_preprocessor", "select_columns"]
+__all__ = ["FeatureColumns", "build_preprocessor", "select_columns", "window_specs"]
 
 
 @dataclass(frozen=True)
 class FeatureColumns:
-    """The model's input columns, by kind."""
+    """The model's columns: raw ones by kind, window features, and what a request must carry."""
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     datetime: tuple[str, ...]
+    windows: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
 
     @property
     def all(self) -> list[str]:
-        return [*self.numeric, *self.categorical, *self.datetime]
+        """The columns the preprocessor consumes (window features included)."""
+        return [*self.numeric, *self.windows, *self.categorical, *self.datetime]
+
+
+def window_specs(config: FeaturesConfig) -> list[WindowSpec]:
+    """The window specs of the ``features.windows`` section."""
+    return [
+        WindowSpec(w.entity, w.column, tuple(w.aggs), tuple(w.windows), w.label_delay) for w in config.windows
+    ]
+
+
+def _inputs(contract: DataContract, raw: list[str], specs: list[WindowSpec]) -> tuple[str, ...]:
+    """Raw columns a scoring request carries: raw features, window entities and values, the event time."""
+    needed = list(raw)
+    for spec in specs:
+        needed += [spec.entity, *([spec.column] if spec.column else [])]
+    if specs and contract.event_time:
+        needed.append(contract.event_time)
+    return tuple(c for c in dict.fromkeys(needed) if c != contract.target)
 
 
 def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureColumns:
     """Pick the feature columns: ``include`` (or every column) minus target, id and ``drop``."""
     known = set(contract.names)
-    for name in [*(config.include or []), *config.drop, *config.categorical]:
+    specs = window_specs(config)
+    if specs and not contract.event_time:
+        raise ConfigError("features.windows need an event_time column; set event_time in loopml.yaml.")
+    referenced = [c for spec in specs for c in (spec.entity, spec.column) if c]
+    for name in [*(config.include or []), *config.drop, *config.categorical, *referenced]:
         if name not in known:
             raise ConfigError(f"features: column '{name}' is not in the data; {did_you_mean(name, known)}")
     reserved = {contract.target, contract.id_column, *config.drop}
@@ -47,9 +72,12 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
             kinds["datetime"].append(name)
         else:
             kinds["numeric"].append(name)
-    if not names:
+    windows = tuple(name for spec in specs for name in spec.names)
+    if not names and not windows:
         raise ConfigError("features: no feature columns are left after removing target, id and drop.")
-    return FeatureColumns(**{k: tuple(v) for k, v in kinds.items()})
+    return FeatureColumns(
+        **{k: tuple(v) for k, v in kinds.items()}, windows=windows, inputs=_inputs(contract, names, specs)
+    )
 
 
 def build_preprocessor(
@@ -69,7 +97,7 @@ def build_preprocessor(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=float
     )
     steps = [
-        ("numeric", numeric, list(columns.numeric)),
+        ("numeric", numeric, [*columns.numeric, *columns.windows]),
         ("categorical", categorical, list(columns.categorical)),
         ("datetime", DatetimeParts(parts=tuple(config.datetime_parts)), list(columns.datetime)),
     ]

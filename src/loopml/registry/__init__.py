@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopml.registry.loaded import LoadedModel, load_model
+from loopml.registry.loaded import LoadedModel, load_history, load_model
 from loopml.registry.serialize import TRUSTED_TYPES
 from loopml.registry.versions import (
     AliasChange,
@@ -25,6 +25,7 @@ __all__ = [
     "get_alias",
     "get_version",
     "list_versions",
+    "load_history",
     "load_model",
     "register",
     "resolve",

@@ -4,78 +4,106 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
 from loopml.errors import InputError
+from loopml.features import EntityHistory, WindowSpec
 from loopml.registry.serialize import loads
 from loopml.registry.versions import ModelVersion, resolve
-from loopml.store import Store
-from loopml.validate import DataContract, coerce_column
+from loopml.store import Store, tables
+from loopml.validate import DataContract, coerce_column, load_snapshot
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "load_history", "load_model"]
+
+_HISTORY_LOG_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     """A registered version, verified and loaded, ready to score.
 
-    Real-time and batch scoring both go through :meth:`prepare` and :meth:`score`, so they give
-    identical results for identical rows.
+    Real-time and batch scoring both go through :meth:`coerce`, :meth:`features` and :meth:`score`,
+    so they give identical results for identical rows. A model with entity window features carries
+    an :class:`~loopml.features.EntityHistory`: scored events are added to it with :meth:`observe`.
     """
 
     version: ModelVersion
     pipeline: Any = field(repr=False)
+    history: EntityHistory | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.version.name
 
-    @property
+    @cached_property
     def contract(self) -> DataContract:
         return DataContract.model_validate(self.version.signature["contract"])
 
-    @property
+    @cached_property
     def input_columns(self) -> list[str]:
+        """Raw columns a request must carry."""
         return list(self.version.signature["input_columns"])
 
-    @property
+    @cached_property
+    def windows(self) -> list[WindowSpec]:
+        specs = self.version.signature.get("windows", [])
+        return [WindowSpec(**{**s, "aggs": tuple(s["aggs"]), "windows": tuple(s["windows"])}) for s in specs]
+
+    @cached_property
     def threshold(self) -> float:
         return float(self.version.signature.get("threshold", 0.5))
 
-    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Select the input columns and coerce each to its contract type."""
+    def coerce(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Select the input columns (and the id, when present) and coerce each to its contract type."""
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
             raise InputError(
                 f"input is missing column(s) {', '.join(missing)} that model '{self.name}' needs."
             )
         contract = self.contract
+        id_column = contract.id_column
+        keep = [*([id_column] if id_column and id_column in frame.columns else []), *self.input_columns]
         return pd.DataFrame(
-            {c: coerce_column(frame[c], contract.column(c)) for c in self.input_columns}, index=frame.index
+            {c: coerce_column(frame[c], contract.column(c)) for c in dict.fromkeys(keep)}, index=frame.index
         )
 
-    def score(self, prepared: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class for each prepared row."""
-        features, model = self.pipeline[:-1], self.pipeline[-1]
-        matrix = features.transform(prepared)
-        kwargs = (
-            {"num_threads": 1}
-            if len(prepared) < 256 and type(model).__module__.startswith("lightgbm")
-            else {}
-        )
-        proba: np.ndarray = model.predict_proba(matrix, **kwargs)
+    def features(self, coerced: pd.DataFrame) -> pd.DataFrame:
+        """Coerced inputs plus the point-in-time window features from the history."""
+        if not self.windows:
+            return coerced
+        if self.history is None:
+            raise InputError(f"model '{self.name}' uses window features; load it with its history.")
+        return pd.concat([coerced, self.history.features(coerced)], axis=1)
+
+    def observe(self, coerced: pd.DataFrame) -> None:
+        """Add scored events to the window history (ids already known are skipped)."""
+        if self.history is not None:
+            self.history.extend(coerced)
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        """Probability of the positive class for each row of :meth:`features`' output."""
+        transform, model = self.pipeline[:-1], self.pipeline[-1]
+        matrix = transform.transform(features)
+        small = len(features) < 256 and type(model).__module__.startswith("lightgbm")
+        proba: np.ndarray = model.predict_proba(matrix, **({"num_threads": 1} if small else {}))
         return proba[:, 1]
 
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Score a frame of raw rows."""
-        return self.score(self.prepare(frame))
+    def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
+        """Score a frame of raw rows, then (by default) add them to the window history."""
+        coerced = self.coerce(frame)
+        scores = self.score(self.features(coerced))
+        if observe:
+            self.observe(coerced)
+        return scores
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    def predict_records(self, records: Sequence[Mapping[str, Any]], *, observe: bool = True) -> np.ndarray:
         """Score JSON-like records (dicts of column -> value)."""
-        return self.predict_frame(pd.DataFrame.from_records(list(records)))
+        return self.predict_frame(pd.DataFrame.from_records(list(records)), observe=observe)
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
         """The response shape of each scored row: score and decision at the threshold."""
@@ -83,8 +111,33 @@ class LoadedModel:
         return [{"score": float(s), "label": int(s >= cut)} for s in scores]
 
 
+def load_history(store: Store, version: ModelVersion, specs: list[WindowSpec]) -> EntityHistory:
+    """The window history: the latest data snapshot plus every event logged since by the API or batch."""
+    sig = version.signature
+    history = EntityHistory(specs, sig["event_time"], sig.get("id_column"))
+    _, snapshot = load_snapshot(store, version.name)
+    history.extend(snapshot)
+    logged = _logged_inputs(store, version.name)
+    if len(logged):
+        contract = DataContract.model_validate(sig["contract"])
+        present = [c for c in history.columns if c in logged.columns]
+        history.extend(pd.DataFrame({c: coerce_column(logged[c], contract.column(c)) for c in present}))
+    return history
+
+
+def _logged_inputs(store: Store, name: str) -> pd.DataFrame:
+    p = tables.predictions
+    query = select(p.c.inputs).where(p.c.model_name == name).order_by(p.c.created_at.desc())
+    with store.engine.connect() as conn:
+        rows = conn.execute(query.limit(_HISTORY_LOG_LIMIT)).scalars().all()
+    return pd.DataFrame.from_records(list(reversed(rows))) if rows else pd.DataFrame()
+
+
 def load_model(store: Store, name: str, ref: str | int = "champion") -> LoadedModel:
-    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, and load it."""
+    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its history."""
     version = resolve(store.engine, name, ref)
     data = store.artifacts.get_bytes(version.artifact_key, sha256=version.sha256)
-    return LoadedModel(version=version, pipeline=loads(data))
+    model = LoadedModel(version=version, pipeline=loads(data))
+    if model.windows:
+        model = LoadedModel(version, model.pipeline, load_history(store, version, model.windows))
+    return model

@@ -46,7 +46,8 @@ class CsvSource:
             try:
                 yield from pd.read_csv(file, chunksize=batch_rows, **self.options)
             except (ValueError, pd.errors.ParserError) as exc:
-                raise DataError(f"cannot parse CSV file '{file}': {exc}") from None
+                reason = " ".join(str(exc).split())  # pandas' messages can end in a newline
+                raise DataError(f"cannot parse CSV file '{file}': {reason}") from None
 
 
 class ParquetSource:
@@ -64,6 +65,6 @@ class ParquetSource:
             try:
                 parquet = pq.ParquetFile(file)
             except Exception as exc:  # pyarrow raises several types for a corrupt file
-                raise DataError(f"cannot read Parquet file '{file}': {exc}") from None
+                raise DataError(f"cannot read Parquet file '{file}': {' '.join(str(exc).split())}") from None
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=self.columns):
                 yield batch.to_pandas()

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 
 from loopml.config import Settings
 from loopml.errors import ConfigError, DataError
-from loopml.features import FeatureColumns, build_preprocessor, select_columns
+from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
 from loopml.tasks import binary
 from loopml.validate.contract import DataContract
 
@@ -32,7 +32,8 @@ class TrainResult:
 
     @property
     def input_columns(self) -> list[str]:
-        return self.columns.all
+        """Raw columns a scoring request must carry."""
+        return list(self.columns.inputs)
 
 
 def _labels(frame: pd.DataFrame, target: str) -> np.ndarray:
@@ -55,6 +56,11 @@ def fit(frame: pd.DataFrame, contract: DataContract, settings: Settings) -> Trai
     y = _labels(frame, settings.target)
     train_pos, holdout_pos = binary.time_split(frame, settings.event_time, cfg.holdout_fraction)
     columns = select_columns(contract, settings.features)
+    specs = window_specs(settings.features)
+    if specs:
+        assert settings.event_time is not None  # select_columns checked it
+        windows = window_features(frame, specs, settings.event_time, settings.id_column)
+        frame = pd.concat([frame.reset_index(drop=True), windows.reset_index(drop=True)], axis=1)
     model = binary.candidate(cfg.model, cfg.params, cfg.seed)
     pipeline = Pipeline(
         [

@@ -120,20 +120,18 @@ def _record(
     )
 
 
-def load_snapshot(
-    settings: Settings, store: Store, version: int | None = None
-) -> tuple[DatasetVersion, pd.DataFrame]:
+def load_snapshot(store: Store, name: str, version: int | None = None) -> tuple[DatasetVersion, pd.DataFrame]:
     """A data set version (the latest by default) and its rows."""
     dv = tables.dataset_versions
-    query = select(dv).where(dv.c.name == settings.name)
+    query = select(dv).where(dv.c.name == name)
     query = query.where(dv.c.version == version) if version else query.order_by(dv.c.version.desc())
     with store.engine.connect() as conn:
         row = conn.execute(query.limit(1)).first()
-        count = conn.execute(select(func.count()).select_from(dv).where(dv.c.name == settings.name)).scalar()
+        count = conn.execute(select(func.count()).select_from(dv).where(dv.c.name == name)).scalar()
     if row is None:
         what = f"version {version}" if version else "any version"
         raise NotFoundError(
-            f"data set '{settings.name}' has no {what} ({count} ingested).", hint="Run `loopml ingest` first."
+            f"data set '{name}' has no {what} ({count} ingested).", hint="Run `loopml ingest` first."
         )
     fields = {k: getattr(row, k) for k in DatasetVersion.__dataclass_fields__}
     dataset = DatasetVersion(**fields)

@@ -1,0 +1,92 @@
+"""``import loopml`` stays light; optional dependencies fail with an error naming the extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loopml._optional import require
+from loopml.errors import MissingExtraError
+
+# Heavy or optional libraries that must load only inside the function that needs them.
+MUST_NOT_LOAD = ("fastapi", "lightgbm", "dask", "plotly", "uvicorn", "distributed", "optuna", "redis", "pika")
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(result.stdout))
+
+
+def test_import_loopml_does_not_load_heavy_libraries() -> None:
+    loaded = _modules_after("import loopml")
+    assert "loopml" in loaded
+    offenders = sorted(m for m in loaded if m.split(".")[0] in MUST_NOT_LOAD)
+    assert offenders == [], f"`import loopml` loads {offenders}"
+
+
+def test_the_lazy_project_attribute_still_works() -> None:
+    import loopml
+    from loopml.project import Project
+
+    assert loopml.Project is Project
+    assert "Project" in loopml.__all__
+
+
+def test_unknown_attribute_of_loopml() -> None:
+    import loopml
+
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = loopml.nope
+
+
+def test_require_returns_an_installed_module() -> None:
+    assert require("json").__name__ == "json"
+
+
+@pytest.mark.parametrize(
+    ("module", "purpose", "message", "extra"),
+    [
+        (
+            "lightgbm",
+            "the default learner",
+            "lightgbm is needed for the default learner but is not installed.",
+            "lgbm",
+        ),
+        ("nats", "", "nats-py is needed but is not installed.", "actions"),
+        (
+            "prometheus_client.core",
+            "metrics",
+            "prometheus-client is needed for metrics but is not installed.",
+            "serve",
+        ),
+    ],
+)
+def test_require_a_missing_module_names_the_extra_and_the_pip_command(
+    monkeypatch: pytest.MonkeyPatch, module: str, purpose: str, message: str, extra: str
+) -> None:
+    # A None entry in sys.modules makes the import fail as if the package were not installed.
+    top = module.split(".")[0]
+    if top != module:
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setitem(sys.modules, top, None)
+    with pytest.raises(MissingExtraError) as info:
+        require(module, purpose)
+    err = info.value
+    assert err.message == message
+    assert err.hint == f"Install it with: pip install 'loopml[{extra}]'"
+    assert isinstance(err, ImportError)
+    assert isinstance(err.__cause__, ImportError)
+
+
+def test_require_an_unknown_missing_module_points_at_the_all_extra() -> None:
+    with pytest.raises(MissingExtraError) as info:
+        require("loopml_no_such_module.sub")
+    assert str(info.value) == (
+        "loopml_no_such_module is needed but is not installed. Install it with: pip install 'loopml[all]'"
+    )
