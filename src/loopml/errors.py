@@ -42,7 +42,10 @@ class LoopMLError(Exception):
         self.details = details
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        joiner = " " if self.message.endswith((".", "?", "!", ":", ";")) else ". "
+        return f"{self.message}{joiner}{self.hint}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape the API and ``--json`` output use."""

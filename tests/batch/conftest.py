@@ -14,13 +14,13 @@ from loopml.validate import load_snapshot
 
 @pytest.fixture(scope="module")
 def batch_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """The fraud example (30 days, 20 trees), ingested and trained: version 1 is the champion."""
+    """The fraud example (30 days, 20 trees, one thread), ingested and trained: version 1 is champion."""
     directory = tmp_path_factory.mktemp("batch") / "proj"
     write_example("fraud", directory, days=30)
     config = directory / "loopml.yaml"
     text = config.read_text(encoding="utf-8")
     assert "n_estimators: 200" in text, "the fraud template changed; update the test helper"
-    config.write_text(text.replace("n_estimators: 200", "n_estimators: 20"), encoding="utf-8")
+    config.write_text(text.replace("n_estimators: 200", "n_estimators: 20\n    n_jobs: 1"), encoding="utf-8")
     project = Project.open(directory, environ={})  # LOOPML_* variables must not move the stores
     project.ingest()
     assert project.train().version.version == 1

@@ -127,23 +127,15 @@ def test_chunking_gives_the_same_result(
 
 
 def test_batch_predictions_are_logged(batch_project: Project, holdout_parquet: Path, tmp_path: Path) -> None:
-    result = score_file(
-        batch_project.store,
-        batch_project.load_model(),
-        holdout_parquet,
-        tmp_path / "scored.parquet",
-        chunk_rows=100,
-    )
+    model = batch_project.load_model()
+    output = tmp_path / "scored.parquet"
+    result = score_file(batch_project.store, model, holdout_parquet, output, chunk_rows=100)
     scored = pd.read_parquet(result.output)
     source = pd.read_parquet(holdout_parquet).set_index("transaction_id")
     predictions = tables.predictions
     with batch_project.store.engine.connect() as conn:
-        rows = {
-            r.id: r
-            for r in conn.execute(
-                select(predictions).where(predictions.c.id.in_(scored["prediction_id"].tolist()))
-            )
-        }
+        query = select(predictions).where(predictions.c.id.in_(scored["prediction_id"].tolist()))
+        rows = {r.id: r for r in conn.execute(query)}
     assert len(rows) == len(scored) == result.rows
     for out in scored.itertuples():
         row = rows[out.prediction_id]
@@ -151,9 +143,15 @@ def test_batch_predictions_are_logged(batch_project: Project, holdout_parquet: P
         assert row.model_name == "fraud" and row.model_version == 1
         assert row.score == out.score
         assert row.output == {"score": out.score, "label": out.label}
-        assert set(row.inputs) == {"tx_amount", "tx_datetime"}
-        assert row.inputs["tx_amount"] == source.at[out.transaction_id, "tx_amount"]
-        assert pd.Timestamp(row.inputs["tx_datetime"]) == source.at[out.transaction_id, "tx_datetime"]
+        # The inputs are the model's input columns (and the id): never the target or other columns.
+        assert set(row.inputs) == {"transaction_id", *model.input_columns}
+        assert row.inputs["transaction_id"] == out.transaction_id
+        for column in model.input_columns:
+            expected = source.at[out.transaction_id, column]
+            if isinstance(expected, pd.Timestamp):
+                assert pd.Timestamp(row.inputs[column]) == expected
+            else:
+                assert row.inputs[column] == expected
 
 
 def test_logging_can_be_turned_off(batch_project: Project, holdout_parquet: Path, tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_predict_one_record(client: TestClient, api_project: Project) -> None:
 
 def test_predict_list_keeps_order_and_matches_single_requests(client: TestClient) -> None:
     records = [
-        record(amount, f"2026-01-2{i}T0{i}:15:00", transaction_id=i)
+        record(amount, f"2026-01-2{i}T0{i}:15:00", transaction_id=8_100_000 + i)
         for i, amount in enumerate([3.5, 47.0, 180.0, 260.0, 900.0, 12.25])
     ]
     response = client.post(PREDICT, json=records)
@@ -273,7 +273,9 @@ _record = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(payload=_json | _record | st.lists(_record, min_size=1, max_size=5))
 def test_no_request_body_is_a_server_error(client: TestClient, payload: Any) -> None:
     response = client.post(PREDICT, json=payload)

@@ -14,10 +14,10 @@ __all__ = ["DatetimeParts"]
 
 _PARTS = {
     "hour": lambda s: s.dt.hour,
-    "dayofweek": lambda s: s.dt.dayofweek,
+    "dayofweek": lambda s: s.dt.day_of_week,
     "day": lambda s: s.dt.day,
     "month": lambda s: s.dt.month,
-    "is_weekend": lambda s: (s.dt.dayofweek >= 5).astype("int64"),
+    "is_weekend": lambda s: (s.dt.day_of_week >= 5).astype("int64"),
     "is_night": lambda s: ((s.dt.hour < 6) | (s.dt.hour >= 22)).astype("int64"),
 }
 

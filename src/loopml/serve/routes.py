@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -51,9 +51,11 @@ def _field(loc: tuple[Any, ...], batch: bool) -> str:
     return "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".") or "body"
 
 
-def _wall_time(value: Any) -> Any:
-    """A datetime without its UTC offset (its wall time), as a single record has always been scored."""
-    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
+def _naive_utc(value: Any) -> Any:
+    """A datetime with an offset as naive UTC, the convention of every stored time (see coerce_column)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def _validate(serving: Serving, payload: Any, max_batch: int) -> list[BaseModel]:
@@ -101,7 +103,7 @@ async def predict(
     parsed = _validate(serving, payload, settings.serve.max_batch)
     # Score the parsed values themselves, not their ISO strings: pandas infers one string format per
     # column, so a batch mixing precisions or UTC offsets would be mis-parsed (or fail) as text.
-    rows = [{k: _wall_time(v) for k, v in r.model_dump().items()} for r in parsed]
+    rows = [{k: _naive_utc(v) for k, v in r.model_dump().items()} for r in parsed]
     records = [r.model_dump(mode="json") for r in parsed]
     model = serving.model
     outputs = model.outputs(model.predict_records(rows))

@@ -7,6 +7,7 @@ there (the first rule it failed, in the order: type, not_null, range, category, 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,11 +55,27 @@ def schema_changes(frame: pd.DataFrame, contract: DataContract) -> SchemaChange:
     )
 
 
+def _to_datetime(series: pd.Series) -> pd.Series:
+    """Naive UTC times: ISO 8601 first, then any other format; times with an offset are converted to
+    UTC, naive ones are taken as they are; unparseable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        tz = getattr(series.dt, "tz", None)
+        return series.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else series
+    text = series.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
+    times = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+    retry = times.isna() & series.notna()
+    if retry.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            other = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
+        times = times.where(~retry, other.reindex(times.index))
+    return times.dt.tz_localize(None)
+
+
 def coerce_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     """Convert a column to its contract type; values that cannot convert become missing."""
     if spec.dtype == "datetime":
-        times = pd.to_datetime(series, errors="coerce", utc=False)
-        return times.dt.tz_localize(None) if getattr(times.dt, "tz", None) is not None else times
+        return _to_datetime(series)
     if spec.dtype in ("int", "float"):
         if pd.api.types.is_bool_dtype(series):
             series = series.astype("int64")
