@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopml.batch import BatchResult, score_file
+from loopml.batch import BatchResult, score_file, score_file_dask
 from loopml.config import Settings, load_settings
 from loopml.features import window_specs
 from loopml.registry import LoadedModel, ModelVersion, get_alias, load_model, register, set_alias
@@ -111,9 +111,20 @@ class Project:
         *,
         ref: str | int = "champion",
         progress: Callable[[int], None] | None = None,
+        dask: Any = None,
     ) -> BatchResult:
-        """Batch-score a CSV or Parquet file into another."""
-        return score_file(self.store, self.load_model(ref), input_path, output_path, progress=progress)
+        """Batch-score a CSV or Parquet file into another.
+
+        With ``dask`` (a scheduler address, ``"local"`` for a new LocalCluster, or a
+        ``distributed.Client``) a Parquet file or folder is scored on the cluster into a folder of
+        Parquet partitions; the scores are the same, row by row.
+        """
+        model = self.load_model(ref)
+        if dask is not None:
+            return score_file_dask(
+                self.store, model, input_path, output_path, address=dask, progress=progress
+            )
+        return score_file(self.store, model, input_path, output_path, progress=progress)
 
     def app(self) -> FastAPI:
         """The prediction API for this project (``uvicorn.run(project.app())``)."""

@@ -36,6 +36,7 @@ from loopml.store import (
     utcnow,
     write_predictions,
 )
+from loopml.store.engine import VERSION_TABLE
 from loopml.train import finish_run, start_run
 from loopml.validate import infer_contract
 
@@ -76,11 +77,13 @@ def test_open_store_migrates_to_head_and_is_idempotent(store_url: str, tmp_path:
     second = open_store(store_url, str(tmp_path / "artifacts"))  # already at head: a no-op
     try:
         with second.engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_heads() == (_head(),)
+            assert MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_heads() == (_head(),)
             assert set(sa.inspect(conn).get_table_names()) >= LOOPML_TABLES
         migrate(first.engine)  # and again, explicitly
         with first.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM loopml_alembic_version")).scalar_one() == 1
         assert isinstance(first.artifacts, ArtifactStore)
     finally:
         first.engine.dispose()
@@ -94,9 +97,10 @@ def test_upgrading_an_empty_database_gives_exactly_the_declared_schema(store_url
             assert sa.inspect(conn).get_table_names() == []
         migrate(engine)
         with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn), tables.metadata)
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            diffs = compare_metadata(context, tables.metadata)
             inspector = sa.inspect(conn)
-            assert set(inspector.get_table_names()) == LOOPML_TABLES | {"alembic_version"}
+            assert set(inspector.get_table_names()) == LOOPML_TABLES | {"loopml_alembic_version"}
             for name, table in tables.metadata.tables.items():
                 columns = {c["name"]: c for c in inspector.get_columns(name)}
                 assert list(columns) == [c.name for c in table.columns], name
@@ -132,7 +136,7 @@ def test_postgres_fixture_isolates_each_test_in_its_own_schema(postgres_url: str
     finally:
         store.engine.dispose()
     assert schema.startswith("t_") and len(schema) == 34
-    assert in_schema == LOOPML_TABLES | {"alembic_version"}
+    assert in_schema == LOOPML_TABLES | {"loopml_alembic_version"}
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
-"""Batch scoring: files in, files out, through the same LoadedModel as the API."""
+"""Batch scoring: files in, files out, through the same LoadedModel as the API, locally or on Dask."""
 
 from __future__ import annotations
 
+from loopml.batch.cluster import score_file_dask
 from loopml.batch.score import BatchResult, score_file
 
-__all__ = ["BatchResult", "score_file"]
+__all__ = ["BatchResult", "score_file", "score_file_dask"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,7 +18,7 @@ from loopml.registry import LoadedModel
 from loopml.sources import CsvSource, ParquetSource, Source
 from loopml.store import Store, utcnow, write_predictions
 
-__all__ = ["BatchResult", "score_file"]
+__all__ = ["BatchResult", "assemble", "id_columns", "new_ids", "prepare", "score_file", "write_log"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class BatchResult:
     rows: int
     output: str
     model_version: int
+    partitions: int = 1
 
 
 def _source_for(path: Path) -> Source:
@@ -37,16 +39,48 @@ def _source_for(path: Path) -> Source:
     raise InputError(f"input '{path}' must be a .csv or .parquet file (or a folder of Parquet files).")
 
 
-def _scored(model: LoadedModel, coerced: pd.DataFrame) -> pd.DataFrame:
-    outputs = model.outputs(model.score(model.features(coerced)))
+def prepare(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coerce a chunk, add it to the window history, then compute its features: ``(coerced, features)``.
+
+    Observing before computing the features is what training does (``window_features`` fills the
+    history with the whole frame, then queries it): a window covers only events strictly before
+    ``t - delay``, so an event never sees itself or anything later, while it does see the earlier
+    events of its own chunk. For input sorted by event time the result is therefore the same for any
+    chunk size, and equals an API that received the same events one at a time in time order.
+    """
+    coerced = model.coerce(chunk)
     model.observe(coerced)
-    out = pd.DataFrame(outputs)
-    id_column = model.contract.id_column
-    if id_column and id_column in coerced.columns:
-        out.insert(0, id_column, coerced[id_column].to_numpy())
-    out.insert(0, "prediction_id", [str(uuid.uuid4()) for _ in range(len(out))])
+    return coerced, model.features(coerced)
+
+
+def new_ids(rows: int) -> list[str]:
+    """Fresh prediction ids (UUID4 strings)."""
+    return [str(uuid.uuid4()) for _ in range(rows)]
+
+
+def assemble(
+    model: LoadedModel, ids: pd.DataFrame, scores: np.ndarray, prediction_ids: list[str]
+) -> pd.DataFrame:
+    """The output rows: prediction id, the row id (when the contract has one), score, label, version."""
+    out = pd.DataFrame(model.outputs(scores), index=range(len(scores)))
+    for column in reversed(ids.columns):
+        out.insert(0, column, ids[column].to_numpy())
+    out.insert(0, "prediction_id", prediction_ids)
     out["model_version"] = model.version.version
     return out
+
+
+def id_columns(model: LoadedModel, coerced: pd.DataFrame) -> pd.DataFrame:
+    """The row-id column of ``coerced`` (empty frame when the contract has none or it is absent)."""
+    id_column = model.contract.id_column
+    keep = [id_column] if id_column and id_column in coerced.columns else []
+    return coerced[keep].reset_index(drop=True)
+
+
+def _scored(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    coerced, features = prepare(model, chunk)
+    scores = model.score(features)
+    return coerced, assemble(model, id_columns(model, coerced), scores, new_ids(len(coerced)))
 
 
 def score_file(
@@ -67,10 +101,9 @@ def score_file(
     writer: pq.ParquetWriter | None = None
     rows = 0
     for chunk in source.iter_batches(chunk_rows):
-        coerced = model.coerce(chunk)
-        scored = _scored(model, coerced)
+        coerced, scored = _scored(model, chunk)
         if log_predictions:
-            _log(store, model, coerced, scored)
+            write_log(store, model, coerced, scored)
         if output.suffix == ".csv":
             scored.to_csv(output, mode="a" if rows else "w", header=not rows, index=False)
         else:
@@ -93,7 +126,8 @@ def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _log(store: Store, model: LoadedModel, coerced: pd.DataFrame, scored: pd.DataFrame) -> None:
+def write_log(store: Store, model: LoadedModel, coerced: pd.DataFrame, scored: pd.DataFrame) -> None:
+    """Record each scored row in the prediction log (origin ``batch``) in one transaction."""
     now, version = utcnow(), model.version.version
     rows = [
         {

@@ -119,16 +119,32 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write: .parquet or .csv.")],
     project: ProjectOpt = Path("."),
     model: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Score on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for a "
+            "LocalCluster on this machine. Input: Parquet; output: a folder of Parquet partitions.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Batch-score a file with the same code path as the API."""
+    """Batch-score a file with the same code path as the API (locally, or on Dask with --dask)."""
     from rich.progress import Progress
 
     proj = open_project(project)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("scoring", total=None)
-        result = proj.predict_file(input, output, ref=model, progress=lambda n: bar.advance(task, n))
-    payload = {"rows": result.rows, "output": result.output, "model_version": result.model_version}
+        result = proj.predict_file(
+            input, output, ref=model, progress=lambda n: bar.advance(task, n), dask=dask
+        )
+    payload = {
+        "rows": result.rows,
+        "output": result.output,
+        "model_version": result.model_version,
+        "partitions": result.partitions,
+    }
     emit(
         payload,
         as_json,

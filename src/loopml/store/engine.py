@@ -17,6 +17,8 @@ from loopml.errors import StoreError
 __all__ = ["create_store_engine", "migrate", "utcnow"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Not Alembic's default "alembic_version": Optuna keeps its studies in the same database and uses that.
+VERSION_TABLE = "loopml_alembic_version"
 _migrate_lock = threading.Lock()
 
 
@@ -103,7 +105,9 @@ def _at_head(connection: Any, config: Any) -> bool:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    if "alembic_version" not in inspect(connection).get_table_names():
+    if VERSION_TABLE not in inspect(connection).get_table_names():
         return False
-    current = MigrationContext.configure(connection).get_current_heads()
+    current = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_heads()
     return set(current) == set(ScriptDirectory.from_config(config).get_heads())

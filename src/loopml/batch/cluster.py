@@ -1,0 +1,136 @@
+"""Batch scoring on a Dask cluster: a Parquet file or folder in, a folder of Parquet partitions out.
+
+The work is split where it can be split exactly. Entity window features depend on every earlier event,
+so they cannot be computed by partitions that do not see each other: the client streams the input
+chunk by chunk in order through :func:`~loopml.batch.score.prepare` (coerce, add to the history,
+compute features), exactly as the local batch does. The model itself, the expensive part, runs on
+the workers: each task gets one chunk's features and writes ``part-NNNNN.parquet``. The prediction
+ids are made on the client, and the client writes the prediction log once a partition has been
+written, so a task that Dask retries rewrites the same file with the same ids and logs nothing twice.
+At most ``2 x workers`` chunks are in flight, so memory stays bounded however large the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopml._optional import require
+from loopml.batch.score import BatchResult, assemble, id_columns, new_ids, prepare, write_log
+from loopml.errors import InputError
+from loopml.registry import LoadedModel
+from loopml.sources import ParquetSource
+from loopml.store import Store
+
+__all__ = ["LOCAL", "score_file_dask"]
+
+LOCAL = "local"
+
+
+def score_partition(model: LoadedModel, features: pd.DataFrame, ids: pd.DataFrame, path: str) -> np.ndarray:
+    """Score one chunk's features on a worker and write its Parquet partition; returns the scores."""
+    scores = model.score(features)
+    scored = assemble(model, ids.drop(columns="prediction_id"), scores, list(ids["prediction_id"]))
+    tmp = f"{path}.tmp"
+    pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
+    Path(tmp).replace(path)  # atomic: a retried task overwrites a whole file, never half of one
+    return scores
+
+
+@contextmanager
+def _client(address: Any) -> Iterator[Any]:
+    """A client of the scheduler at ``address``, of a new LocalCluster for ``None`` / ``"local"``,
+    or ``address`` itself when it is already a ``distributed.Client`` (left open)."""
+    distributed = require("distributed", "batch scoring on Dask")
+    if isinstance(address, distributed.Client):
+        yield address
+    elif address in (None, "", LOCAL):
+        workers = os.cpu_count() or 1
+        with (
+            distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+    else:
+        with distributed.Client(address) as client:
+            yield client
+
+
+def _output_dir(output_path: str | Path) -> Path:
+    output = Path(output_path)
+    if output.suffix == ".csv" or (output.exists() and not output.is_dir()):
+        raise InputError(f"output '{output}' must be a folder: Dask writes partitioned Parquet.")
+    if output.exists() and any(output.glob("part-*.parquet")):
+        raise InputError(f"output folder '{output}' already holds part-*.parquet files; choose a new one.")
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def score_file_dask(
+    store: Store,
+    model: LoadedModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    address: Any = None,
+    chunk_rows: int = 100_000,
+    log_predictions: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Score a Parquet file (or folder) into ``output_path/part-NNNNN.parquet`` on a Dask cluster.
+
+    ``address`` is a scheduler address (``tcp://host:8786``), ``None``/``"local"`` for a
+    ``LocalCluster`` of one single-threaded worker process per core, or an open ``distributed.Client``.
+    The output folder must be readable and writable by the workers (a shared disk on a real
+    cluster). The scores equal :func:`~loopml.batch.score_file`'s exactly, row by row.
+    """
+    source = ParquetSource(str(input_path))
+    output = _output_dir(output_path)
+    rows, parts = 0, 0
+    with _client(address) as client:
+        remote = client.scatter(LoadedModel(model.version, model.pipeline), broadcast=True)
+        limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+        pending: deque[tuple[Any, pd.DataFrame, pd.DataFrame]] = deque()
+        for chunk in source.iter_batches(chunk_rows):
+            coerced, features = prepare(model, chunk)
+            ids = id_columns(model, coerced)
+            ids.insert(0, "prediction_id", new_ids(len(ids)))
+            path = str(output / f"part-{parts:05d}.parquet")
+            future = client.submit(score_partition, remote, features, ids.copy(), path, pure=False)
+            pending.append((future, coerced, ids))
+            parts += 1
+            while len(pending) >= limit:
+                rows += _finish(store, model, *pending.popleft(), log_predictions, progress)
+        while pending:
+            rows += _finish(store, model, *pending.popleft(), log_predictions, progress)
+    return BatchResult(rows=rows, output=str(output), model_version=model.version.version, partitions=parts)
+
+
+def _finish(
+    store: Store,
+    model: LoadedModel,
+    future: Any,
+    coerced: pd.DataFrame,
+    ids: pd.DataFrame,
+    log: bool,
+    progress: Callable[[int], None] | None,
+) -> int:
+    scores: np.ndarray = future.result()
+    if log:
+        scored = assemble(model, ids.drop(columns="prediction_id"), scores, list(ids["prediction_id"]))
+        write_log(store, model, coerced, scored)
+    if progress:
+        progress(len(scores))
+    return len(scores)
