@@ -20,6 +20,7 @@ def test_available_lists_builtins() -> None:
     assert _plugins.available("sources") == {
         "csv": "loopml.sources.files:CsvSource",
         "parquet": "loopml.sources.files:ParquetSource",
+        "sql": "loopml.sources.sql:SqlSource",
     }
 
 
@@ -39,7 +40,7 @@ def test_unknown_name_suggests_the_closest() -> None:
 def test_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         _plugins.resolve("sources", "xlsx")
-    assert str(info.value) == "unknown source kind 'xlsx'; valid: 'csv', 'parquet'"
+    assert str(info.value) == "unknown source kind 'xlsx'; valid: 'csv', 'parquet', 'sql'"
 
 
 def test_unknown_name_of_a_kind_without_plugins() -> None:

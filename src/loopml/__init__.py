@@ -5,7 +5,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# OpenMP threads that busy-wait make LightGBM 6x slower on a busy 2-core machine (measured: 31.7 s
+# against 5.1 s for the same fit); passive waiting costs nothing when the cores are free. Only a
+# default: an explicit OMP_WAIT_POLICY wins. Set before LightGBM (and its OpenMP runtime) loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from loopml.config import Settings, load_settings
 from loopml.errors import LoopMLError

@@ -19,6 +19,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     "sources": {
         "csv": "loopml.sources.files:CsvSource",
         "parquet": "loopml.sources.files:ParquetSource",
+        "sql": "loopml.sources.sql:SqlSource",
     },
 }
 

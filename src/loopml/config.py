@@ -16,13 +16,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from loopml.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 __all__ = [
     "PROJECT_FILE",
+    "CleaningConfig",
+    "ColumnRuleConfig",
+    "ContractConfig",
     "FeaturesConfig",
+    "FillPolicy",
+    "FilterConfig",
+    "MonitorConfig",
     "ServeConfig",
     "Settings",
     "SourceConfig",
@@ -50,11 +65,99 @@ class _Frozen(BaseModel):
 
 
 class SourceConfig(_Frozen):
-    """Where the training data comes from."""
+    """Where the training data comes from.
 
-    kind: str = Field("parquet", description="Source plugin: csv, parquet (or a third-party name).")
-    path: str = Field(..., description="File, folder or glob, relative to the project directory.")
+    Files: ``{kind: csv, path: data/*.csv}``. SQL: ``{kind: sql, url: postgresql://..., table: orders}``
+    or a ``query``. With ``watermark: <column>`` each ingest reads only rows whose value in that column
+    is greater than the largest one already ingested (the column must grow for new rows).
+    """
+
+    kind: str = Field("parquet", description="Source plugin: csv, parquet, sql (or a third-party name).")
+    path: str | None = Field(None, description="File, folder or glob, relative to the project directory.")
+    url: str | None = Field(None, description="SQLAlchemy URL of an SQL source.")
+    table: str | None = Field(None, description="Table of an SQL source.")
+    query: str | None = Field(None, description="SELECT of an SQL source (instead of a table).")
+    watermark: str | None = Field(None, description="Column for incremental ingest: only newer rows.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows read per chunk (bounds memory).")
     options: dict[str, Any] = Field(default_factory=dict, description="Passed to the reader.")
+
+    @model_validator(mode="after")
+    def _where(self) -> SourceConfig:
+        if self.kind == "sql":
+            if not self.url:
+                raise _missing("url")
+            if (self.table is None) == (self.query is None):
+                raise ValueError("an sql source takes exactly one of 'table' or 'query'")
+        elif self.path is None and self.url is None:
+            raise _missing("path")
+        return self
+
+
+def _missing(key: str) -> ValidationError:
+    """A pydantic "missing key" error located at ``key`` (reported like any other missing key)."""
+    return ValidationError.from_exception_data(
+        "source", [InitErrorDetails(type="missing", loc=(key,), input={})]
+    )
+
+
+FilterOp = Literal[
+    "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in",
+    "startswith", "endswith", "matches", "not_matches", "is_null", "not_null",
+]  # fmt: skip
+
+
+class FilterConfig(_Frozen):
+    """A row filter: rows for which ``column op value`` holds go to quarantine under ``rule``.
+
+    ``{rule: cancellation, column: InvoiceNo, op: startswith, value: C}``. Filters never drop a row
+    silently: accepted + quarantined = rows read, always.
+    """
+
+    rule: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    column: str
+    op: FilterOp
+    value: Any = None
+
+
+class FillPolicy(_Frozen):
+    """Replace a missing value with ``fill``."""
+
+    fill: Any
+
+
+MissingPolicy = Literal["keep", "quarantine"] | FillPolicy
+
+
+class CleaningConfig(_Frozen):
+    """How raw rows are cleaned before the contract is enforced (every key has a default)."""
+
+    trim: bool = Field(True, description="Strip surrounding whitespace from text values.")
+    dedupe: Literal["none", "id", "row"] = Field("none", description="Quarantine repeated ids or rows.")
+    missing: dict[str, MissingPolicy] = Field(
+        default_factory=dict, description="Per column: keep, quarantine, or {fill: value}."
+    )
+    out_of_range: Literal["quarantine", "clip"] = "quarantine"
+    unknown_category: Literal["quarantine", "keep"] = "quarantine"
+    filters: list[FilterConfig] = Field(default_factory=list, description="Rows to quarantine by rule.")
+
+
+class ColumnRuleConfig(_Frozen):
+    """Extra contract rules for one column; each set key overrides what was inferred."""
+
+    dtype: Literal["int", "float", "bool", "string", "datetime"] | None = None
+    nullable: bool | None = None
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    pattern: str | None = Field(None, description="A regular expression every value must match.")
+    unique: bool | None = None
+
+
+class ContractConfig(_Frozen):
+    """Rules added to the inferred data contract."""
+
+    category_cap: int = Field(50, ge=0, description="Infer allowed categories up to this many values.")
+    columns: dict[str, ColumnRuleConfig] = Field(default_factory=dict)
 
 
 class WindowFeatureConfig(_Frozen):
@@ -91,14 +194,36 @@ class FeaturesConfig(_Frozen):
     windows: list[WindowFeatureConfig] = Field(default_factory=list, description="Entity window features.")
 
 
+class TuneConfig(_Frozen):
+    """Hyper-parameter search with Optuna; the study is kept in the metadata store."""
+
+    trials: int = Field(0, ge=0, description="Trial budget; 0 turns tuning off.")
+    timeout_s: float = Field(120.0, gt=0, description="Time budget in seconds.")
+    pruning: bool = True
+
+
+class CostConfig(_Frozen):
+    """What each kind of mistake costs, for choosing a binary decision threshold."""
+
+    false_negative: float = Field(1.0, ge=0, description="Cost of a missed positive (a fraud let through).")
+    false_positive: float = Field(1.0, ge=0, description="Cost of a false alarm (an investigation).")
+
+
 class TrainConfig(_Frozen):
     """How a model is fitted and judged."""
 
-    model: Literal["lightgbm", "hist_gradient_boosting", "logistic"] = "lightgbm"
+    model: Literal["lightgbm", "hist_gradient_boosting", "logistic", "ridge"] = "lightgbm"
     params: dict[str, Any] = Field(default_factory=dict)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    metric: Literal["average_precision", "roc_auc"] = "average_precision"
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Of the training part, for tuning.")
+    metric: str | None = Field(None, description="Primary metric; default: the task's.")
     precision_at_k: int = Field(100, ge=1)
+    cv_folds: int = Field(0, ge=0, description="Time-ordered cross-validation folds on the training part.")
+    bootstrap: int = Field(100, ge=0, description="Bootstrap resamples for confidence intervals.")
+    segments: list[str] = Field(default_factory=list, description="Columns to report metrics per value of.")
+    costs: CostConfig = CostConfig()
+    tune: TuneConfig = TuneConfig()
+    report: bool = True
     seed: int = 42
 
 
@@ -111,6 +236,43 @@ class ServeConfig(_Frozen):
     max_body_bytes: int = Field(5_000_000, ge=1024)
     log_predictions: bool = True
     alias: str = "champion"
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin routes (LOOPML_SERVE__ADMIN_TOKEN); 24+ random chars."
+    )
+    predict_token: SecretStr | None = Field(
+        None, description="When set, the prediction routes need this bearer token too."
+    )
+    admin_routes: bool | None = Field(
+        None, description="Mount the admin routes; default: when an admin token is set."
+    )
+    shutdown_delay: float = Field(
+        0.0, ge=0.0, le=300.0, description="Seconds to answer 503 on readiness after SIGTERM, still serving."
+    )
+
+    @field_validator("admin_token", "predict_token", mode="before")
+    @classmethod
+    def _token_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class MonitorConfig(_Frozen):
+    """Monitoring windows and the thresholds that raise alerts."""
+
+    window: str = Field("1d", description="Length of a monitoring window, e.g. 1h, 1d, 7d.")
+    psi_threshold: float = Field(0.2, gt=0, description="PSI above which a numeric feature has drifted.")
+    js_threshold: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance for categoricals.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="False discovery rate across the features.")
+    min_rows: int = Field(200, ge=1, description="Fewer predictions in a window: no drift verdict.")
+    min_labels: int = Field(30, ge=1, description="Fewer labels in a window: no realized metrics.")
+    performance_floor: dict[str, float] = Field(default_factory=dict, description="metric -> lowest value.")
+    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Same, for the estimate.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"window must look like 1h, 1d or 7d; got {value!r}")
+        return value
 
 
 class StoreConfig(_Frozen):
@@ -129,9 +291,12 @@ class Settings(_Frozen):
     target: str
     id_column: str | None = None
     event_time: str | None = None
+    cleaning: CleaningConfig = CleaningConfig()
+    contract: ContractConfig = ContractConfig()
     features: FeaturesConfig = FeaturesConfig()
     train: TrainConfig = TrainConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     store: StoreConfig = StoreConfig()
     project_dir: Path = Field(Path("."), exclude=True)
 

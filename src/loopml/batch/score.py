@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +54,16 @@ def prepare(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
 
 
 def new_ids(rows: int) -> list[str]:
-    """Fresh prediction ids (UUID4 strings)."""
-    return [str(uuid.uuid4()) for _ in range(rows)]
+    """Fresh prediction ids: random (version 4) UUID strings, made in bulk (uuid4() costs ~2 us each)."""
+    raw = np.frombuffer(os.urandom(16 * rows), dtype=np.uint8).reshape(rows, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [
+        f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-{text[i + 16 : i + 20]}-"
+        f"{text[i + 20 : i + 32]}"
+        for i in range(0, 32 * rows, 32)
+    ]
 
 
 def assemble(

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import commands, models
+from loopml.cli import commands, data, models
 from loopml.cli._common import set_debug
 from loopml.cli.demo import demo
+from loopml.cli.monitor import feedback, monitor
 
 __all__ = ["app", "main"]
 
@@ -33,7 +34,10 @@ def _root(
 
 commands.register(app)
 app.add_typer(models.app, name="models")
+app.add_typer(data.app, name="data")
 app.command("demo")(demo)
+app.command("monitor")(monitor)
+app.command("feedback")(feedback)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ __all__ = ["register"]
 @handle_errors
 def init(
     directory: Annotated[Path, typer.Argument(help="Directory for the new project (created if missing).")],
-    example: Annotated[str, typer.Option(help="Example to start from: fraud.")] = "fraud",
+    example: Annotated[str, typer.Option(help="Example to start from: fraud, retail.")] = "fraud",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project: a commented loopml.yaml and the example's data.
@@ -36,11 +36,17 @@ def init(
 
 def _ingest_text(result: Any) -> None:
     ds = result.dataset
+    if not result.new_version:
+        console.print(
+            f"Nothing new past the watermark ({result.watermark}): data set [bold]{ds.name}[/] stays at "
+            f"version {ds.version}."
+        )
+        return
     console.print(
-        f"Data set [bold]{ds.name}[/] version {ds.version}: {ds.rows:,} rows accepted, "
-        f"{ds.rows_quarantined:,} quarantined of {ds.rows_read:,} read."
+        f"Data set [bold]{ds.name}[/] version {ds.version}: {result.accepted:,} rows accepted, "
+        f"{result.quarantined:,} quarantined of {result.rows_read:,} read ({ds.rows:,} rows in the snapshot)."
     )
-    for rule, count in result.quarantine_counts.items():
+    for rule, count in sorted(result.quarantine_counts.items(), key=lambda kv: -kv[1]):
         console.print(f"  quarantined by rule {rule}: {count:,}")
     if result.contract_created:
         console.print(
@@ -48,46 +54,83 @@ def _ingest_text(result: Any) -> None:
         )
     if result.added_columns:
         console.print(
-            f"[yellow]New columns not in the contract (ignored):[/] {', '.join(result.added_columns)}"
+            f"[yellow]New columns not in the contract (ignored until `loopml data accept-schema`):[/] "
+            f"{', '.join(result.added_columns)}"
         )
-    console.print(f"Snapshot sha256 {ds.content_hash[:16]}…")
+    console.print(f"Snapshot {ds.id} sha256 {ds.content_hash[:16]}…")
 
 
 @handle_errors
-def ingest(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
-    """Read the source, enforce (first: infer and save) the data contract, write a versioned snapshot."""
+def ingest(
+    project: ProjectOpt = Path("."),
+    input: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="Add the rows of this CSV/Parquet file (e.g. fixed quarantine rows)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read the source, clean it, enforce (first: infer and save) the data contract, write a snapshot.
+
+    With source.watermark only rows past the last ingest are read. Rows that fail a rule go to the
+    quarantine snapshot (see `loopml data quarantine`).
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     proj = open_project(project)
-    with err_console.status("ingesting ..."):
-        result = proj.ingest()
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed:,.0f} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("reading", total=None)
+        result = proj.ingest(input, progress=lambda phase, rows: bar.update(task, description=phase, completed=rows))
     ds = result.dataset
     payload = {
         "dataset": ds.name,
         "version": ds.version,
+        "snapshot": ds.id,
+        "new_version": result.new_version,
         "rows": ds.rows,
-        "rows_read": ds.rows_read,
-        "rows_quarantined": ds.rows_quarantined,
+        "rows_read": result.rows_read,
+        "accepted": result.accepted,
+        "quarantined": result.quarantined,
+        "rows_quarantined": result.quarantined,
+        "quarantine_by_rule": result.quarantine_counts,
         "quarantine_counts": result.quarantine_counts,
         "content_hash": ds.content_hash,
         "contract_version": result.contract.version,
         "contract_created": result.contract_created,
         "added_columns": list(result.added_columns),
+        "watermark": result.watermark,
     }
     emit(payload, as_json, lambda: _ingest_text(result))
 
 
-def _train_text(outcome: Any) -> None:
+def _train_text(outcome: Any, report: str | None) -> None:
     v = outcome.version
-    hold, base = v.metrics["holdout"], v.metrics["baseline"]
-    table = Table(title=f"{v.name} version {v.version} (data set v{outcome.dataset_version})")
-    for col in ("metric", "model", "baseline"):
-        table.add_column(col, justify="right" if col != "metric" else "left")
-    for key in hold:
-        table.add_row(key, f"{hold[key]:.4f}", f"{base[key]:.4f}")
+    m = v.metrics
+    hold, base, ci = m["holdout"], m["baseline"], m.get("holdout_ci", {})
+    champion = (m.get("champion") or {}).get("holdout")
+    table = Table(title=f"{v.name} version {v.version} (data set v{outcome.dataset_version}, holdout)")
+    for col in ("metric", "model", "95% CI", "baseline", *(["champion"] if champion else [])):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, value in hold.items():
+        low_high = ci.get(key)
+        cells = [
+            f"{value:.4f}",
+            f"{low_high[0]:.4f}-{low_high[1]:.4f}" if low_high else "",
+            f"{base[key]:.4f}",
+        ]
+        style = "bold" if key == m["metric"] else None
+        table.add_row(
+            key, *cells, *([f"{champion.get(key, float('nan')):.4f}"] if champion else []), style=style
+        )
     console.print(table)
+    if m.get("threshold") is not None:
+        console.print(f"Decision threshold {m['threshold']:.4f} (minimum cost on the validation slice).")
+    if report:
+        console.print(f"Report: {report}")
     console.print(
         "Promoted to [bold]champion[/] (first version)."
         if outcome.promoted
-        else "Registered; the champion is unchanged (promotion is gated by the retraining loop)."
+        else "Registered; the champion is unchanged (promote with `loopml models promote VERSION`)."
     )
 
 
@@ -102,15 +145,22 @@ def train(
     with err_console.status("training ..."):
         outcome = proj.train(dataset_version)
     v = outcome.version
+    report = proj.store.artifacts.uri(outcome.report) if outcome.report else None
     payload = {
         "model": v.name,
+        "model_version": v.version,
         "version": v.version,
         "promoted": outcome.promoted,
+        "metric": v.metrics["metric"],
+        "score": v.metrics["score"],
+        "baseline_score": v.metrics["baseline_score"],
+        "threshold": v.metrics.get("threshold"),
+        "report": report,
         "sha256": v.sha256,
         "dataset_version": outcome.dataset_version,
         "metrics": v.metrics,
     }
-    emit(payload, as_json, lambda: _train_text(outcome))
+    emit(payload, as_json, lambda: _train_text(outcome, report))
 
 
 @handle_errors
@@ -163,10 +213,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from loopml.yaml).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start the prediction API (POST /v1/models/{name}/predict, /health/live, /health/ready)."""
-    from loopml._optional import require
+    """Start the prediction API (/v1 predict, /v2 inference, /health, /metrics; admin routes with a token).
 
-    uvicorn = require("uvicorn", "serving the API")
+    SIGTERM stops it gracefully: readiness turns 503, requests in flight finish, the prediction log drains.
+    """
+    from loopml.serve import run_server
+
     proj = open_project(project)
     app = proj.app()
     bind_host, bind_port = host or proj.settings.serve.host, port or proj.settings.serve.port
@@ -177,7 +229,7 @@ def serve(
             f"Serving [bold]{proj.name}[/] at http://{bind_host}:{bind_port} (Ctrl+C to stop)"
         ),
     )
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", timeout_graceful_shutdown=30)
+    run_server(app, bind_host, bind_port, shutdown_delay=proj.settings.serve.shutdown_delay)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from loopml.errors import ConfigError, InputError, did_you_mean
 
 __all__ = ["EXAMPLES", "write_example"]
 
-EXAMPLES = ("fraud",)
+EXAMPLES = ("fraud", "retail")
 
 
 def write_example(name: str, directory: Path, **data_options: Any) -> Path:
@@ -27,8 +27,25 @@ def write_example(name: str, directory: Path, **data_options: Any) -> Path:
     data_dir.mkdir(exist_ok=True)
     if name == "fraud":
         _write_fraud(data_dir, **data_options)
+    elif name == "retail":
+        _write_retail(data_dir, **data_options)
     target.write_text(template, encoding="utf-8")
     return target
+
+
+def _write_retail(data_dir: Path, months: int | None = None) -> None:
+    """The raw Online Retail lines shipped in the package (the first ``months`` months only, if given)."""
+    import pandas as pd
+
+    shipped = resources.files(__name__).joinpath("retail", "data", "online_retail.parquet")
+    with resources.as_file(shipped) as path:
+        if months is None:
+            (data_dir / "online_retail.parquet").write_bytes(path.read_bytes())
+            return
+        frame = pd.read_parquet(path)
+    first = frame["InvoiceDate"].min().to_period("M")
+    keep = frame["InvoiceDate"].dt.to_period("M") < first + months
+    frame[keep].to_parquet(data_dir / "online_retail.parquet", index=False)
 
 
 def _write_fraud(data_dir: Path, **options: Any) -> None:

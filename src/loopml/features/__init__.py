@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from loopml.features.build import FeatureColumns, build_preprocessor, select_columns, window_specs
 from loopml.features.datetime import DatetimeParts
-from loopml.features.windows import EntityHistory, WindowSpec, parse_duration, window_features
+from loopml.features.windows import (
+    EntityHistory,
+    WindowSpec,
+    event_millis,
+    parse_duration,
+    window_features,
+)
 
 __all__ = [
     "DatetimeParts",
@@ -12,6 +18,7 @@ __all__ = [
     "FeatureColumns",
     "WindowSpec",
     "build_preprocessor",
+    "event_millis",
     "parse_duration",
     "select_columns",
     "window_features",

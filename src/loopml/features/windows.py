@@ -9,10 +9,12 @@ ordered slices of history, so they give bit-identical values.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,13 +22,14 @@ import pandas as pd
 
 from loopml.errors import ConfigError
 
-__all__ = ["EntityHistory", "WindowSpec", "parse_duration", "window_features"]
+__all__ = ["EntityHistory", "WindowSpec", "event_millis", "parse_duration", "window_features"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MS = 1000
 AGGS = ("count", "sum", "mean", "max")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(text: str) -> int:
     """A duration like ``30m``, ``1h``, ``7d`` or ``2w`` in milliseconds.
 
@@ -92,6 +95,11 @@ def _millis(times: pd.Series) -> np.ndarray:
     return values.astype("datetime64[ms]").astype(np.int64)
 
 
+def event_millis(times: Sequence[datetime]) -> np.ndarray:
+    """Naive datetimes as epoch milliseconds, exactly as the frame path converts a datetime column."""
+    return np.array(times, dtype="datetime64[us]").astype("datetime64[ms]").astype(np.int64)
+
+
 @dataclass
 class _Events:
     """One entity's events, sorted by (time, id): the unit both paths aggregate over."""
@@ -105,15 +113,29 @@ class _Events:
         order = np.lexsort((i, t))
         return _Events(t[order], i[order], v[order])
 
+    def inserted(self, time: int, event_id: Any, value: float) -> _Events:
+        """One more event at its (time, id) place: what :meth:`merged` gives for it, without a sort."""
+        lo = int(np.searchsorted(self.times, time, side="left"))
+        hi = int(np.searchsorted(self.times, time, side="right"))
+        at = lo + int(np.searchsorted(self.ids[lo:hi], event_id, side="left"))
+
+        def put(array: np.ndarray, item: Any) -> np.ndarray:
+            return np.concatenate((array[:at], np.array([item]), array[at:]))  # promotes as merged() does
+
+        return _Events(put(self.times, time), put(self.ids, event_id), put(self.values, value))
+
     def features(self, query_ms: np.ndarray, spec: WindowSpec) -> dict[str, np.ndarray]:
+        """Every window of ``spec`` in one aggregation (each slice is reduced on its own, so the values
+        are those of one call per window; one call keeps a one-row request cheap)."""
         out: dict[str, np.ndarray] = {}
-        end = np.searchsorted(self.times, query_ms - spec.delay_ms, side="left")
-        for window in spec.windows:
-            start = np.searchsorted(
-                self.times, query_ms - spec.delay_ms - parse_duration(window), side="left"
-            )
-            for agg, column in _aggregate(self.values, start, end, spec.aggs).items():
-                out[f"{spec.prefix}__{agg}_{window}"] = column
+        n, spans = len(query_ms), np.array([parse_duration(w) for w in spec.windows], dtype=np.int64)
+        cut = query_ms - spec.delay_ms
+        end = np.searchsorted(self.times, cut, side="left")
+        start = np.searchsorted(self.times, (cut[None, :] - spans[:, None]).ravel(), side="left")
+        aggregated = _aggregate(self.values, start, np.tile(end, len(spans)), spec.aggs)
+        for k, window in enumerate(spec.windows):
+            for agg, column in aggregated.items():
+                out[f"{spec.prefix}__{agg}_{window}"] = column[k * n : (k + 1) * n]
         return out
 
 
@@ -179,6 +201,42 @@ class EntityHistory:
                 self._add(rows)
             return len(rows)
 
+    def extend_rows(self, times_ms: np.ndarray, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Light path of :meth:`extend` for the few events of a request, without pandas.
+
+        ``times_ms`` from :func:`event_millis`; each row maps the id, entity and value columns to
+        coerced values (numbers as floats, a value not sent is NaN). The result is the history
+        :meth:`extend` builds from the same rows.
+        """
+        added = 0
+        with self._lock:
+            for when, row in zip(times_ms.tolist(), rows, strict=True):
+                if self.id_column:
+                    event_id = row[self.id_column]
+                    if event_id in self._seen:
+                        continue
+                    self._seen.add(event_id)
+                else:
+                    event_id, self._next_id = self._next_id, self._next_id + 1
+                for spec in self.specs:
+                    value = 1.0 if spec.column is None else row.get(spec.column)
+                    self._insert(spec, row[spec.entity], when, event_id, np.nan if value is None else value)
+                added += 1
+        return added
+
+    def _insert(self, spec: WindowSpec, key: Any, when: int, event_id: Any, value: float) -> None:
+        store = self._events[spec]
+        old = store.get(key)
+        if old is None:
+            one = (
+                np.array([when], dtype=np.int64),
+                np.array([event_id]),
+                np.array([value], dtype=np.float64),
+            )
+            store[key] = _Events(*one)
+        else:
+            store[key] = old.inserted(when, event_id, value)
+
     def _add(self, rows: pd.DataFrame) -> None:
         times, ids = _millis(rows[self.event_time]), self._ids(rows)
         for spec in self.specs:
@@ -194,24 +252,45 @@ class EntityHistory:
         query = _millis(frame[self.event_time])
         blocks: list[np.ndarray] = []
         for spec in self.specs:
-            columns = _empty(spec, len(frame))
-            store = self._events[spec]
-            for key, positions in _groups(frame[spec.entity]).items():
-                events = store.get(key)
-                if events is not None:
-                    for name, values in events.features(query[positions], spec).items():
-                        columns[name][positions] = values
+            columns = self._spec_features(spec, query, _groups(frame[spec.entity]))
             blocks.extend(columns[name] for name in spec.names)
         matrix = np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
         return pd.DataFrame(matrix, index=frame.index, columns=self.names)
+
+    def feature_rows(self, times_ms: np.ndarray, keys: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        """Light path of :meth:`features` for the few rows of a request: feature name -> values.
+
+        ``times_ms`` from :func:`event_millis`, ``keys`` each entity column's (coerced) values. The
+        slices and the aggregation are those of :meth:`features`, so the values are bit-identical.
+        """
+        out: dict[str, np.ndarray] = {}
+        for spec in self.specs:
+            out.update(self._spec_features(spec, times_ms, _positions(keys[spec.entity])))
+        return out
+
+    def _spec_features(
+        self, spec: WindowSpec, query: np.ndarray, groups: Mapping[Any, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        columns = _empty(spec, len(query))
+        store = self._events[spec]
+        for key, positions in groups.items():
+            events = store.get(key)
+            if events is not None:
+                for name, values in events.features(query[positions], spec).items():
+                    columns[name][positions] = values
+        return columns
 
 
 def _groups(keys: pd.Series) -> dict[Any, np.ndarray]:
     """Row positions per key; a plain loop for the few rows of an API request (groupby costs ~1 ms)."""
     if len(keys) > 32:
         return {key: np.asarray(pos) for key, pos in keys.groupby(keys, sort=False).indices.items()}
+    return _positions(keys.tolist())
+
+
+def _positions(keys: Sequence[Any]) -> dict[Any, np.ndarray]:
     found: dict[Any, list[int]] = {}
-    for position, key in enumerate(keys.tolist()):
+    for position, key in enumerate(keys):
         found.setdefault(key, []).append(position)
     return {key: np.asarray(positions) for key, positions in found.items()}
 

@@ -7,12 +7,14 @@ from loopml.registry.serialize import TRUSTED_TYPES
 from loopml.registry.versions import (
     AliasChange,
     ModelVersion,
+    alias_at,
     alias_history,
     get_alias,
     get_version,
     list_versions,
     register,
     resolve,
+    rollback,
     set_alias,
 )
 
@@ -21,6 +23,7 @@ __all__ = [
     "AliasChange",
     "LoadedModel",
     "ModelVersion",
+    "alias_at",
     "alias_history",
     "get_alias",
     "get_version",
@@ -29,5 +32,6 @@ __all__ = [
     "load_model",
     "register",
     "resolve",
+    "rollback",
     "set_alias",
 ]

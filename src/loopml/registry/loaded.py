@@ -12,7 +12,8 @@ import pandas as pd
 from sqlalchemy import select
 
 from loopml.errors import InputError
-from loopml.features import EntityHistory, WindowSpec
+from loopml.features import EntityHistory, WindowSpec, event_millis
+from loopml.registry.compiled import SMALL_BATCH, CompiledScorer, compile_pipeline, row_values
 from loopml.registry.serialize import loads
 from loopml.registry.versions import ModelVersion, resolve
 from loopml.store import Store, tables
@@ -85,11 +86,23 @@ class LoadedModel:
         if self.history is not None:
             self.history.extend(coerced)
 
+    @cached_property
+    def compiled(self) -> CompiledScorer | None:
+        """The compiled scoring path for this pipeline, or None when only the generic one applies."""
+        return compile_pipeline(self.pipeline, self.contract, [n for s in self.windows for n in s.names])
+
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """Probability of the positive class for each row of :meth:`features`' output."""
+        compiled = self.compiled
+        if compiled is not None:
+            return compiled.predict(compiled.frame_matrix(features))
+        return self.score_generic(features)
+
+    def score_generic(self, features: pd.DataFrame) -> np.ndarray:
+        """:meth:`score` through the scikit-learn pipeline itself (the reference of the compiled path)."""
         transform, model = self.pipeline[:-1], self.pipeline[-1]
         matrix = transform.transform(features)
-        small = len(features) < 256 and type(model).__module__.startswith("lightgbm")
+        small = len(features) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
         proba: np.ndarray = model.predict_proba(matrix, **({"num_threads": 1} if small else {}))
         return proba[:, 1]
 
@@ -103,12 +116,55 @@ class LoadedModel:
 
     def predict_records(self, records: Sequence[Mapping[str, Any]], *, observe: bool = True) -> np.ndarray:
         """Score JSON-like records (dicts of column -> value)."""
+        if len(records) < SMALL_BATCH:
+            scores = self._predict_rows(records, observe)
+            if scores is not None:
+                return scores
         return self.predict_frame(pd.DataFrame.from_records(list(records)), observe=observe)
+
+    @cached_property
+    def _row_columns(self) -> list[str]:
+        id_column = self.history.id_column if self.history is not None else None
+        return [
+            *([id_column] if id_column and id_column not in self.input_columns else []),
+            *self.input_columns,
+        ]
+
+    def _predict_rows(self, records: Sequence[Mapping[str, Any]], observe: bool) -> np.ndarray | None:
+        """The compiled path for a few records (no pandas), or None where it does not apply."""
+        compiled = self.compiled
+        if compiled is None or not records or (self.windows and self.history is None):
+            return None
+        rows = [row_values(r, self._row_columns, self.contract) for r in records]
+        if any(row is None for row in rows):
+            return None
+        coerced: list[dict[str, Any]] = rows  # type: ignore[assignment]
+        history, windows, times = self.history, None, None
+        if history is not None:
+            keyed = [
+                history.event_time,
+                *(s.entity for s in self.windows),
+                *([history.id_column] if history.id_column else []),
+            ]
+            if any(_missing(row.get(c)) for row in coerced for c in keyed if c):
+                return None
+            times = event_millis([row[history.event_time] for row in coerced])
+            windows = history.feature_rows(
+                times, {s.entity: [r[s.entity] for r in coerced] for s in self.windows}
+            )
+        scores = compiled.predict(compiled.row_matrix(coerced, windows))
+        if observe and history is not None and times is not None:
+            history.extend_rows(times, coerced)
+        return scores
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
         """The response shape of each scored row: score and decision at the threshold."""
         cut = self.threshold
         return [{"score": float(s), "label": int(s >= cut)} for s in scores]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def load_history(store: Store, version: ModelVersion, specs: list[WindowSpec]) -> EntityHistory:

@@ -18,6 +18,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "loopml.features.datetime.DatetimeParts",
+    "numpy.dtype",  # SimpleImputer's _fit_dtype (linear models' pipelines); data only, no code
 )
 
 

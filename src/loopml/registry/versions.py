@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -15,12 +15,14 @@ from loopml.store import Store, sha256_bytes, tables, utcnow
 __all__ = [
     "AliasChange",
     "ModelVersion",
+    "alias_at",
     "alias_history",
     "get_alias",
     "get_version",
     "list_versions",
     "register",
     "resolve",
+    "rollback",
     "set_alias",
 ]
 
@@ -207,3 +209,31 @@ def alias_history(engine: Engine, name: str, alias: str | None = None) -> list[A
             AliasChange(r.name, r.alias, r.version, r.previous_version, r.reason, r.actor, r.created_at)
             for r in conn.execute(query)
         ]
+
+
+def alias_at(engine: Engine, name: str, alias: str, when: datetime) -> int | None:
+    """The version ``alias`` pointed at, at time ``when`` (None before its first assignment)."""
+    ah = tables.alias_history
+    stamp = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    query = (
+        select(ah.c.version)
+        .where(ah.c.name == name, ah.c.alias == alias, ah.c.created_at <= stamp)
+        .order_by(ah.c.created_at.desc(), ah.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    return int(value) if value is not None else None
+
+
+def rollback(
+    engine: Engine, name: str, alias: str = "champion", *, reason: str, actor: str = "loopml"
+) -> AliasChange:
+    """Point ``alias`` back at the version it held before its latest move."""
+    moves = alias_history(engine, name, alias)
+    if not moves or moves[-1].previous_version is None:
+        raise NotFoundError(
+            f"alias '{alias}' of model '{name}' has no earlier version to roll back to.",
+            hint="Use `loopml models promote VERSION` to choose one explicitly.",
+        )
+    return set_alias(engine, name, alias, moves[-1].previous_version, reason=reason, actor=actor)

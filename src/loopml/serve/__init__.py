@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from loopml.serve.app import PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
-from loopml.serve.server import BackgroundServer, ServerProcess, free_port
+from loopml.serve.app import ADMIN_ROUTES, PREDICT_ROUTES, PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
+from loopml.serve.server import BackgroundServer, ServerProcess, free_port, run_server
 
 __all__ = [
+    "ADMIN_ROUTES",
+    "PREDICT_ROUTES",
     "PROTECTED_ROUTES",
     "PUBLIC_ROUTES",
     "BackgroundServer",
     "ServerProcess",
     "create_app",
     "free_port",
+    "run_server",
 ]

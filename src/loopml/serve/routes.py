@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,12 +11,21 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
+from loopml.serve.metrics import Metrics
 from loopml.serve.state import ModelHolder, Serving
 from loopml.store import PredictionLogWriter, utcnow
 
-__all__ = ["health_router", "predict_router"]
+__all__ = [
+    "health_router",
+    "predict_router",
+    "read_json",
+    "score_records",
+    "serving_model",
+    "validation_details",
+]
 
 predict_router = APIRouter(tags=["predict"])
 health_router = APIRouter(tags=["health"])
@@ -26,12 +36,13 @@ def get_holder(request: Request) -> ModelHolder:
     return holder
 
 
-def get_log(request: Request) -> PredictionLogWriter | None:
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
-    return writer
+async def serving_model(holder: ModelHolder) -> Serving:
+    """The holder's model; a re-check of the alias (and a load) runs off the event loop."""
+    return await run_in_threadpool(holder.get) if holder.due else holder.get()
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int) -> Any:
+    """The JSON body, refused (413) once it passes ``limit`` bytes, before anything parses it."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes.")
@@ -74,41 +85,34 @@ def _validate(serving: Serving, payload: Any, max_batch: int) -> list[BaseModel]
             else [serving.record.model_validate(payload)]
         )
     except ValidationError as exc:
-        details = [
-            {"field": _field(tuple(err["loc"]), batch), "error": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False)
-        ]
-        first = details[0]
-        raise InputError(f"field '{first['field']}': {first['error']}.", details=details) from None
+        raise validation_error(exc, lambda loc: _field(loc, batch)) from None
     return list(parsed)
 
 
-@predict_router.post(
-    "/v1/models/{name}/predict",
-    summary="Score one record or a list of records",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
-)
-async def predict(
-    name: str,
-    request: Request,
-    holder: ModelHolder = Depends(get_holder),
-    writer: PredictionLogWriter | None = Depends(get_log),
-) -> Response:
-    """Validate the records against the model's contract, score them and log each prediction."""
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
-    settings = request.app.state.settings
-    payload = await _read_json(request, settings.serve.max_body_bytes)
-    serving = holder.get()
-    parsed = _validate(serving, payload, settings.serve.max_batch)
+def validation_details(exc: ValidationError, name: Callable[[tuple[Any, ...]], str]) -> list[dict[str, Any]]:
+    """pydantic's errors as ``{field, error, type}``, each field named by ``name(loc)``."""
+    return [
+        {"field": name(tuple(err["loc"])), "error": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def validation_error(exc: ValidationError, name: Callable[[tuple[Any, ...]], str]) -> InputError:
+    details = validation_details(exc, name)
+    first = details[0]
+    return InputError(f"field '{first['field']}': {first['error']}.", details=details)
+
+
+def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -> list[dict[str, Any]]:
+    """Score validated records, log each prediction and count it: the one path of v1 and v2."""
     # Score the parsed values themselves, not their ISO strings: pandas infers one string format per
     # column, so a batch mixing precisions or UTC offsets would be mis-parsed (or fail) as text.
     rows = [{k: _naive_utc(v) for k, v in r.model_dump().items()} for r in parsed]
-    records = [r.model_dump(mode="json") for r in parsed]
     model = serving.model
     outputs = model.outputs(model.predict_records(rows))
-    version = model.version.version
+    version, name = model.version.version, model.name
     results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
+    writer: PredictionLogWriter | None = request.app.state.prediction_log
     if writer is not None:
         now = utcnow()
         writer.submit(
@@ -119,14 +123,34 @@ async def predict(
                     "model_version": version,
                     "created_at": now,
                     "origin": "api",
-                    "inputs": rec,
+                    "inputs": rec.model_dump(mode="json"),
                     "score": r["score"],
                     "output": r,
                 }
-                for r, rec in zip(results, records, strict=True)
+                for r, rec in zip(results, parsed, strict=True)
             ]
         )
-    body = {"model": name, "model_version": version, "predictions": results}
+    metrics: Metrics = request.app.state.metrics
+    metrics.serving(name, version, request.app.state.holder.alias)
+    metrics.observe_scores(name, [r["score"] for r in results])
+    return results
+
+
+@predict_router.post(
+    "/v1/models/{name}/predict",
+    summary="Score one record or a list of records",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+async def predict(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> Response:
+    """Validate the records against the model's contract, score them and log each prediction."""
+    if name != holder.name:
+        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    settings = request.app.state.settings
+    payload = await read_json(request, settings.serve.max_body_bytes)
+    serving = await serving_model(holder)
+    parsed = _validate(serving, payload, settings.serve.max_batch)
+    results = score_records(request, serving, parsed)
+    body = {"model": name, "model_version": serving.model.version.version, "predictions": results}
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
 
 

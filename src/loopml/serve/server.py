@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from types import TracebackType
+from collections.abc import Mapping
+from types import FrameType, TracebackType
 
 from fastapi import FastAPI
 
 from loopml._optional import require
 
-__all__ = ["BackgroundServer", "ServerProcess", "free_port"]
+__all__ = ["BackgroundServer", "ServerProcess", "free_port", "run_server"]
+
+
+def run_server(app: FastAPI, host: str, port: int, *, shutdown_delay: float = 0.0) -> None:
+    """Serve ``app`` until SIGTERM or Ctrl+C, then shut down gracefully.
+
+    On SIGTERM readiness turns 503 at once; the server keeps serving for ``shutdown_delay`` seconds
+    (time for a load balancer to stop sending traffic), then stops accepting connections, lets the
+    requests in flight finish (up to 30 s), drains the prediction log, and exits with status 0.
+    """
+    uvicorn = require("uvicorn", "serving the API")
+
+    class _Server(uvicorn.Server):  # type: ignore[name-defined]
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig != signal.SIGTERM or self.should_exit or app.state.shutting_down:
+                super().handle_exit(sig, frame)
+                return
+            app.state.shutting_down = True
+            timer = threading.Timer(shutdown_delay, self._stop)
+            timer.daemon = True
+            timer.start()
+
+        def _stop(self) -> None:
+            self.should_exit = True  # a graceful exit: not re-raised as a signal afterwards
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=30
+    )
+    _Server(config).run()
 
 
 class BackgroundServer:
@@ -70,8 +101,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerProcess:
     """``loopml serve`` in a child process (its own GIL, as in production), stopped with SIGTERM."""
 
-    def __init__(self, project_dir: str, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: str,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.host, self.port = host, port or free_port(host)
+        self.env = {**os.environ, **(env or {})}
         self.command = [
             sys.executable,
             "-m",
@@ -92,11 +130,16 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         httpx = require("httpx", "talking to the API")
-        self._process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe: a server that logs a lot would block on a full pipe.
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=self._stderr, env=self.env
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                self._stderr.seek(0)
+                err = self._stderr.read().decode(errors="replace")
                 raise RuntimeError(
                     f"the API server exited with code {self._process.returncode}: {err.strip()}"
                 )
@@ -108,6 +151,16 @@ class ServerProcess:
             time.sleep(0.1)
         self.__exit__(None, None, None)
         raise RuntimeError("the API server did not become ready within 60 s")
+
+    def terminate(self) -> None:
+        """Send SIGTERM (a graceful stop) without waiting."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit; its exit status."""
+        assert self._process is not None, "the server was not started"
+        return self._process.wait(timeout)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -37,9 +37,18 @@ class ModelHolder:
         self._checked = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def due(self) -> bool:
+        """Whether the next :meth:`get` re-reads the alias (and may load a version: call it off the loop)."""
+        return self._current is None or time.monotonic() - self._checked >= self.refresh
+
     def get(self) -> Serving:
-        """The serving model; loads it on first use and when the alias has moved."""
-        if self._current is None or time.monotonic() - self._checked > self.refresh:
+        """The serving model; loads it on first use and when the alias has moved.
+
+        While one caller loads a new version, the others keep getting the current one: the swap is
+        one assignment, so every request sees either the old model or the new one, never a mix.
+        """
+        if self.due:
             self._refresh()
         if self._current is None:
             raise NotFoundError(
@@ -48,23 +57,39 @@ class ModelHolder:
         return self._current
 
     def _refresh(self) -> None:
-        with self._lock:
-            self._checked = time.monotonic()
-            version = get_alias(self.store.engine, self.name, self.alias)
-            if version is None or (self._current and self._current.model.version.version == version):
-                return
-            try:
-                self._current = Serving(load_model(self.store, self.name, version))
-                log.info("serving %s version %s (%s)", self.name, version, self.alias)
-            except LoopMLError:
-                if self._current is None:
-                    raise
-                log.exception(
-                    "refusing version %s of %s; keeping version %s",
-                    version,
-                    self.name,
-                    self._current.model.version.version,
-                )
+        if not self._lock.acquire(blocking=self._current is None):
+            return  # another caller is re-checking or loading; keep serving the current model
+        try:
+            self._load_if_moved()
+        finally:
+            self._lock.release()
+
+    def _load_if_moved(self) -> None:
+        self._checked = time.monotonic()
+        version = get_alias(self.store.engine, self.name, self.alias)
+        if version is None or (self._current and self._current.model.version.version == version):
+            return
+        try:
+            self._current = Serving(load_model(self.store, self.name, version))
+            log.info("serving %s version %s (%s)", self.name, version, self.alias)
+        except LoopMLError:
+            if self._current is None:
+                raise
+            log.exception(
+                "refusing version %s of %s; keeping version %s",
+                version,
+                self.name,
+                self._current.model.version.version,
+            )
+
+    @property
+    def current(self) -> Serving | None:
+        """The model being served now, without loading or re-checking anything."""
+        return self._current
+
+    def invalidate(self) -> None:
+        """Re-check the alias on the next request (after the API itself moved it)."""
+        self._checked = 0.0
 
     @property
     def ready(self) -> bool:

@@ -7,12 +7,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["Source", "read_all"]
+__all__ = ["IncrementalSource", "Source", "read_all"]
 
 
 @runtime_checkable
 class Source(Protocol):
-    """A readable data set. Built-ins: ``csv``, ``parquet``; more through ``loopml.sources``."""
+    """A readable data set. Built-ins: ``csv``, ``parquet``, ``sql``; more through ``loopml.sources``."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description recorded with every snapshot made from this source."""
@@ -20,6 +20,22 @@ class Source(Protocol):
 
     def iter_batches(self, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         """Yield the rows in order, in frames of at most ``batch_rows`` rows."""
+        ...
+
+
+@runtime_checkable
+class IncrementalSource(Source, Protocol):
+    """A source that can skip rows it would not need for an incremental ingest (for example in SQL).
+
+    Optional: for any other source, ingest reads everything and keeps the rows newer than the
+    watermark itself. Either way the rows are compared again after type coercion, so an
+    implementation may return more rows than asked for, never fewer.
+    """
+
+    def iter_batches_after(
+        self, column: str, after: Any, batch_rows: int = 100_000
+    ) -> Iterator[pd.DataFrame]:
+        """Yield the rows whose ``column`` is greater than ``after``."""
         ...
 
 

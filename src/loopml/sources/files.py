@@ -15,6 +15,8 @@ from loopml.errors import DataError
 
 __all__ = ["CsvSource", "ParquetSource"]
 
+_DELIMITERS = (";", "\t", "|", ",")
+
 
 def _expand(path: str, suffix: str) -> list[str]:
     if any(ch in path for ch in "*?["):
@@ -31,8 +33,26 @@ def _expand(path: str, suffix: str) -> list[str]:
     return files
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())  # pandas' and pyarrow's messages can span lines
+
+
+def _check_delimiter(file: str, frame: pd.DataFrame, options: dict[str, Any]) -> None:
+    """A file read with the wrong delimiter arrives as one column whose name holds the real one."""
+    if frame.shape[1] != 1 or "sep" in options or "delimiter" in options:
+        return
+    header = str(frame.columns[0])
+    found = next((d for d in _DELIMITERS if d in header), None)
+    if found:
+        raise DataError(
+            f"CSV file '{file}' was read as one column named {header[:60]!r}: its delimiter looks "
+            f"like {found!r}, not ','.",
+            hint=f"Set source.options.sep: {found!r} in loopml.yaml.",
+        )
+
+
 class CsvSource:
-    """Comma-separated files read with pandas; ``options`` go to :func:`pandas.read_csv`."""
+    """Comma-separated files read with pandas in chunks; ``options`` go to :func:`pandas.read_csv`."""
 
     def __init__(self, path: str, **options: Any) -> None:
         self.path = path
@@ -43,11 +63,37 @@ class CsvSource:
 
     def iter_batches(self, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         for file in _expand(self.path, ".csv"):
-            try:
-                yield from pd.read_csv(file, chunksize=batch_rows, **self.options)
-            except (ValueError, pd.errors.ParserError) as exc:
-                reason = " ".join(str(exc).split())  # pandas' messages can end in a newline
-                raise DataError(f"cannot parse CSV file '{file}': {reason}") from None
+            yield from self._read(file, batch_rows)
+
+    def _read(self, file: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+        encoding = self.options.get("encoding", "utf-8")
+        try:
+            first = True
+            for chunk in pd.read_csv(file, chunksize=batch_rows, **self.options):
+                if first:
+                    _check_delimiter(file, chunk, self.options)
+                    first = False
+                yield chunk
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"cannot decode CSV file '{file}' as {encoding}: {_one_line(exc)}.",
+                hint="Set source.options.encoding in loopml.yaml (for example latin-1 or cp1252).",
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataError(
+                f"CSV file '{file}' is empty (no header, no rows).",
+                hint="Point source.path at a file with a header line, or remove the empty file.",
+            ) from None
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise DataError(
+                f"cannot parse CSV file '{file}': {_one_line(exc)}",
+                hint="Check the delimiter (source.options.sep) and quoting of the file.",
+            ) from None
+        except OSError as exc:
+            raise DataError(
+                f"cannot read CSV file '{file}': {exc.strerror or _one_line(exc)}.",
+                hint="Check that the file exists and is readable.",
+            ) from None
 
 
 class ParquetSource:
@@ -65,6 +111,15 @@ class ParquetSource:
             try:
                 parquet = pq.ParquetFile(file)
             except Exception as exc:  # pyarrow raises several types for a corrupt file
-                raise DataError(f"cannot read Parquet file '{file}': {' '.join(str(exc).split())}") from None
+                raise DataError(
+                    f"cannot read Parquet file '{file}': {_one_line(exc)}",
+                    hint="Check that the file is Parquet (not CSV renamed) and was written completely.",
+                ) from None
+            missing = sorted(set(self.columns or ()) - set(parquet.schema_arrow.names))
+            if missing:
+                raise DataError(
+                    f"Parquet file '{file}' has no column(s) {', '.join(missing)}.",
+                    hint="Fix source.options.columns in loopml.yaml.",
+                )
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=self.columns):
                 yield batch.to_pandas()

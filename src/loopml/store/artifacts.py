@@ -55,6 +55,25 @@ class ArtifactStore:
         self.fs.mv(tmp, path)
         return sha256_bytes(data)
 
+    def put_file(self, key: str, local_path: str | os.PathLike[str]) -> str:
+        """Stream a local file to ``key`` (atomically where the filesystem allows); return its SHA-256."""
+        path = self._path(key)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        digest = hashlib.sha256()
+        with open(local_path, "rb") as src, self.fs.open(tmp, "wb") as dst:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+        self.fs.mv(tmp, path)
+        return digest.hexdigest()
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if it exists (used to undo the writes of a step that failed)."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
     def get_bytes(self, key: str, *, sha256: str | None = None) -> bytes:
         """Read ``key``; when ``sha256`` is given, refuse content that does not match it."""
         path = self._path(key)

@@ -23,13 +23,16 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alerts",
     "alias_history",
     "dataset_versions",
     "feedback",
+    "ingest_state",
     "metadata",
     "model_aliases",
     "model_versions",
     "predictions",
+    "quarantine_snapshots",
     "training_runs",
 ]
 
@@ -60,6 +63,30 @@ dataset_versions = Table(
     Column("parent_id", Integer, ForeignKey("dataset_versions.id"), nullable=True),
     Column("created_at", _ts, nullable=False),
     UniqueConstraint("name", "version"),
+)
+
+quarantine_snapshots = Table(
+    "quarantine_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("uri", Text, nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("schema_changes", JSON, nullable=False),
+    Column("created_at", _ts, nullable=False),
+    UniqueConstraint("dataset_version_id"),
+)
+
+ingest_state = Table(
+    "ingest_state",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("watermark_column", String(200), nullable=False),
+    Column("watermark", JSON, nullable=False),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("updated_at", _ts, nullable=False),
 )
 
 training_runs = Table(
@@ -137,4 +164,18 @@ feedback = Table(
     Column("label", JSON, nullable=False),
     Column("received_at", _ts, nullable=False),
     Index(None, "prediction_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("window_start", _ts, nullable=True),
+    Column("created_at", _ts, nullable=False),
+    Index(None, "model_name", "created_at"),
 )

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from loopml.tasks import binary
+from loopml.errors import ConfigError, did_you_mean
+from loopml.tasks import binary, multiclass, regression
+from loopml.tasks.base import Task, time_split
 
-__all__ = ["binary"]
+__all__ = ["TASKS", "Task", "binary", "get_task", "multiclass", "regression", "time_split"]
+
+TASKS: dict[str, Task] = {t.name: t for t in (binary.TASK, multiclass.TASK, regression.TASK)}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}'; {did_you_mean(name, TASKS)}")
+    return TASKS[name]

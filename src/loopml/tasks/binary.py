@@ -1,4 +1,4 @@
-"""Binary classification: split, metrics, candidate models and the baseline."""
+"""Binary classification: metrics, candidates (logistic, HistGradientBoosting, LightGBM), baseline."""
 
 from __future__ import annotations
 
@@ -6,41 +6,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.base import BaseEstimator
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from loopml._optional import require
 from loopml.errors import DataError
+from loopml.tasks.base import Task, time_split
 
-__all__ = ["CANDIDATES", "baseline", "candidate", "metrics", "precision_at_k", "time_split"]
+__all__ = [
+    "CANDIDATES",
+    "TASK",
+    "average_precision",
+    "baseline",
+    "candidate",
+    "metrics",
+    "precision_at_k",
+    "roc_auc",
+    "time_split",
+]
 
 CANDIDATES = ("lightgbm", "hist_gradient_boosting", "logistic")
 
 
-def time_split(
-    frame: pd.DataFrame, event_time: str | None, holdout_fraction: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training and holdout parts.
-
-    With an event-time column the holdout is the latest ``holdout_fraction`` of rows, cut at a
-    timestamp so that no instant is on both sides; without one it is the last rows in file order.
-    """
-    n = len(frame)
-    if n < 10:
-        raise DataError(f"only {n} rows to train on; need at least 10.")
-    if event_time is None:
-        cut = round(n * (1 - holdout_fraction))
-        positions = np.arange(n)
-        return positions[:cut], positions[cut:]
-    times = pd.to_datetime(frame[event_time]).to_numpy()
-    boundary = np.sort(times)[int(n * (1 - holdout_fraction))]
-    train, holdout = np.flatnonzero(times < boundary), np.flatnonzero(times >= boundary)
-    if len(train) == 0 or len(holdout) == 0:
-        raise DataError(f"cannot split on '{event_time}': every row has the same time.")
-    return train, holdout
+def labels(y: pd.Series) -> np.ndarray:
+    """0/1 labels; anything else is a :class:`DataError` naming the values found."""
+    values = np.unique(y.to_numpy())
+    if len(values) != 2 or not set(values.tolist()) <= {0, 1}:
+        raise DataError(f"binary target '{y.name}' must hold 0/1 values; found {values[:5].tolist()}.")
+    return y.to_numpy().astype(int)
 
 
 def precision_at_k(y_true: np.ndarray, score: np.ndarray, k: int) -> float:
@@ -56,23 +52,56 @@ def precision_at_k(y_true: np.ndarray, score: np.ndarray, k: int) -> float:
     return float(np.mean(y_true[top])) if k else float("nan")
 
 
-def metrics(y_true: np.ndarray, score: np.ndarray, *, k: int = 100) -> dict[str, float]:
-    """ROC AUC, average precision and precision at k (NaN where one class is missing)."""
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count one half), as scikit-learn computes it."""
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision over distinct thresholds, as scikit-learn defines it (no interpolation)."""
+    if y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="stable")
+    ranked, labels = score[order], y[order]
+    cut = np.r_[ranked[1:] != ranked[:-1], True]
+    tp, fp = np.cumsum(labels)[cut], np.cumsum(1 - labels)[cut]
+    precision, recall = tp / (tp + fp), tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def metrics(y_true: np.ndarray, score: np.ndarray, *, k: int = 100, **_: Any) -> dict[str, float]:
+    """ROC AUC, average precision, precision at k, Brier score and log loss (NaN with one class).
+
+    Plain NumPy, so that bootstrap intervals over many resamples stay cheap.
+    """
     y = np.asarray(y_true).astype(int)
-    both = len(np.unique(y)) == 2
+    score = np.asarray(score, dtype=float)
+    if len(y) == 0:
+        return dict.fromkeys(
+            ("roc_auc", "average_precision", f"precision_at_{k}", "brier", "log_loss", "positive_rate"),
+            float("nan"),
+        )
+    clipped = np.clip(score, 1e-15, 1 - 1e-15)
     return {
-        "roc_auc": float(roc_auc_score(y, score)) if both else float("nan"),
-        "average_precision": float(average_precision_score(y, score)) if both else float("nan"),
-        f"precision_at_{k}": precision_at_k(y, np.asarray(score), k),
-        "positive_rate": float(np.mean(y)) if len(y) else float("nan"),
+        "roc_auc": roc_auc(y, score),
+        "average_precision": average_precision(y, score),
+        f"precision_at_{k}": precision_at_k(y, score, k),
+        "brier": float(np.mean((clipped - y) ** 2)),
+        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "positive_rate": float(np.mean(y)),
     }
 
 
 def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
-    """A fresh, unfitted estimator for the candidate ``name``."""
+    """A fresh, unfitted classifier for the candidate ``name``."""
     if name == "lightgbm":
         lgb = require("lightgbm", "training LightGBM models")
-        defaults = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 2}
+        defaults = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
         return lgb.LGBMClassifier(**{**defaults, **params, "random_state": seed})
     if name == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(**{**params, "random_state": seed})
@@ -84,3 +113,23 @@ def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
 def baseline() -> BaseEstimator:
     """The dummy model every candidate must beat: predicts the training positive rate."""
     return DummyClassifier(strategy="prior")
+
+
+def predict(model: Any, X: Any) -> np.ndarray:
+    """Probability of the positive class."""
+    proba: np.ndarray = model.predict_proba(X)
+    return proba[:, 1]
+
+
+TASK = Task(
+    name="binary",
+    primary="average_precision",
+    greater_is_better=True,
+    candidates=CANDIDATES,
+    labels=labels,
+    metrics=metrics,
+    make_candidate=candidate,
+    make_baseline=baseline,
+    predict=predict,
+    stratify=True,
+)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from loopml.train.fit import TrainResult, fit
+from loopml.train.fit import LOWER_IS_BETTER, TrainResult, fit, primary_metric
 from loopml.train.runs import finish_run, start_run
+from loopml.train.tune import TuneResult, tune
 
-__all__ = ["TrainResult", "finish_run", "fit", "start_run"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "TrainResult",
+    "TuneResult",
+    "finish_run",
+    "fit",
+    "primary_metric",
+    "start_run",
+    "tune",
+]

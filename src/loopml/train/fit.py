@@ -1,4 +1,10 @@
-"""Fitting a model on a data snapshot and judging it on a time-ordered holdout."""
+"""Fitting a model on a data snapshot and judging it honestly.
+
+The newest rows (by event time) are the holdout, never seen while fitting or tuning. The training
+part is split again by time: tuning and the decision threshold use its newest slice, then the
+final model is refitted on the whole training part and scored once on the holdout, against the
+dummy baseline, with bootstrap confidence intervals.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from loopml.config import Settings
-from loopml.errors import ConfigError, DataError
+from loopml.errors import ConfigError, DataError, did_you_mean
 from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
-from loopml.tasks import binary
+from loopml.tasks import Task, get_task, time_split
+from loopml.train import evaluate
+from loopml.train.tune import TuneResult, tune
 from loopml.validate.contract import DataContract
 
-__all__ = ["TrainResult", "fit"]
+__all__ = ["LOWER_IS_BETTER", "TrainResult", "fit", "primary_metric"]
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
 
 
 @dataclass(frozen=True)
@@ -28,66 +39,269 @@ class TrainResult:
     metrics: dict[str, Any]
     params: dict[str, Any]
     holdout: pd.DataFrame = field(repr=False)
-    holdout_score: np.ndarray = field(repr=False)
+    holdout_output: np.ndarray = field(repr=False)
+    holdout_labels: np.ndarray = field(repr=False)
+    importance: dict[str, float] = field(default_factory=dict)
+    tuning: TuneResult | None = None
 
     @property
     def input_columns(self) -> list[str]:
         """Raw columns a scoring request must carry."""
         return list(self.columns.inputs)
 
-
-def _labels(frame: pd.DataFrame, target: str) -> np.ndarray:
-    if target not in frame.columns:
-        raise ConfigError(f"target column '{target}' is not in the data.")
-    y = frame[target]
-    if y.isna().any():
-        raise DataError(f"target column '{target}' has {int(y.isna().sum())} missing values.")
-    values = np.unique(y.to_numpy())
-    if len(values) != 2 or not set(values.tolist()) <= {0, 1}:
-        raise DataError(f"binary target '{target}' must hold 0/1 values; found {values[:5].tolist()}.")
-    return y.to_numpy().astype(int)
+    @property
+    def threshold(self) -> float | None:
+        value = self.metrics.get("threshold")
+        return float(value) if value is not None else None
 
 
-def fit(frame: pd.DataFrame, contract: DataContract, settings: Settings) -> TrainResult:
-    """Fit the configured candidate on the older rows; score it and the dummy baseline on the newest."""
-    if settings.task != "binary":
-        raise ConfigError(f"task '{settings.task}' is not supported yet; use task: binary.")
-    cfg = settings.train
-    y = _labels(frame, settings.target)
-    train_pos, holdout_pos = binary.time_split(frame, settings.event_time, cfg.holdout_fraction)
+def primary_metric(settings: Settings, task: Task) -> tuple[str, bool]:
+    """The metric that ranks models and whether greater is better."""
+    name = settings.train.metric or task.primary
+    return name, name not in LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class _Data:
+    frame: pd.DataFrame
+    X: pd.DataFrame
+    y: np.ndarray
+    train: np.ndarray
+    holdout: np.ndarray
+    fit: np.ndarray
+    valid: np.ndarray
+
+
+def _prepare(
+    frame: pd.DataFrame, contract: DataContract, settings: Settings, task: Task
+) -> tuple[_Data, FeatureColumns]:
+    if settings.target not in frame.columns:
+        raise ConfigError(
+            f"target '{settings.target}' is not in the data; {did_you_mean(settings.target, frame.columns)}"
+        )
+    target = frame[settings.target]
+    if target.isna().any():
+        raise DataError(f"target column '{settings.target}' has {int(target.isna().sum())} missing values.")
+    y = task.labels(target)
     columns = select_columns(contract, settings.features)
     specs = window_specs(settings.features)
+    frame = frame.reset_index(drop=True)
     if specs:
         assert settings.event_time is not None  # select_columns checked it
-        windows = window_features(frame, specs, settings.event_time, settings.id_column)
-        frame = pd.concat([frame.reset_index(drop=True), windows.reset_index(drop=True)], axis=1)
-    model = binary.candidate(cfg.model, cfg.params, cfg.seed)
-    pipeline = Pipeline(
-        [
-            ("features", build_preprocessor(columns, settings.features, scale=cfg.model == "logistic")),
-            ("model", model),
-        ]
+        frame = pd.concat(
+            [frame, window_features(frame, specs, settings.event_time, settings.id_column)], axis=1
+        )
+    cfg, strat = settings.train, y if task.stratify else None
+    train, holdout = time_split(frame, settings.event_time, cfg.holdout_fraction, strat, cfg.seed)
+    inner_fit, inner_valid = time_split(
+        frame.iloc[train],
+        settings.event_time,
+        cfg.validation_fraction,
+        None if strat is None else y[train],
+        cfg.seed,
     )
-    X = frame[columns.all]
+    data = _Data(frame, frame[columns.all], y, train, holdout, train[inner_fit], train[inner_valid])
+    return data, columns
+
+
+def _metrics_fn(task: Task, settings: Settings, classes: np.ndarray | None) -> evaluate.Metrics:
+    k = settings.train.precision_at_k
+
+    def compute(y: np.ndarray, output: np.ndarray) -> dict[str, float]:
+        return task.metrics(y, output, k=k, classes=classes)
+
+    return compute
+
+
+def fit(
+    frame: pd.DataFrame, contract: DataContract, settings: Settings, *, storage: str | None = None
+) -> TrainResult:
+    """Fit, tune (when configured), choose the threshold, and evaluate on the time-ordered holdout."""
+    task = get_task(settings.task)
+    cfg = settings.train
+    metric, greater = primary_metric(settings, task)
+    data, columns = _prepare(frame, contract, settings, task)
+    preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
+    params, tuning, validation = _validate_and_tune(
+        task, settings, data, preprocessor, metric, greater, storage
+    )
+    pipeline = Pipeline(
+        [("features", clone(preprocessor)), ("model", task.candidate(cfg.model, params, cfg.seed))]
+    )
     started = time.perf_counter()
-    pipeline.fit(X.iloc[train_pos], y[train_pos])
+    pipeline.fit(data.X.iloc[data.train], data.y[data.train])
     seconds = time.perf_counter() - started
-    holdout = frame.iloc[holdout_pos].reset_index(drop=True)
-    score = pipeline.predict_proba(X.iloc[holdout_pos])[:, 1]
-    dummy = binary.baseline().fit(X.iloc[train_pos], y[train_pos])
-    metrics = {
-        "holdout": binary.metrics(y[holdout_pos], score, k=cfg.precision_at_k),
-        "baseline": binary.metrics(
-            y[holdout_pos], dummy.predict_proba(X.iloc[holdout_pos])[:, 1], k=cfg.precision_at_k
-        ),
-        "rows_train": len(train_pos),
-        "rows_holdout": len(holdout_pos),
+    classes = getattr(pipeline, "classes_", None)
+    compute = _metrics_fn(task, settings, classes)
+    output = task.predict(pipeline, data.X.iloc[data.holdout])
+    y_hold = data.y[data.holdout]
+    dummy = task.make_baseline().fit(data.X.iloc[data.train], data.y[data.train])
+    holdout_metrics = compute(y_hold, output)
+    baseline_metrics = compute(y_hold, task.predict(dummy, data.X.iloc[data.holdout]))
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "metric": metric,
+        "greater_is_better": greater,
+        "score": holdout_metrics.get(metric),
+        "baseline_score": baseline_metrics.get(metric),
+        "holdout": holdout_metrics,
+        "baseline": baseline_metrics,
+        "validation": validation,
+        "holdout_ci": evaluate.bootstrap_ci(y_hold, output, compute, n=cfg.bootstrap, seed=cfg.seed),
+        "rows_train": len(data.train),
+        "rows_holdout": len(data.holdout),
         "fit_seconds": round(seconds, 3),
     }
+    if metric not in holdout_metrics:
+        raise ConfigError(
+            f"train.metric '{metric}' is not a {task.name} metric; {did_you_mean(metric, holdout_metrics)}"
+        )
+    metrics.update(_extras(task, settings, data, output, compute, validation))
+    if cfg.cv_folds:
+        metrics["cv"] = _cross_validate(task, settings, data, preprocessor, params, metric)
     if settings.event_time:
-        metrics["holdout_start"] = str(pd.to_datetime(frame[settings.event_time]).iloc[holdout_pos].min())
-    params = {"model": cfg.model, **model.get_params(deep=False)}
-    return TrainResult(pipeline, columns, metrics, _jsonable(params), holdout, score)
+        metrics["holdout_start"] = str(
+            pd.to_datetime(data.frame[settings.event_time]).iloc[data.holdout].min()
+        )
+    if tuning is not None:
+        metrics["tuning"] = {
+            "study": tuning.study_name,
+            "trials": len(tuning.trials),
+            "best_validation": tuning.best_score,
+        }
+    return TrainResult(
+        pipeline,
+        columns,
+        metrics,
+        _jsonable({"model": cfg.model, **params}),
+        data.frame.iloc[data.holdout].reset_index(drop=True),
+        output,
+        y_hold,
+        _importance(pipeline),
+        tuning,
+    )
+
+
+def _validate_and_tune(
+    task: Task,
+    settings: Settings,
+    data: _Data,
+    preprocessor: Any,
+    metric: str,
+    greater: bool,
+    storage: str | None,
+) -> tuple[dict[str, Any], TuneResult | None, dict[str, Any]]:
+    """Fit on the older training rows, tune and pick the threshold on the newer ones."""
+    cfg = settings.train
+    pre = clone(preprocessor).fit(data.X.iloc[data.fit])
+    X_fit, X_valid = pre.transform(data.X.iloc[data.fit]), pre.transform(data.X.iloc[data.valid])
+    y_fit, y_valid = data.y[data.fit], data.y[data.valid]
+    params, tuning = dict(cfg.params), None
+
+    def rate(estimator: Any) -> float:
+        classes = getattr(estimator, "classes_", None)
+        value = task.metrics(
+            y_valid, task.predict(estimator, X_valid), k=cfg.precision_at_k, classes=classes
+        )[metric]
+        return value if greater else -value
+
+    if cfg.tune.trials:
+        if storage is None:
+            raise ConfigError("train.tune needs the metadata store's URL to keep the study.")
+        tuning = tune(
+            task,
+            cfg.model,
+            dict(cfg.params),
+            cfg.tune,
+            storage=storage,
+            study_name=f"loopml-{settings.name}-{cfg.model}",
+            data=(X_fit, y_fit, X_valid, y_valid),
+            score=rate,
+            seed=cfg.seed,
+        )
+        params = tuning.best_params
+    estimator = task.candidate(cfg.model, params, cfg.seed).fit(X_fit, y_fit)
+    valid_output = task.predict(estimator, X_valid)
+    validation: dict[str, Any] = {"score": rate(estimator) * (1 if greater else -1), "rows": len(data.valid)}
+    if task.name == "binary":
+        costs = cfg.costs
+        validation["threshold"] = evaluate.cost_threshold(
+            y_valid, valid_output, costs.false_negative, costs.false_positive
+        )
+    return params, tuning, validation
+
+
+def _extras(
+    task: Task,
+    settings: Settings,
+    data: _Data,
+    output: np.ndarray,
+    compute: evaluate.Metrics,
+    validation: dict[str, Any],
+) -> dict[str, Any]:
+    y = data.y[data.holdout]
+    extras: dict[str, Any] = {}
+    if task.name == "binary":
+        threshold = validation["threshold"]["threshold"]
+        extras["threshold"] = threshold
+        extras["confusion"] = evaluate.confusion(y, output, threshold)
+        costs = settings.train.costs
+        extras["holdout_cost"] = (
+            costs.false_negative * extras["confusion"]["fn"]
+            + costs.false_positive * extras["confusion"]["fp"]
+        )
+        extras["calibration"] = evaluate.calibration(y, output)
+    if settings.train.segments:
+        frame = data.frame.iloc[data.holdout]
+        extras["segments"] = evaluate.segment_metrics(frame, settings.train.segments, y, output, compute)
+    return extras
+
+
+def _cross_validate(
+    task: Task, settings: Settings, data: _Data, preprocessor: Any, params: dict[str, Any], metric: str
+) -> dict[str, Any]:
+    """Expanding-window cross-validation over the training part, in time order."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    scores = []
+    for fit_idx, test_idx in TimeSeriesSplit(n_splits=settings.train.cv_folds + 1).split(data.train):
+        if len(fit_idx) < 10:
+            continue
+        rows_fit, rows_test = data.train[fit_idx], data.train[test_idx]
+        model = Pipeline(
+            [
+                ("features", clone(preprocessor)),
+                ("model", task.candidate(settings.train.model, params, settings.train.seed)),
+            ]
+        )
+        model.fit(data.X.iloc[rows_fit], data.y[rows_fit])
+        classes = getattr(model, "classes_", None)
+        out = task.predict(model, data.X.iloc[rows_test])
+        scores.append(
+            task.metrics(data.y[rows_test], out, k=settings.train.precision_at_k, classes=classes)[metric]
+        )
+    return {
+        "folds": scores,
+        "mean": float(np.nanmean(scores)) if scores else None,
+        "std": float(np.nanstd(scores)) if scores else None,
+    }
+
+
+def _importance(pipeline: Pipeline) -> dict[str, float]:
+    """Feature importance: LightGBM gain, or absolute linear coefficients; empty otherwise."""
+    model = pipeline[-1]
+    try:
+        names = [str(n) for n in pipeline[:-1].get_feature_names_out()]
+    except (AttributeError, ValueError):
+        return {}
+    if hasattr(model, "booster_"):
+        values = model.booster_.feature_importance(importance_type="gain")
+    elif hasattr(model, "coef_"):
+        values = np.abs(np.atleast_2d(model.coef_)).mean(axis=0)
+    else:
+        return {}
+    total = float(np.sum(values)) or 1.0
+    return {n: float(v) / total for n, v in sorted(zip(names, values, strict=True), key=lambda p: -p[1])}
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

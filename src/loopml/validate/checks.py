@@ -1,36 +1,57 @@
-"""Enforcing a data contract: coerce types, split rows into accepted and quarantined.
+"""Enforcing a data contract: clean, coerce types, split rows into accepted and quarantined.
 
 Every row read ends in exactly one of the two frames: ``accepted + quarantined == rows read``.
 A quarantined row keeps its original values plus the rule, column and offending value that sent it
-there (the first rule it failed, in the order: type, not_null, range, category, duplicate_id).
+there: the first rule it failed, in the order: the ``cleaning.filters`` (by their own names), then
+per column type, not_null, range, category, pattern, then duplicate_id and duplicate_row.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from loopml.errors import ContractError
+from loopml.config import CleaningConfig, FillPolicy
+from loopml.errors import ConfigError, ContractError
+from loopml.validate.cleaning import as_text, filter_mask, trim
 from loopml.validate.contract import ColumnSpec, DataContract
+from loopml.validate.seen import Seen, row_hashes
 
-__all__ = ["CheckResult", "SchemaChange", "coerce_column", "enforce", "schema_changes"]
+__all__ = ["CheckResult", "ChunkChecker", "SchemaChange", "coerce_column", "enforce", "schema_changes"]
 
-RULES = ("type", "not_null", "range", "category", "duplicate_id")
+RULES = ("type", "not_null", "range", "category", "pattern", "duplicate_id", "duplicate_row")
+_MIN_TIME, _MAX_TIME = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
 
 
 @dataclass(frozen=True)
 class SchemaChange:
-    """Columns that appeared or disappeared against the contract."""
+    """Columns that appeared, disappeared or changed type against the contract."""
 
     added: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    type_changed: tuple[tuple[str, str, str], ...] = ()  # (column, contract dtype, dtype the data has)
 
     @property
     def breaking(self) -> bool:
-        return bool(self.missing)
+        return bool(self.missing or self.type_changed)
+
+    def describe(self) -> str:
+        """One line for people: what changed."""
+        parts = [f"missing column(s) {', '.join(self.missing)}"] if self.missing else []
+        parts += [f"column {c} changed type {a} -> {b}" for c, a, b in self.type_changed]
+        parts += [f"new column(s) {', '.join(self.added)}"] if self.added else []
+        return "; ".join(parts) or "no schema change"
+
+    def to_dict(self) -> dict[str, list[object]]:
+        return {
+            "added": list(self.added),
+            "missing": list(self.missing),
+            "type_changed": [{"column": c, "expected": a, "got": b} for c, a, b in self.type_changed],
+        }
 
 
 @dataclass
@@ -57,19 +78,21 @@ def schema_changes(frame: pd.DataFrame, contract: DataContract) -> SchemaChange:
 
 def _to_datetime(series: pd.Series) -> pd.Series:
     """Naive UTC times: ISO 8601 first, then any other format; times with an offset are converted to
-    UTC, naive ones are taken as they are; unparseable values become NaT."""
+    UTC, naive ones are taken as they are; unparseable values (and years outside 1678..2261) become NaT."""
     if pd.api.types.is_datetime64_any_dtype(series):
         tz = getattr(series.dt, "tz", None)
-        return series.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else series
-    text = series.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
-    times = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-    retry = times.isna() & series.notna()
-    if retry.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            other = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
-        times = times.where(~retry, other.reindex(times.index))
-    return times.dt.tz_localize(None)
+        times = series.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else series
+    else:
+        text = series.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
+        times = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+        retry = times.isna() & series.notna()
+        if retry.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                other = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
+            times = times.where(~retry, other.reindex(times.index))
+        times = times.dt.tz_localize(None)
+    return times.where((times >= _MIN_TIME) & (times <= _MAX_TIME))
 
 
 def coerce_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
@@ -81,56 +104,151 @@ def coerce_column(series: pd.Series, spec: ColumnSpec) -> pd.Series:
             series = series.astype("int64")
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
         values[~np.isfinite(values)] = np.nan
+        if spec.dtype == "int":
+            values[np.mod(values, 1) != 0] = np.nan  # 1.5 is not an int
         return pd.Series(values, index=series.index, name=series.name)
     if spec.dtype == "bool":
-        mapping = {True: True, False: False, "true": True, "false": False}
+        mapping = {True: True, False: False, "true": True, "false": False, 1: True, 0: False}
         lowered = series.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
-        return lowered.map(mapping).astype("boolean")
-    return series.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        return lowered.map(lambda v: mapping.get(v) if isinstance(v, bool | str | int) else None).astype(
+            "boolean"
+        )
+    return as_text(series)
 
 
-def _failures(raw: pd.Series, value: pd.Series, spec: ColumnSpec) -> list[tuple[str, pd.Series]]:
-    was_null = raw.isna()
+def _fill(value: pd.Series, policy: FillPolicy, spec: ColumnSpec) -> pd.Series:
+    filler = coerce_column(pd.Series([policy.fill]), spec)
+    if filler.isna().all():
+        raise ConfigError(
+            f"loopml.yaml: 'cleaning.missing.{spec.name}.fill' {policy.fill!r} is not a {spec.dtype}."
+        )
+    return value.where(value.notna(), filler.iloc[0])
+
+
+def _pattern(value: pd.Series, pattern: str) -> pd.Series:
+    text = as_text(value)
+    return value.notna() & ~text.str.fullmatch(re.compile(pattern)).fillna(False).astype(bool)
+
+
+def _failures(
+    was_null: pd.Series, value: pd.Series, spec: ColumnSpec, cleaning: CleaningConfig
+) -> tuple[list[tuple[str, pd.Series]], pd.Series]:
     checks = [("type", value.isna() & ~was_null)]
     if not spec.nullable:
         checks.append(("not_null", was_null))
-    if spec.dtype in ("int", "float"):
-        low = value < spec.min if spec.min is not None else pd.Series(False, index=value.index)
-        high = value > spec.max if spec.max is not None else pd.Series(False, index=value.index)
-        checks.append(("range", low | high))
-    if spec.categories is not None:
+    if spec.dtype in ("int", "float") and (spec.min is not None or spec.max is not None):
+        if cleaning.out_of_range == "clip":
+            value = value.clip(spec.min, spec.max)
+        else:
+            low = value < spec.min if spec.min is not None else False
+            high = value > spec.max if spec.max is not None else False
+            checks.append(("range", pd.Series(low | high, index=value.index)))
+    if spec.categories is not None and cleaning.unknown_category == "quarantine":
         checks.append(("category", value.notna() & ~value.isin(spec.categories)))
-    if spec.unique:
-        checks.append(("duplicate_id", value.notna() & value.duplicated(keep="first")))
-    return checks
+    if spec.pattern is not None:
+        checks.append(("pattern", _pattern(value, spec.pattern)))
+    return checks, value
 
 
-def enforce(frame: pd.DataFrame, contract: DataContract) -> CheckResult:
-    """Apply the contract to ``frame``; a missing column is a breaking change and raises."""
-    change = schema_changes(frame, contract)
-    if change.breaking:
-        raise ContractError(
-            f"data breaks contract '{contract.name}' v{contract.version}: missing column(s) "
-            f"{', '.join(change.missing)}.",
-            hint="Fix the source, or edit the contract file to accept the new schema.",
+class ChunkChecker:
+    """Cleans and checks chunk after chunk of one ingest, remembering ids and rows across chunks.
+
+    ``seed`` gives ids and rows already in the data set (a parent snapshot being appended to), so a
+    repeat of one of them is a duplicate too. ``stats`` counts per column the non-missing values and
+    those that would not convert to the contract type, to tell a type change from a few bad values.
+    """
+
+    def __init__(self, contract: DataContract, cleaning: CleaningConfig | None = None) -> None:
+        self.contract = contract
+        self.cleaning = cleaning or CleaningConfig()
+        self.ids = {spec.name: Seen() for spec in contract.columns if spec.unique}
+        self.rows = Seen()
+        self.stats: dict[str, list[int]] = {spec.name: [0, 0] for spec in contract.columns}
+        self.offset = 0
+
+    def seed(self, accepted: pd.DataFrame) -> None:
+        """Remember rows already accepted into the data set."""
+        for name, seen in self.ids.items():
+            if name in accepted.columns:
+                seen.add(row_hashes(accepted[[name]].dropna(), [name]))
+        if self.cleaning.dedupe == "row":
+            self.rows.add(row_hashes(accepted, self.contract.names))
+
+    def type_changes(self) -> tuple[tuple[str, str, str], ...]:
+        """Columns whose every non-missing value so far failed to convert."""
+        return tuple(
+            (name, self.contract.column(name).dtype, "string")
+            for name, (values, failed) in self.stats.items()
+            if values and failed == values
         )
-    frame = frame.reset_index(drop=True)
-    coerced = pd.DataFrame(index=frame.index)
-    rule = pd.Series(pd.NA, index=frame.index, dtype="object")
-    column = rule.copy()
-    for spec in contract.columns:
-        value = coerce_column(frame[spec.name], spec)
-        coerced[spec.name] = value
-        for name, failed in _failures(frame[spec.name], value, spec):
-            new = failed.to_numpy(dtype=bool) & rule.isna().to_numpy()
-            rule[new], column[new] = name, spec.name
-    bad = rule.notna().to_numpy()
-    return CheckResult(
-        accepted=_finalise(coerced.loc[~bad], contract),
-        quarantined=_quarantine(frame.loc[bad], rule[bad], column[bad]),
-        schema=change,
-        counts={r: int((rule == r).sum()) for r in RULES if (rule == r).any()},
-    )
+
+    def check(self, frame: pd.DataFrame) -> CheckResult:
+        """Split ``frame`` into accepted (typed, per contract) and quarantined (original values) rows."""
+        change = schema_changes(frame, self.contract)
+        if change.missing:
+            raise ContractError(
+                f"data breaks contract '{self.contract.name}' v{self.contract.version}: {change.describe()}.",
+                hint="Fix the source, or run `loopml data accept-schema` (or edit the contract file) to accept it.",
+            )
+        frame = frame.reset_index(drop=True)
+        raw = trim(frame) if self.cleaning.trim else frame
+        rule = np.full(len(frame), None, dtype=object)
+        column = rule.copy()
+
+        def mark(name: str, col: str, failed: np.ndarray) -> None:
+            new = failed & (rule == None)  # noqa: E711 (element-wise)
+            rule[new], column[new] = name, col
+
+        for item in self.cleaning.filters:
+            mark(item.rule, item.column, filter_mask(raw, item))
+        coerced = pd.DataFrame(index=frame.index)
+        for spec in self.contract.columns:
+            coerced[spec.name] = self._column(raw[spec.name], spec, mark)
+        self._duplicates(coerced, rule, mark)
+        bad = rule != None  # noqa: E711
+        counts = pd.Series(rule[bad]).value_counts()
+        result = CheckResult(
+            accepted=_finalise(coerced.loc[~bad], self.contract),
+            quarantined=_quarantine(frame.loc[bad], rule[bad], column[bad], self.offset),
+            schema=change,
+            counts={str(k): int(v) for k, v in counts.items()},
+        )
+        self.offset += len(frame)
+        return result
+
+    def _column(self, raw: pd.Series, spec: ColumnSpec, mark: object) -> pd.Series:
+        value = coerce_column(raw, spec)
+        was_null = raw.isna()
+        stats = self.stats[spec.name]
+        stats[0] += int((~was_null).sum())
+        stats[1] += int((value.isna() & ~was_null).sum())
+        policy = self.cleaning.missing.get(spec.name)
+        if isinstance(policy, FillPolicy):
+            value = _fill(value, policy, spec)
+            was_null = was_null & value.isna()
+        checks, value = _failures(was_null, value, spec, self.cleaning)
+        for name, failed in checks:
+            mark(name, spec.name, failed.to_numpy(dtype=bool))  # type: ignore[operator]
+        return value
+
+    def _duplicates(self, coerced: pd.DataFrame, rule: np.ndarray, mark: object) -> None:
+        for name, seen in self.ids.items():
+            good = (rule == None) & coerced[name].notna().to_numpy()  # noqa: E711
+            dup = np.zeros(len(rule), dtype=bool)
+            dup[good] = seen.duplicates(row_hashes(coerced.loc[good, [name]], [name]))
+            mark("duplicate_id", name, dup)  # type: ignore[operator]
+        if self.cleaning.dedupe == "row":
+            good = rule == None  # noqa: E711
+            dup = np.zeros(len(rule), dtype=bool)
+            dup[good] = self.rows.duplicates(row_hashes(coerced.loc[good], self.contract.names))
+            mark("duplicate_row", "*", dup)  # type: ignore[operator]
+
+
+def enforce(
+    frame: pd.DataFrame, contract: DataContract, cleaning: CleaningConfig | None = None
+) -> CheckResult:
+    """Apply the contract (and cleaning) to one whole ``frame``; a missing column is breaking and raises."""
+    return ChunkChecker(contract, cleaning).check(frame)
 
 
 def _finalise(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
@@ -143,9 +261,15 @@ def _finalise(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
     return out
 
 
-def _quarantine(rows: pd.DataFrame, rule: pd.Series, column: pd.Series) -> pd.DataFrame:
+def _quarantine(rows: pd.DataFrame, rule: np.ndarray, column: np.ndarray, offset: int) -> pd.DataFrame:
     out = rows.astype("string").reset_index(names="_row")
-    out["_rule"] = rule.to_numpy()
-    out["_column"] = column.to_numpy()
-    out["_value"] = [str(rows.at[i, c]) for i, c in zip(rows.index, column, strict=True)]
+    out["_row"] = out["_row"].astype("int64") + offset
+    out["_rule"] = pd.array(rule, dtype="string")
+    out["_column"] = pd.array(column, dtype="string")
+    values = pd.Series("", index=rows.index, dtype="string")
+    for name in pd.unique(column):
+        if name in rows.columns:
+            hit = column == name
+            values[hit] = as_text(rows.loc[hit, name]).astype("string").fillna("<missing>")
+    out["_value"] = values.to_numpy()
     return out

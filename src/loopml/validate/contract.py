@@ -12,9 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopml.errors import ContractError
+from loopml.validate.seen import Seen, row_hashes
 
 __all__ = [
     "ColumnSpec",
+    "ContractInferrer",
     "DataContract",
     "infer_contract",
     "latest_contract",
@@ -24,6 +26,7 @@ __all__ = [
 
 DType = Literal["int", "float", "bool", "string", "datetime"]
 CATEGORY_CAP = 50
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
 
 
 class ColumnSpec(BaseModel):
@@ -37,6 +40,7 @@ class ColumnSpec(BaseModel):
     min: float | None = Field(None, description="Values below are refused.")
     max: float | None = Field(None, description="Values above are refused.")
     categories: list[str] | None = Field(None, description="The only allowed values, when set.")
+    pattern: str | None = Field(None, description="A regular expression every value must match.")
     unique: bool = False
 
 
@@ -75,17 +79,30 @@ def _dtype_of(series: pd.Series) -> DType:
         return "int" if whole and not series.isna().any() else "float"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime"
-    return "string"
+    return "datetime" if _looks_like_dates(series) else "string"
 
 
-def _infer_column(series: pd.Series, *, is_id: bool, is_target: bool) -> ColumnSpec:
+def _looks_like_dates(series: pd.Series) -> bool:
+    """Text that is all ISO 8601 dates (as CSV files and SQLite hand them over) is a datetime column."""
+    values = series.dropna()
+    if not len(values) or not all(isinstance(v, str) for v in values.iloc[:100]):
+        return False
+    head = values.iloc[:100].astype(str)
+    if not head.str.match(_ISO_DATE).all():
+        return False
+    return bool(values.astype(str).str.match(_ISO_DATE).all())
+
+
+def _infer_column(
+    series: pd.Series, *, is_id: bool, is_target: bool, category_cap: int = CATEGORY_CAP
+) -> ColumnSpec:
     dtype = _dtype_of(series)
     spec: dict[str, Any] = {"name": str(series.name), "dtype": dtype, "nullable": bool(series.isna().any())}
     if dtype in ("int", "float") and not is_id and series.notna().any() and float(series.min()) >= 0:
         spec["min"] = 0.0
     if dtype == "string" and not is_id:
         values = series.dropna().astype(str).unique()
-        if len(values) <= CATEGORY_CAP:
+        if len(values) <= category_cap:
             spec["categories"] = sorted(values.tolist())
     if is_target and dtype in ("int", "bool"):
         spec["categories"] = None
@@ -100,12 +117,111 @@ def infer_contract(
     id_column: str | None = None,
     event_time: str | None = None,
     target: str | None = None,
+    category_cap: int = CATEGORY_CAP,
 ) -> DataContract:
     """Infer a contract from data: types, nullability, non-negative ranges, small category sets, ids."""
-    columns = [
-        _infer_column(frame[col], is_id=col == id_column, is_target=col == target) for col in frame.columns
-    ]
-    return DataContract(name=name, columns=columns, id_column=id_column, event_time=event_time, target=target)
+    inferrer = ContractInferrer(
+        name, id_column=id_column, event_time=event_time, target=target, category_cap=category_cap
+    )
+    inferrer.update(frame)
+    return inferrer.result()
+
+
+def _merge_dtype(a: DType, b: DType) -> DType:
+    if a == b:
+        return a
+    if {a, b} <= {"int", "float"}:
+        return "float"
+    return "string"
+
+
+def _merge(a: ColumnSpec, b: ColumnSpec, cap: int) -> ColumnSpec:
+    """One spec for the union of the data that gave ``a`` and ``b``."""
+    dtype = _merge_dtype(a.dtype, b.dtype)
+    categories = None
+    if dtype == "string" and a.categories is not None and b.categories is not None:
+        union = sorted(set(a.categories) | set(b.categories))
+        categories = union if len(union) <= cap else None
+    both_non_negative = a.min == 0.0 and b.min == 0.0 and dtype in ("int", "float")
+    return a.model_copy(
+        update={
+            "dtype": dtype,
+            "nullable": a.nullable or b.nullable,
+            "min": 0.0 if both_non_negative else None,
+            "categories": categories,
+        }
+    )
+
+
+class ContractInferrer:
+    """Infer one contract from data that arrives in chunks, holding only a summary of what was seen.
+
+    Examples
+    --------
+    >>> inferrer = ContractInferrer("t", id_column="k")
+    >>> inferrer.update(pd.DataFrame({"k": [1, 2], "x": [0.5, None]}))
+    >>> inferrer.update(pd.DataFrame({"k": [3, 4], "x": [-1.0, 2.0]}))
+    >>> [(c.name, c.dtype, c.nullable, c.min, c.unique) for c in inferrer.result().columns]
+    [('k', 'int', False, None, True), ('x', 'float', True, None, False)]
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        id_column: str | None = None,
+        event_time: str | None = None,
+        target: str | None = None,
+        category_cap: int = CATEGORY_CAP,
+    ) -> None:
+        self.name, self.id_column, self.event_time, self.target = name, id_column, event_time, target
+        self.category_cap = category_cap
+        self._specs: dict[str, ColumnSpec | None] = {}  # None: every value so far was missing
+        self._nulls: dict[str, bool] = {}
+        self._ids = Seen()
+        self._duplicate_id = False
+
+    def update(self, frame: pd.DataFrame) -> None:
+        """Add one chunk of rows."""
+        for col in frame.columns:
+            name, series = str(col), frame[col]
+            self._nulls[name] = self._nulls.get(name, False) or bool(series.isna().any())
+            if series.isna().all():
+                self._specs.setdefault(name, None)
+                continue
+            spec = _infer_column(
+                series,
+                is_id=name == self.id_column,
+                is_target=name == self.target,
+                category_cap=self.category_cap,
+            )
+            known = self._specs.get(name)
+            self._specs[name] = spec if known is None else _merge(known, spec, self.category_cap)
+        if self.id_column in frame.columns and not self._duplicate_id:
+            ids = frame[[self.id_column]].dropna()
+            self._duplicate_id = bool(self._ids.duplicates(row_hashes(ids, [str(self.id_column)])).any())
+
+    def result(self) -> DataContract:
+        """The contract for everything seen so far."""
+        columns = []
+        for name, spec in self._specs.items():
+            if spec is None:
+                spec = ColumnSpec(name=name, dtype="float", nullable=True)
+            is_id = name == self.id_column
+            update: dict[str, Any] = {
+                "nullable": self._nulls[name],
+                "unique": is_id and not self._duplicate_id,
+            }
+            if name == self.target and spec.dtype in ("int", "bool"):
+                update["categories"] = None
+            columns.append(spec.model_copy(update=update))
+        return DataContract(
+            name=self.name,
+            columns=columns,
+            id_column=self.id_column,
+            event_time=self.event_time,
+            target=self.target,
+        )
 
 
 def _file(directory: Path, name: str, version: int) -> Path:

@@ -1,51 +1,55 @@
-"""Ingest: read a source, enforce (or first infer) the contract, write a versioned snapshot."""
+"""Ingest: read a source in chunks, clean and enforce the contract, write a versioned snapshot.
+
+Memory stays bounded by the chunk size: rows stream from the source through the checks into Parquet
+files on local disk, which are hashed and copied to the artifact store at the end. The first ingest
+infers the contract in a first pass over the data (spooled to local disk, so the source is read
+once). Nothing is visible until one final transaction records the snapshot, its quarantine and the
+new watermark; if anything fails before or during it, the artifacts written are removed and the
+store is exactly as before.
+"""
 
 from __future__ import annotations
 
-import io
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, insert, select
 
 from loopml.config import Settings
-from loopml.errors import NotFoundError
-from loopml.sources import open_source, read_all
-from loopml.store import Store, sha256_bytes, tables, utcnow
-from loopml.validate.checks import enforce
-from loopml.validate.contract import DataContract, infer_contract, latest_contract, save_contract
+from loopml.errors import ContractError, DataError
+from loopml.sources import CsvSource, IncrementalSource, ParquetSource, Source, source_from_config
+from loopml.store import Store
+from loopml.validate.checks import ChunkChecker, SchemaChange, coerce_column, schema_changes
+from loopml.validate.cleaning import trim
+from loopml.validate.contract import ContractInferrer, DataContract, latest_contract
+from loopml.validate.datasets import DatasetVersion, latest_version, read_watermark
+from loopml.validate.record import Outcome, commit
+from loopml.validate.rules import apply_rules
+from loopml.validate.snapshots import ParquetSink, arrow_schema, conform, iter_parquet
 
-__all__ = ["DatasetVersion", "IngestResult", "ingest", "load_snapshot"]
+__all__ = ["IngestResult", "Progress", "contracts_dir", "infer_from_source", "ingest", "open_input"]
 
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    """One immutable snapshot of a data set."""
-
-    id: int
-    name: str
-    version: int
-    content_hash: str
-    uri: str
-    rows: int
-    rows_read: int
-    rows_quarantined: int
-    contract_version: int | None
-    parent_id: int | None
-    source: dict[str, Any] = field(default_factory=dict)
+Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What an ingest did."""
+    """What an ingest did. ``accepted + quarantined == rows_read`` for the rows read by this ingest."""
 
     dataset: DatasetVersion
     contract: DataContract
     contract_created: bool
     quarantine_counts: dict[str, int]
     added_columns: tuple[str, ...]
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    new_version: bool = True
+    watermark: Any = None
+    schema: SchemaChange = field(default_factory=SchemaChange)
 
 
 def contracts_dir(settings: Settings) -> Path:
@@ -53,87 +57,244 @@ def contracts_dir(settings: Settings) -> Path:
     return settings.project_dir / "contracts"
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False, engine="pyarrow")
-    return buffer.getvalue()
-
-
-def ingest(settings: Settings, store: Store) -> IngestResult:
-    """Read the configured source into a new data set version (contract inferred on first ingest)."""
-    cfg = settings.source
-    source = open_source(cfg.kind, cfg.path, cfg.options, base_dir=settings.project_dir)
-    frame = read_all(source)
-    contract = latest_contract(contracts_dir(settings), settings.name)
-    created = contract is None
-    if contract is None:
-        contract = infer_contract(
-            frame,
-            settings.name,
-            id_column=settings.id_column,
-            event_time=settings.event_time,
-            target=settings.target,
-        )
-        save_contract(contract, contracts_dir(settings))
-    checked = enforce(frame, contract)
-    dataset = _record(settings, store, checked.accepted, checked.quarantined, source.describe(), contract)
-    return IngestResult(dataset, contract, created, checked.counts, checked.schema.added)
-
-
-def _record(
-    settings: Settings,
-    store: Store,
-    accepted: pd.DataFrame,
-    quarantined: pd.DataFrame,
-    described: dict[str, Any],
-    contract: DataContract,
-) -> DatasetVersion:
-    data = _parquet_bytes(accepted)
-    digest = sha256_bytes(data)
-    key = f"datasets/{settings.name}/{digest}.parquet"
-    store.artifacts.put_bytes(key, data)
-    if len(quarantined):
-        store.artifacts.put_bytes(
-            f"datasets/{settings.name}/{digest}.quarantine.parquet", _parquet_bytes(quarantined)
-        )
-    dv = tables.dataset_versions
-    with store.engine.begin() as conn:
-        parent = conn.execute(
-            select(dv.c.id, dv.c.version).where(dv.c.name == settings.name).order_by(dv.c.version.desc())
-        ).first()
-        row: dict[str, Any] = {
-            "name": settings.name,
-            "version": (parent.version + 1) if parent else 1,
-            "content_hash": digest,
-            "uri": key,
-            "rows": len(accepted),
-            "rows_read": len(accepted) + len(quarantined),
-            "rows_quarantined": len(quarantined),
-            "source": described,
-            "contract_version": contract.version,
-            "parent_id": parent.id if parent else None,
-            "created_at": utcnow(),
-        }
-        new_id = conn.execute(insert(dv).returning(dv.c.id), row).scalar_one()
-    return DatasetVersion(
-        id=new_id, **{k: v for k, v in row.items() if k in DatasetVersion.__dataclass_fields__}
+def open_input(path: Path) -> Source:
+    """A source for one file given on the command line (``.csv`` or ``.parquet``)."""
+    if path.suffix.lower() == ".csv":
+        return CsvSource(str(path))
+    if path.suffix.lower() == ".parquet":
+        return ParquetSource(str(path))
+    raise DataError(
+        f"input file '{path}' is neither .csv nor .parquet.", hint="Convert it to CSV or Parquet."
     )
 
 
-def load_snapshot(store: Store, name: str, version: int | None = None) -> tuple[DatasetVersion, pd.DataFrame]:
-    """A data set version (the latest by default) and its rows."""
-    dv = tables.dataset_versions
-    query = select(dv).where(dv.c.name == name)
-    query = query.where(dv.c.version == version) if version else query.order_by(dv.c.version.desc())
-    with store.engine.connect() as conn:
-        row = conn.execute(query.limit(1)).first()
-        count = conn.execute(select(func.count()).select_from(dv).where(dv.c.name == name)).scalar()
-    if row is None:
-        what = f"version {version}" if version else "any version"
-        raise NotFoundError(
-            f"data set '{name}' has no {what} ({count} ingested).", hint="Run `loopml ingest` first."
+@dataclass
+class _Plan:
+    source: Source
+    parent: DatasetVersion | None
+    append: bool
+    watermark_column: str | None
+    after: Any
+
+
+def _plan(settings: Settings, store: Store, input_path: Path | None) -> _Plan:
+    parent = latest_version(store, settings.name)
+    if input_path is not None:  # re-ingesting fixed (e.g. exported quarantine) rows: added to the data set
+        return _Plan(open_input(input_path), parent, parent is not None, None, None)
+    column = settings.source.watermark
+    after = read_watermark(store, settings.name, column) if column else None
+    source = source_from_config(settings.source, settings.project_dir)
+    return _Plan(source, parent, column is not None and parent is not None, column, after)
+
+
+def _batches(plan: _Plan, spec_dtype: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if plan.watermark_column and plan.after is not None and isinstance(plan.source, IncrementalSource):
+        value = pd.Timestamp(plan.after).to_pydatetime() if spec_dtype == "datetime" else plan.after
+        yield from plan.source.iter_batches_after(plan.watermark_column, value, chunk_rows)
+    else:
+        yield from plan.source.iter_batches(chunk_rows)
+
+
+class _Spool:
+    """Raw chunks kept on local disk (Arrow IPC) so that the first ingest reads its source once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory, self.files, self.ok = directory, [], True
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.ok:
+            return
+        path = self.directory / f"spool-{len(self.files):06d}.arrow"
+        try:
+            frame.reset_index(drop=True).to_feather(path)
+            self.files.append(path)
+        except Exception:  # a column of mixed Python types: fall back to reading the source again
+            self.ok = False
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for path in self.files:
+            yield pd.read_feather(path)
+
+
+def infer_from_source(
+    settings: Settings, frames: Iterator[pd.DataFrame], progress: Progress | None = None
+) -> DataContract:
+    """Infer the data set's contract from frames (after trimming and the configured filters)."""
+    from loopml.validate.cleaning import filter_mask
+
+    inferrer = ContractInferrer(
+        settings.name,
+        id_column=settings.id_column,
+        event_time=settings.event_time,
+        target=settings.target,
+        category_cap=settings.contract.category_cap,
+    )
+    seen = 0
+    for frame in frames:
+        clean = trim(frame) if settings.cleaning.trim else frame
+        keep = pd.Series(True, index=clean.index)
+        for rule in settings.cleaning.filters:
+            keep &= ~filter_mask(clean, rule)
+        inferrer.update(clean.loc[keep])
+        seen += len(frame)
+        if progress:
+            progress("inferring the contract", seen)
+    if not inferrer.result().columns:
+        raise DataError(
+            f"source {settings.source.path or settings.source.url} gave no columns to infer a contract from.",
+            hint="Check source settings in loopml.yaml: the source is empty.",
         )
-    fields = {k: getattr(row, k) for k in DatasetVersion.__dataclass_fields__}
-    dataset = DatasetVersion(**fields)
-    frame = pd.read_parquet(io.BytesIO(store.artifacts.get_bytes(row.uri, sha256=row.content_hash)))
-    return dataset, frame
+    return inferrer.result()
+
+
+@dataclass
+class _Run:
+    accepted: ParquetSink
+    quarantined: ParquetSink
+    counts: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0
+    watermark: Any = None
+    added: tuple[str, ...] = ()
+
+
+def _new_rows(frame: pd.DataFrame, plan: _Plan, contract: DataContract) -> tuple[pd.DataFrame, Any]:
+    """Rows past the watermark, and the largest watermark among them."""
+    column = plan.watermark_column
+    if column is None:
+        return frame, None
+    if column not in frame.columns:
+        raise DataError(
+            f"watermark column '{column}' is not in the source ({', '.join(map(str, frame.columns[:8]))}).",
+            hint="Fix source.watermark in loopml.yaml.",
+        )
+    value = coerce_column(frame[column], contract.column(column))
+    if plan.after is not None:
+        after = pd.Timestamp(plan.after) if contract.column(column).dtype == "datetime" else plan.after
+        keep = (value > after).to_numpy(dtype=bool, na_value=False)
+        frame, value = frame.loc[keep], value.loc[keep]
+    return frame, value.max() if value.notna().any() else None
+
+
+def _seed(
+    checker: ChunkChecker, plan: _Plan, store: Store, sink: ParquetSink, contract: DataContract
+) -> None:
+    """Appending: copy the parent snapshot's rows first, and remember them for de-duplication."""
+    if plan.parent is None or not plan.append:
+        return
+    with store.artifacts.open(plan.parent.uri) as fh:
+        for frame in iter_parquet(fh):
+            rows = conform(frame, contract)
+            checker.seed(rows)
+            sink.write(rows)
+
+
+def _check_all(
+    plan: _Plan, frames: Iterator[pd.DataFrame], checker: ChunkChecker, run: _Run, progress: Progress | None
+) -> None:
+    first = True
+    for frame in frames:
+        if first:
+            run.added = schema_changes(frame, checker.contract).added
+            first = False
+        new, mark = _new_rows(frame, plan, checker.contract)
+        if mark is not None and (run.watermark is None or mark > run.watermark):
+            run.watermark = mark
+        result = checker.check(new)
+        run.accepted.write(result.accepted)
+        run.quarantined.write(result.quarantined)
+        run.rows_read += len(new)
+        for rule, count in result.counts.items():
+            run.counts[rule] = run.counts.get(rule, 0) + count
+        if progress:
+            progress("checking rows", run.rows_read)
+
+
+def _contract(settings: Settings) -> DataContract | None:
+    return latest_contract(contracts_dir(settings), settings.name)
+
+
+def ingest(
+    settings: Settings, store: Store, *, input_path: Path | None = None, progress: Progress | None = None
+) -> IngestResult:
+    """Read the source into a new data set version (its contract inferred on the first ingest).
+
+    With ``source.watermark``, only rows past the last ingest's watermark are read and the new version
+    holds the previous version's rows plus the new ones; ``input_path`` adds the rows of one file the
+    same way (fixed quarantine rows, for example). When there is nothing new, no version is written.
+    """
+    plan = _plan(settings, store, input_path)
+    chunk = settings.source.chunk_rows
+    with tempfile.TemporaryDirectory(prefix="loopml-ingest-") as tmp:
+        found = _contract(settings)
+        spool: _Spool | None = None
+        if found is None:
+            spool = _Spool(Path(tmp))
+            frames = _batches(plan, None, chunk)
+            found = infer_from_source(settings, _spooled(frames, spool), progress)
+        contract = apply_rules(found, settings.contract, settings.cleaning)
+        checker = ChunkChecker(contract, settings.cleaning)
+        run = _Run(ParquetSink(Path(tmp) / "accepted.parquet", arrow_schema(contract)),
+                   ParquetSink(Path(tmp) / "quarantine.parquet"))  # fmt: skip
+        try:
+            _seed(checker, plan, store, run.accepted, contract)
+            wm_dtype = contract.column(plan.watermark_column).dtype if plan.watermark_column else None
+            frames = iter(spool) if spool is not None and spool.ok else _batches(plan, wm_dtype, chunk)
+            _check_all(plan, frames, checker, run, progress)
+        finally:
+            run.accepted.close()
+            run.quarantined.close()
+        schema = SchemaChange(added=run.added, type_changed=checker.type_changes())
+        if schema.breaking:
+            raise ContractError(
+                f"data breaks contract '{contract.name}' v{contract.version}: {schema.describe()}.",
+                hint="Fix the source, or run `loopml data accept-schema` to write the next contract version.",
+            )
+        return _finish(settings, store, plan, run, contract, found if spool is not None else None, schema)
+
+
+def _spooled(frames: Iterator[pd.DataFrame], spool: _Spool) -> Iterator[pd.DataFrame]:
+    for frame in frames:
+        spool.add(frame)
+        yield frame
+
+
+def _finish(
+    settings: Settings,
+    store: Store,
+    plan: _Plan,
+    run: _Run,
+    contract: DataContract,
+    created: DataContract | None,
+    schema: SchemaChange,
+) -> IngestResult:
+    accepted = run.rows_read - run.quarantined.rows
+    common = {
+        "contract": contract,
+        "contract_created": created is not None,
+        "quarantine_counts": run.counts,
+        "added_columns": run.added,
+        "rows_read": run.rows_read,
+        "accepted": accepted,
+        "quarantined": run.quarantined.rows,
+        "schema": schema,
+    }
+    if run.rows_read == 0 and plan.append and plan.parent is not None:
+        return IngestResult(dataset=plan.parent, new_version=False, watermark=plan.after, **common)
+    outcome = Outcome(
+        accepted_file=run.accepted.path,
+        quarantine_file=run.quarantined.path if run.quarantined.rows else None,
+        rows=run.accepted.rows,
+        rows_read=run.rows_read,
+        rows_quarantined=run.quarantined.rows,
+        counts=run.counts,
+        schema=schema.to_dict(),
+        source={
+            **plan.source.describe(),
+            **({"appended_to": plan.parent.version} if plan.append and plan.parent else {}),
+        },
+        watermark_column=plan.watermark_column,
+        watermark=run.watermark if run.watermark is not None else plan.after,
+        new_contract=apply_rules(created, settings.contract, settings.cleaning) if created else None,
+    )
+    dataset = commit(settings.name, store, contracts_dir(settings), outcome, contract)
+    return IngestResult(dataset=dataset, watermark=outcome.watermark, **common)

@@ -1,0 +1,198 @@
+"""``loopml data``: data set versions, their quarantine, diffs, and accepting a new schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.errors import InputError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Data set versions, quarantine, diffs and schema changes.", no_args_is_help=True)
+
+
+def _summary(ds: Any) -> dict[str, Any]:
+    return {
+        "version": ds.version,
+        "snapshot": ds.id,
+        "created_at": ds.created_at,
+        "rows": ds.rows,
+        "rows_read": ds.rows_read,
+        "accepted": ds.accepted,
+        "quarantined": ds.rows_quarantined,
+        "contract_version": ds.contract_version,
+        "parent_version_id": ds.parent_id,
+        "content_hash": ds.content_hash,
+        "source": ds.source,
+    }
+
+
+@app.command("list")
+@handle_errors
+def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Every version of the project's data set, newest first."""
+    from loopml.validate import list_versions
+
+    proj = open_project(project)
+    versions = [_summary(v) for v in list_versions(proj.store, proj.name)]
+
+    def render() -> None:
+        table = Table(title=f"data set {proj.name}")
+        for col in ("version", "created", "rows", "read", "quarantined", "contract", "sha256"):
+            table.add_column(col, justify="right" if col in ("rows", "read", "quarantined") else "left")
+        for v in versions:
+            table.add_row(
+                str(v["version"]),
+                f"{v['created_at']:%Y-%m-%d %H:%M}",
+                f"{v['rows']:,}",
+                f"{v['rows_read']:,}",
+                f"{v['quarantined']:,}",
+                f"v{v['contract_version']}",
+                v["content_hash"][:12],
+            )
+        console.print(table if versions else "No versions yet: run `loopml ingest`.")
+
+    emit({"dataset": proj.name, "versions": versions}, as_json, render)
+
+
+@app.command("show")
+@handle_errors
+def show(
+    version: Annotated[int | None, typer.Argument(help="Version number (default: the latest).")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """One version: counts, quarantine by rule, schema changes, the source and the watermark."""
+    from loopml.validate import get_version, quarantine_info, watermark_state
+
+    proj = open_project(project)
+    ds = get_version(proj.store, proj.name, version)
+    info = quarantine_info(proj.store, ds)
+    payload = {
+        "dataset": proj.name,
+        **_summary(ds),
+        "uri": ds.uri,
+        "quarantine_by_rule": info.counts,
+        "schema_changes": info.schema_changes,
+        "watermark": watermark_state(proj.store, proj.name),
+    }
+    emit(payload, as_json, lambda: console.print_json(data=payload, default=str))
+
+
+@app.command("diff")
+@handle_errors
+def diff(
+    old: Annotated[int, typer.Argument(help="The older version.")],
+    new: Annotated[int | None, typer.Argument(help="The newer version (default: the latest).")] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two versions: schema, rows added and removed."""
+    from loopml.validate import diff_versions, get_version
+
+    proj = open_project(project)
+    target = new if new is not None else get_version(proj.store, proj.name).version
+    result = diff_versions(proj.store, proj.name, old, target, id_column=proj.settings.id_column)
+
+    def render() -> None:
+        console.print(
+            f"{proj.name} v{old} -> v{target}: {result['from']['rows']:,} -> {result['to']['rows']:,} rows; "
+            f"+{result['rows_added']:,} added, -{result['rows_removed']:,} removed "
+            f"(matched by {result['matched_by']})."
+        )
+        for key in ("columns_added", "columns_removed", "type_changes"):
+            if result[key]:
+                console.print(f"  {key.replace('_', ' ')}: {result[key]}")
+
+    emit(result, as_json, render)
+
+
+@app.command("quarantine")
+@handle_errors
+def quarantine(
+    version: Annotated[int | None, typer.Argument(help="Version number (default: the latest).")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only rows quarantined by this rule.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 10,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the rows to this .csv or .parquet file (fix, then ingest --input).")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Rows set aside by an ingest: counts per rule, examples, and an export to fix and ingest again."""
+    from loopml.validate import get_version, load_quarantine, quarantine_info
+
+    proj = open_project(project)
+    ds = get_version(proj.store, proj.name, version)
+    counts = quarantine_info(proj.store, ds).counts
+    rows = load_quarantine(proj.store, ds, rule)
+    if export is not None:
+        _export(rows, export)
+    sample = rows.head(limit).astype(object).where(rows.head(limit).notna(), None)
+    payload = {
+        "dataset": proj.name,
+        "version": ds.version,
+        "quarantined": ds.rows_quarantined,
+        "quarantine_by_rule": counts,
+        "rule": rule,
+        "rows": len(rows),
+        "exported_to": str(export) if export else None,
+        "sample": sample.to_dict(orient="records"),
+    }
+    emit(payload, as_json, lambda: _render_quarantine(payload))
+
+
+def _export(rows: Any, path: Path) -> None:
+    if path.suffix.lower() == ".csv":
+        rows.drop(columns=["_row", "_rule", "_column", "_value"]).to_csv(path, index=False)
+    elif path.suffix.lower() == ".parquet":
+        rows.to_parquet(path, index=False)
+    else:
+        raise InputError(f"--export '{path}' must end in .csv or .parquet.")
+
+
+def _render_quarantine(payload: dict[str, Any]) -> None:
+    console.print(
+        f"{payload['dataset']} v{payload['version']}: {payload['quarantined']:,} rows quarantined"
+        + (f", {payload['rows']:,} by rule {payload['rule']}" if payload["rule"] else "")
+    )
+    for name, count in sorted(payload["quarantine_by_rule"].items(), key=lambda kv: -kv[1]):
+        console.print(f"  {name}: {count:,}")
+    if payload["sample"]:
+        table = Table()
+        for col in ("_row", "_rule", "_column", "_value"):
+            table.add_column(col.strip("_"))
+        for row in payload["sample"]:
+            table.add_row(*(str(row[c]) for c in ("_row", "_rule", "_column", "_value")))
+        console.print(table)
+    if payload["exported_to"]:
+        console.print(f"Exported to {payload['exported_to']}; fix it, then `loopml ingest --input FILE`.")
+
+
+@app.command("accept-schema")
+@handle_errors
+def accept_schema(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Write the next contract version from the source's current columns and types."""
+    from loopml.validate import accept_schema as accept
+
+    proj = open_project(project)
+    with err_console.status("reading the source ..."):
+        contract, change = accept(proj.settings, proj.store)
+    payload = {
+        "dataset": proj.name,
+        "contract_version": contract.version,
+        "contract_file": f"contracts/{contract.name}.v{contract.version}.yaml",
+        **change.to_dict(),
+    }
+    emit(
+        payload,
+        as_json,
+        lambda: console.print(
+            f"Accepted: {change.describe()}. Wrote {payload['contract_file']}; run `loopml ingest`."
+        ),
+    )

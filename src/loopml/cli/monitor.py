@@ -1,0 +1,95 @@
+"""``loopml monitor`` and ``loopml feedback``: how the model is doing in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+
+__all__ = ["feedback", "monitor"]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def _render(report: dict[str, Any]) -> None:
+    w = report["window"]
+    console.print(
+        f"[bold]{report['model']}[/] version {report['model_version']}, window {w['start']} to {w['end']}"
+    )
+    perf = report["performance"]
+    console.print(
+        f"predictions {perf['predictions']:,}, labels {perf['labels']:,} "
+        f"(coverage {perf['label_coverage']:.1%})"
+    )
+    table = Table(title="performance")
+    for col in ("metric", "realized", "estimated (no labels)"):
+        table.add_column(col)
+    realized, estimated = perf.get("realized") or {}, report["estimated_performance"]
+    for metric in dict.fromkeys([*realized, *estimated]):
+        table.add_row(metric, _fmt(realized.get(metric)), _fmt(estimated.get(metric)))
+    console.print(table)
+    drift = Table(title="drift (most drifted first)")
+    for col in ("feature", "drifted", "PSI", "JS", "p-value", "bin that moved most"):
+        drift.add_column(col)
+    for d in report["drift"][:15]:
+        top = d["top_bins"][0] if d["top_bins"] else {}
+        moved = (
+            f"{top.get('bin')}: {top.get('reference', 0):.1%} -> {top.get('current', 0):.1%}" if top else ""
+        )
+        drift.add_row(
+            d["column"],
+            "yes" if d["drifted"] else "",
+            _fmt(d["psi"]),
+            _fmt(d["js"]),
+            f"{d['p_value']:.2g}",
+            moved,
+            style="bold red" if d["drifted"] else None,
+        )
+    console.print(drift if report["drift"] else "No drift verdict: too few predictions in the window.")
+    for alert in report["alerts"]:
+        console.print(f"[bold red]ALERT[/] {alert['kind']}: {alert['message']}")
+
+
+@handle_errors
+def monitor(
+    project: ProjectOpt = Path("."),
+    model: Annotated[str, typer.Option(help="Version number or alias to monitor.")] = "champion",
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not record alerts.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drift and performance of the latest window (monitor.window), with alerts.
+
+    Drift compares the logged inputs and predictions with the reference profile saved at training;
+    realized performance uses the labels received so far (see `loopml feedback`) and is always shown
+    with its label coverage, beside a label-free estimate.
+    """
+    proj = open_project(project)
+    with err_console.status("monitoring ..."):
+        report = proj.monitor(model, record=not no_record).to_dict()
+    emit(report, as_json, lambda: _render(report))
+
+
+@handle_errors
+def feedback(
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="CSV or Parquet with prediction_id and label.")
+    ],
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Record ground truth for earlier predictions (labels arrive late and in bulk)."""
+    proj = open_project(project)
+    counts = proj.feedback(input)
+    emit(
+        counts,
+        as_json,
+        lambda: console.print(
+            f"{counts['accepted']:,} labels recorded; {counts['unknown_ids']:,} with unknown prediction ids."
+        ),
+    )

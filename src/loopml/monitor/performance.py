@@ -1,0 +1,161 @@
+"""Performance: predictions joined with late labels, per time window, always with label coverage;
+and a label-free estimate for classifiers (confidence-based performance estimation, as NannyML's
+CBPE does: a calibrated score is the expected label, so expected confusion counts follow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, insert, select
+
+from loopml.errors import InputError
+from loopml.store import tables, utcnow
+from loopml.tasks import get_task
+
+__all__ = ["estimate_binary", "load_predictions", "record_feedback", "summarize", "windowed_performance"]
+
+
+def record_feedback(engine: Engine, labels: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Store ground truth for earlier predictions: ``{"prediction_id": ..., "label": ...}`` items.
+
+    Unknown prediction ids are refused (counted, not stored); a label sent twice keeps the latest.
+    """
+    rows = [dict(r) for r in labels]
+    bad = [i for i, r in enumerate(rows) if "prediction_id" not in r or "label" not in r]
+    if bad:
+        raise InputError(f"feedback item {bad[0]} needs 'prediction_id' and 'label'.")
+    ids = list({str(r["prediction_id"]) for r in rows})
+    p = tables.predictions
+    known: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            known.update(conn.execute(select(p.c.id).where(p.c.id.in_(chunk))).scalars())
+    now = utcnow()
+    accepted = [
+        {"prediction_id": str(r["prediction_id"]), "label": r["label"], "received_at": now}
+        for r in rows
+        if str(r["prediction_id"]) in known
+    ]
+    if accepted:
+        with engine.begin() as conn:
+            conn.execute(insert(tables.feedback), accepted)
+    return {"received": len(rows), "accepted": len(accepted), "unknown_ids": len(rows) - len(accepted)}
+
+
+def load_predictions(
+    engine: Engine,
+    name: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event_time: str | None = None,
+) -> pd.DataFrame:
+    """Predictions of model ``name`` with their latest label (NaN where none arrived yet).
+
+    Columns: ``prediction_id``, ``time`` (the event time from the inputs when ``event_time`` is given,
+    else when the prediction was made), ``model_version``, ``score``, ``label``, ``inputs``.
+    """
+    p, f = tables.predictions, tables.feedback
+    query = select(p.c.id, p.c.created_at, p.c.model_version, p.c.score, p.c.inputs).where(
+        p.c.model_name == name
+    )
+    with engine.connect() as conn:
+        frame = pd.DataFrame(
+            conn.execute(query).all(),
+            columns=["prediction_id", "created_at", "model_version", "score", "inputs"],
+        )
+        labels = pd.DataFrame(
+            conn.execute(select(f.c.prediction_id, f.c.label, f.c.id)).all(),
+            columns=["prediction_id", "label", "order"],
+        )
+    latest = labels.sort_values("order").drop_duplicates("prediction_id", keep="last")
+    frame = frame.merge(latest[["prediction_id", "label"]], on="prediction_id", how="left")
+    times = frame["inputs"].map(lambda i: (i or {}).get(event_time)) if event_time else frame["created_at"]
+    frame["time"] = pd.to_datetime(times, errors="coerce", utc=True).dt.tz_localize(None)
+    if since is not None:
+        frame = frame[frame["time"] >= pd.Timestamp(since).tz_localize(None)]
+    if until is not None:
+        frame = frame[frame["time"] < pd.Timestamp(until).tz_localize(None)]
+    return frame.sort_values("time").reset_index(drop=True)
+
+
+def _auc_ap(expected_positive: np.ndarray, order: np.ndarray) -> tuple[float, float]:
+    e = expected_positive[order]
+    tp, fp = np.cumsum(e), np.cumsum(1 - e)
+    positives, negatives = tp[-1], fp[-1]
+    if positives <= 0 or negatives <= 0:
+        return float("nan"), float("nan")
+    tpr, fpr = np.r_[0.0, tp / positives], np.r_[0.0, fp / negatives]
+    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    precision, recall = tp / np.arange(1, len(e) + 1), tp / positives
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return auc, ap
+
+
+def estimate_binary(score: np.ndarray, threshold: float) -> dict[str, float]:
+    """Expected ROC AUC, average precision, precision and recall at ``threshold`` without labels.
+
+    Assumes calibrated scores: each row is a positive with probability equal to its score.
+    """
+    s = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
+    if len(s) == 0:
+        return {
+            "roc_auc": float("nan"),
+            "average_precision": float("nan"),
+            "precision": float("nan"),
+            "recall": float("nan"),
+            "positive_rate": float("nan"),
+        }
+    auc, ap = _auc_ap(s, np.argsort(-s, kind="stable"))
+    flagged = s >= threshold
+    tp = float(s[flagged].sum())
+    return {
+        "roc_auc": auc,
+        "average_precision": ap,
+        "precision": tp / flagged.sum() if flagged.any() else float("nan"),
+        "recall": tp / s.sum() if s.sum() > 0 else float("nan"),
+        "positive_rate": float(s.mean()),
+    }
+
+
+def summarize(
+    rows: pd.DataFrame, *, task: str, threshold: float | None = None, k: int = 100, min_labels: int = 30
+) -> dict[str, Any]:
+    """Predictions, labels, label coverage, realized metrics on the labelled rows (when there are
+    ``min_labels`` of them) and, for binary tasks, the label-free estimate over all rows."""
+    labelled = rows[rows["label"].notna()]
+    entry: dict[str, Any] = {
+        "predictions": len(rows),
+        "labels": len(labelled),
+        "label_coverage": len(labelled) / len(rows) if len(rows) else 0.0,
+    }
+    if len(labelled) >= min_labels:
+        y = labelled["label"].to_numpy(dtype=float if task != "multiclass" else object)
+        entry["realized"] = get_task(task).metrics(y, labelled["score"].to_numpy(dtype=float), k=k)
+    if task == "binary":
+        entry["estimated"] = estimate_binary(rows["score"].to_numpy(dtype=float), threshold or 0.5)
+    return entry
+
+
+def windowed_performance(
+    frame: pd.DataFrame,
+    *,
+    task: str,
+    window: str | pd.Timedelta = "1D",
+    threshold: float | None = None,
+    k: int = 100,
+    min_labels: int = 30,
+) -> list[dict[str, Any]]:
+    """:func:`summarize` for each time window of ``frame`` (by its ``time`` column)."""
+    return [
+        {"window_start": start, **summarize(rows, task=task, threshold=threshold, k=k, min_labels=min_labels)}
+        for start, rows in frame.groupby(
+            pd.Grouper(key="time", freq=pd.tseries.frequencies.to_offset(window))
+        )
+        if not rows.empty
+    ]

@@ -1,0 +1,91 @@
+"""What every task provides: metrics, a split, candidate models, a baseline and a predict function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from loopml.errors import ConfigError, DataError
+
+__all__ = ["Task", "time_split"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One kind of prediction problem.
+
+    ``predict`` maps a fitted estimator and features to the task's raw output: the positive-class
+    probability (binary), the class-probability matrix (multiclass) or the value (regression).
+    ``metrics`` maps labels and that output to named metrics; ``primary`` names the one that
+    ranks models, and ``greater_is_better`` says which way.
+    """
+
+    name: str
+    primary: str
+    greater_is_better: bool
+    candidates: tuple[str, ...]
+    labels: Callable[[pd.Series], np.ndarray]
+    metrics: Callable[..., dict[str, float]]
+    make_candidate: Callable[[str, dict[str, Any], int], BaseEstimator]
+    make_baseline: Callable[[], BaseEstimator]
+    predict: Callable[[Any, Any], np.ndarray]
+    stratify: bool = False
+
+    def candidate(self, name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
+        """A fresh, unfitted estimator for the candidate ``name``."""
+        if name not in self.candidates:
+            raise ConfigError(
+                f"train.model '{name}' is not a candidate for task '{self.name}'; "
+                f"valid: {', '.join(self.candidates)}."
+            )
+        return self.make_candidate(name, params, seed)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score ``a`` beats score ``b`` on the primary metric."""
+        return a > b if self.greater_is_better else a < b
+
+
+def time_split(
+    frame: pd.DataFrame,
+    event_time: str | None,
+    holdout_fraction: float,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training and holdout parts.
+
+    With an event-time column the holdout is the latest ``holdout_fraction`` of rows, cut at a
+    timestamp so that no instant is on both sides. Without one, a stratified random split when
+    ``labels`` are given (classification), else the last rows in file order.
+    """
+    n = len(frame)
+    if n < 10:
+        raise DataError(f"only {n} rows to train on; need at least 10.")
+    if event_time is None:
+        return _no_time_split(n, holdout_fraction, labels, seed)
+    times = pd.to_datetime(frame[event_time]).to_numpy()
+    boundary = np.sort(times)[int(n * (1 - holdout_fraction))]
+    train, holdout = np.flatnonzero(times < boundary), np.flatnonzero(times >= boundary)
+    if len(train) == 0 or len(holdout) == 0:
+        raise DataError(f"cannot split on '{event_time}': every row has the same time.")
+    return train, holdout
+
+
+def _no_time_split(
+    n: int, holdout_fraction: float, labels: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    positions = np.arange(n)
+    if labels is None:
+        cut = round(n * (1 - holdout_fraction))
+        return positions[:cut], positions[cut:]
+    from sklearn.model_selection import train_test_split
+
+    train, holdout = train_test_split(
+        positions, test_size=holdout_fraction, random_state=seed, stratify=labels
+    )
+    return np.sort(train), np.sort(holdout)

@@ -1,0 +1,72 @@
+"""Multiclass classification: metrics, candidates, baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
+
+from loopml._optional import require
+from loopml.errors import DataError
+from loopml.tasks.base import Task
+
+__all__ = ["TASK", "metrics"]
+
+CANDIDATES = ("lightgbm", "hist_gradient_boosting", "logistic")
+
+
+def labels(y: pd.Series) -> np.ndarray:
+    """Class labels as given (ints or strings); at least two classes."""
+    values = y.to_numpy()
+    if len(np.unique(values)) < 2:
+        raise DataError(f"multiclass target '{y.name}' has fewer than two classes.")
+    return values
+
+
+def metrics(y_true: np.ndarray, proba: np.ndarray, *, classes: np.ndarray, **_: Any) -> dict[str, float]:
+    """Accuracy, macro F1, log loss and one-vs-rest ROC AUC from class probabilities."""
+    predicted = classes[np.argmax(proba, axis=1)]
+    present = len(np.unique(y_true)) == len(classes)
+    return {
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "f1_macro": float(f1_score(y_true, predicted, average="macro", labels=classes, zero_division=0)),
+        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes)),
+        "roc_auc_ovr": float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+        if present
+        else float("nan"),
+    }
+
+
+def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
+    if name == "lightgbm":
+        lgb = require("lightgbm", "training LightGBM models")
+        defaults = {"n_estimators": 300, "learning_rate": 0.05, "verbose": -1, "n_jobs": 1}
+        return lgb.LGBMClassifier(**{**defaults, **params, "random_state": seed})
+    if name == "hist_gradient_boosting":
+        return HistGradientBoostingClassifier(**{**params, "random_state": seed})
+    return LogisticRegression(**{"max_iter": 1000, **params, "random_state": seed})
+
+
+def predict(model: Any, X: Any) -> np.ndarray:
+    proba: np.ndarray = model.predict_proba(X)
+    return proba
+
+
+TASK = Task(
+    name="multiclass",
+    primary="f1_macro",
+    greater_is_better=True,
+    candidates=CANDIDATES,
+    labels=labels,
+    metrics=metrics,
+    make_candidate=candidate,
+    make_baseline=lambda: DummyClassifier(strategy="prior"),
+    predict=predict,
+    stratify=True,
+)

@@ -1,0 +1,67 @@
+"""Regression: metrics, candidates (ridge, HistGradientBoosting, LightGBM), baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from loopml._optional import require
+from loopml.errors import DataError
+from loopml.tasks.base import Task
+
+__all__ = ["TASK", "metrics"]
+
+CANDIDATES = ("lightgbm", "hist_gradient_boosting", "ridge")
+
+
+def labels(y: pd.Series) -> np.ndarray:
+    """Numeric targets."""
+    values = pd.to_numeric(y, errors="coerce")
+    if values.isna().any():
+        raise DataError(f"regression target '{y.name}' has non-numeric values.")
+    return values.to_numpy(dtype=float)
+
+
+def metrics(y_true: np.ndarray, predicted: np.ndarray, **_: Any) -> dict[str, float]:
+    """RMSE, MAE and R²."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(predicted, dtype=float)
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(y, p))),
+        "mae": float(mean_absolute_error(y, p)),
+        "r2": float(r2_score(y, p)) if len(y) > 1 else float("nan"),
+    }
+
+
+def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
+    if name == "lightgbm":
+        lgb = require("lightgbm", "training LightGBM models")
+        defaults = {"n_estimators": 300, "learning_rate": 0.05, "verbose": -1, "n_jobs": 1}
+        return lgb.LGBMRegressor(**{**defaults, **params, "random_state": seed})
+    if name == "hist_gradient_boosting":
+        return HistGradientBoostingRegressor(**{**params, "random_state": seed})
+    return Ridge(**params)
+
+
+def predict(model: Any, X: Any) -> np.ndarray:
+    values: np.ndarray = model.predict(X)
+    return values.astype(float)
+
+
+TASK = Task(
+    name="regression",
+    primary="rmse",
+    greater_is_better=False,
+    candidates=CANDIDATES,
+    labels=labels,
+    metrics=metrics,
+    make_candidate=candidate,
+    make_baseline=lambda: DummyRegressor(strategy="mean"),
+    predict=predict,
+)

@@ -1,0 +1,139 @@
+"""Hyper-parameter tuning with Optuna: seeded, budgeted in trials and seconds, pruned, and stored
+in the metadata store so that several workers can share one study and later runs warm-start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopml._optional import require
+from loopml.config import TuneConfig
+from loopml.tasks import Task
+
+__all__ = ["TuneResult", "search_space", "tune"]
+
+Suggest = Callable[[Any], dict[str, Any]]
+
+
+def _lightgbm(trial: Any) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "subsample_freq": 1,
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+    }
+
+
+def _hist_gradient_boosting(trial: Any) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
+        "l2_regularization": trial.suggest_float("l2_regularization", 1e-4, 10.0, log=True),
+        "max_iter": trial.suggest_int("max_iter", 100, 500, step=50),
+    }
+
+
+def _linear(trial: Any) -> dict[str, Any]:
+    return {"C": trial.suggest_float("C", 1e-3, 100.0, log=True)}
+
+
+def _ridge(trial: Any) -> dict[str, Any]:
+    return {"alpha": trial.suggest_float("alpha", 1e-3, 100.0, log=True)}
+
+
+SPACES: dict[str, Suggest] = {
+    "lightgbm": _lightgbm,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "logistic": _linear,
+    "ridge": _ridge,
+}
+
+
+def search_space(model: str) -> Suggest:
+    """The parameter sampler for a candidate model."""
+    return SPACES[model]
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The best parameters found and every trial's score (for the report)."""
+
+    best_params: dict[str, Any]
+    best_score: float
+    trials: list[dict[str, Any]]
+    study_name: str
+
+
+def _pruning_callback(trial: Any, optuna: Any, every: int = 25) -> Callable[[Any], None]:
+    def callback(env: Any) -> None:
+        if env.iteration % every or not env.evaluation_result_list:
+            return
+        _, _, value, higher_better = env.evaluation_result_list[0]
+        trial.report(value if higher_better else -value, env.iteration)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    return callback
+
+
+_LGB_METRIC = {"binary": "average_precision", "multiclass": "multi_logloss", "regression": "rmse"}
+
+
+def tune(
+    task: Task,
+    model: str,
+    fixed: dict[str, Any],
+    config: TuneConfig,
+    *,
+    storage: str,
+    study_name: str,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    score: Callable[[Any], float],
+    seed: int,
+) -> TuneResult:
+    """Search ``model``'s parameters; ``score(fitted)`` rates a fit on validation rows (higher: better)."""
+    optuna = require("optuna", "tuning")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    X_fit, y_fit, X_valid, y_valid = data
+    pruner = optuna.pruners.MedianPruner(n_warmup_steps=50) if config.pruning else optuna.pruners.NopPruner()
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=pruner,
+    )
+
+    def objective(trial: Any) -> float:
+        params = {**search_space(model)(trial), **fixed}
+        estimator = task.candidate(model, params, seed)
+        kwargs: dict[str, Any] = {}
+        if model == "lightgbm":
+            kwargs = {
+                "eval_set": [(X_valid, y_valid)],
+                "eval_metric": _LGB_METRIC[task.name],
+                "callbacks": [_pruning_callback(trial, optuna)],
+            }
+        estimator.fit(X_fit, y_fit, **kwargs)
+        return score(estimator)
+
+    study.optimize(objective, n_trials=config.trials, timeout=config.timeout_s, gc_after_trial=True)
+    completed = [t for t in study.trials if t.value is not None]
+    if not completed:
+        return TuneResult(dict(fixed), float("nan"), [], study_name)
+    trials = [
+        {"number": t.number, "value": t.value, "state": t.state.name, "params": t.params}
+        for t in study.trials
+    ]
+    best = max(completed, key=lambda t: t.value)
+    params = {**search_space(model)(optuna.trial.FixedTrial(best.params)), **fixed}
+    return TuneResult(params, float(best.value), trials, study_name)

@@ -1,0 +1,93 @@
+"""Snapshot files: Parquet written chunk by chunk with a fixed schema, then hashed and stored."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopml.errors import DataError
+from loopml.validate.checks import coerce_column
+from loopml.validate.contract import ColumnSpec, DataContract
+
+__all__ = ["ParquetSink", "arrow_schema", "conform", "file_sha256", "iter_parquet"]
+
+
+def _arrow_type(spec: ColumnSpec) -> pa.DataType:
+    if spec.dtype == "int":
+        return pa.float64() if spec.nullable else pa.int64()  # missing ints stay NaN in a float column
+    return {
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+        "datetime": pa.timestamp("ns"),
+    }[spec.dtype]
+
+
+def arrow_schema(contract: DataContract) -> pa.Schema:
+    """The Parquet schema of a snapshot made under ``contract``."""
+    return pa.schema([pa.field(spec.name, _arrow_type(spec)) for spec in contract.columns])
+
+
+def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
+    """Rows of an older snapshot in the shape of ``contract`` (new columns missing, dropped ones gone)."""
+    out = pd.DataFrame(index=frame.index)
+    for spec in contract.columns:
+        column = frame[spec.name] if spec.name in frame.columns else pd.Series(None, index=frame.index)
+        out[spec.name] = coerce_column(column, spec)
+    return out
+
+
+class ParquetSink:
+    """A Parquet file written one frame at a time; ``schema`` fixed up front or taken from the first frame."""
+
+    def __init__(self, path: Path, schema: pa.Schema | None = None) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        if schema is not None:
+            self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._writer is None:
+            if not len(frame):
+                return
+            self.schema = pa.Schema.from_pandas(frame, preserve_index=False).remove_metadata()
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+        assert self.schema is not None
+        frame = frame.reindex(columns=self.schema.names)
+        try:
+            table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False, safe=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DataError(f"cannot write snapshot rows to Parquet: {' '.join(str(exc).split())}") from None
+        self._writer.write_table(table.replace_schema_metadata(None))
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def iter_parquet(
+    source: Any, batch_rows: int = 100_000, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Frames of at most ``batch_rows`` rows from a Parquet file (a path or an open file object)."""
+    parquet = pq.ParquetFile(source)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        yield batch.to_pandas()
