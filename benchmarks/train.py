@@ -212,14 +212,13 @@ def ensure_flaml_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if python.exists() and _imports_ok(python):
         return python
-    print(f"creating FLAML's own virtual environment in {venv} (once; a few minutes)", flush=True)
-    if venv.exists():
-        shutil.rmtree(venv)
+    if venv.exists() and any(venv.iterdir()) and not (venv / "pyvenv.cfg").exists():
+        raise SystemExit(f"error: {venv} exists and is not a virtual environment; pass another --flaml-venv.")
+    print(f"setting up FLAML's own virtual environment in {venv} (once; a few minutes)", flush=True)
     base = getattr(sys, "_base_executable", None) or sys.executable
-    steps = [
-        [base, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *FLAML_PACKAGES],
-    ]
+    steps = [[str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *FLAML_PACKAGES]]
+    if not python.exists():
+        steps.insert(0, [base, "-m", "venv", str(venv)])
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True)
         if done.returncode != 0:
@@ -458,8 +457,16 @@ def _run_flaml(
         "flaml",
         score(output),
         float(info["seconds"]),
-        f"{info['trials']} configs; best {info['best_estimator']}; process wall {wall:.1f}s",
+        f"{info['trials']} configs; best {info['best_estimator']}{_config(info.get('best_config'))}; "
+        f"process wall {wall:.1f}s",
     )
+
+
+def _config(config: Any) -> str:
+    """The main parameters of FLAML's best configuration, when it has them."""
+    keys = ("n_estimators", "num_leaves", "max_leaves", "learning_rate")
+    shown = [f"{k}={_fmt(config[k])}" for k in keys if isinstance(config, dict) and k in config]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def _fmt(value: Any) -> str:

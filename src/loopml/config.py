@@ -37,7 +37,9 @@ __all__ = [
     "FeaturesConfig",
     "FillPolicy",
     "FilterConfig",
+    "GateConfig",
     "MonitorConfig",
+    "RetrainConfig",
     "ServeConfig",
     "Settings",
     "SourceConfig",
@@ -212,7 +214,11 @@ class CostConfig(_Frozen):
 class TrainConfig(_Frozen):
     """How a model is fitted and judged."""
 
-    model: Literal["lightgbm", "hist_gradient_boosting", "logistic", "ridge"] = "lightgbm"
+    model: str = Field(
+        "lightgbm",
+        description="lightgbm | hist_gradient_boosting | logistic (classification) | ridge (regression), "
+        "or any scikit-learn-compatible estimator as 'package.module:Class'.",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Of the training part, for tuning.")
@@ -275,6 +281,36 @@ class MonitorConfig(_Frozen):
         return value
 
 
+class GateConfig(_Frozen):
+    """What a challenger must show, on the same newest labelled rows, to replace the champion."""
+
+    min_improvement: float = Field(0.005, ge=0, description="In the primary metric's units.")
+    segment_tolerance: float = Field(0.05, ge=0, description="No segment may be worse by more.")
+    calibration_tolerance: float = Field(0.5, gt=0, description="|mean predicted / observed - 1| at most.")
+
+
+class RetrainConfig(_Frozen):
+    """When to retrain, and how a new model is allowed to serve."""
+
+    schedule: str | None = Field(None, description="Cron expression (UTC), e.g. '0 3 * * *'.")
+    drift_features: int = Field(0, ge=0, description="Retrain when this many features drift; 0: off.")
+    performance_floor: dict[str, float] = Field(default_factory=dict, description="Realized metric floors.")
+    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Estimated metric floors.")
+    new_labels: int = Field(0, ge=0, description="Retrain after this many new labels; 0: off.")
+    cooldown: str = Field("1d", description="Least time between two cycles.")
+    gate: GateConfig = GateConfig()
+    shadow: str | None = Field(None, description="Score live traffic with the challenger this long first.")
+    watch: str = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
+    interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")
+
+    @field_validator("cooldown", "watch", "shadow")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
+        return value
+
+
 class StoreConfig(_Frozen):
     """Where metadata and artifacts live; defaults sit under ``<project>/.loopml/``."""
 
@@ -297,6 +333,7 @@ class Settings(_Frozen):
     train: TrainConfig = TrainConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    retrain: RetrainConfig = RetrainConfig()
     store: StoreConfig = StoreConfig()
     project_dir: Path = Field(Path("."), exclude=True)
 

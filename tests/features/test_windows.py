@@ -16,17 +16,13 @@ MINUTE = 60_000
 T0 = pd.Timestamp("2026-03-01")
 
 
-def reference(
-    frame: pd.DataFrame, spec: WindowSpec, event_time: str = "ts"
-) -> dict[str, np.ndarray]:
+def reference(frame: pd.DataFrame, spec: WindowSpec, event_time: str = "ts") -> dict[str, np.ndarray]:
     """Window features by brute force: for each event, loop over every event and keep those of the same
     entity with ``t - delay - window <= time < t - delay`` and a known value."""
     times = (frame[event_time] - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
     times = times.to_numpy()
     entities = frame[spec.entity].to_list()
-    values = (
-        np.ones(len(frame)) if spec.column is None else frame[spec.column].to_numpy(dtype=float)
-    )
+    values = np.ones(len(frame)) if spec.column is None else frame[spec.column].to_numpy(dtype=float)
     delay = parse_duration(spec.label_delay) if spec.label_delay else 0
     out = {name: np.empty(len(frame)) for name in spec.names}
     for i in range(len(frame)):
@@ -108,7 +104,9 @@ def test_crafted_events_by_hand() -> None:
     # The first event of a card has nothing before it.
     assert by_id.loc["tx00", "card__amount__count_1d"] == 0
     assert by_id.loc["tx00", "card__amount__sum_1d"] == 0.0
-    assert np.isnan(by_id.loc["tx00", "card__amount__mean_1d"]) and np.isnan(by_id.loc["tx00", "card__amount__max_1d"])
+    assert np.isnan(by_id.loc["tx00", "card__amount__mean_1d"]) and np.isnan(
+        by_id.loc["tx00", "card__amount__max_1d"]
+    )
     # tx07 (card b, minute 120): [60, 120) holds both minute-60 events of card b, none of card a.
     assert by_id.loc["tx07", "card__amount__sum_1h"] == 96.0
     # tx08 (minute 1500): its 1d window [60, 1500) starts exactly at minute 60.
@@ -136,7 +134,9 @@ def test_nothing_at_or_after_an_event_or_inside_the_delay_changes_its_features()
             poisoned.loc[hidden & (poisoned.index != i), column] = 1e6
             extra = poisoned[hidden].assign(id=lambda f: f["id"] + "-copy", **{column: 1e6})
             after = window_features(pd.concat([poisoned, extra]), [spec], "ts", "id").iloc[i]
-            assert np.array_equal(after[spec.names].to_numpy(), before.loc[i, spec.names].to_numpy(), equal_nan=True)
+            assert np.array_equal(
+                after[spec.names].to_numpy(), before.loc[i, spec.names].to_numpy(), equal_nan=True
+            )
 
 
 events = st.lists(
@@ -152,7 +152,9 @@ events = st.lists(
 
 @settings(max_examples=60, deadline=None)
 @given(rows=events, delay=st.sampled_from([None, "15m", "1h"]), with_ids=st.booleans())
-def test_window_features_equal_brute_force(rows: list[tuple[str, int, float]], delay: str | None, with_ids: bool) -> None:
+def test_window_features_equal_brute_force(
+    rows: list[tuple[str, int, float]], delay: str | None, with_ids: bool
+) -> None:
     frame = pd.DataFrame(rows, columns=["card", "minute", "amount"])
     frame["ts"] = T0 + pd.to_timedelta(frame["minute"], unit="min")
     frame["id"] = np.arange(len(frame))[::-1]
@@ -183,31 +185,36 @@ def test_serving_features_equal_training_features(fraud: tuple[pd.DataFrame, pd.
     # Fill the history in another order and in chunks, as a server does: start-up, then requests.
     history = EntityHistory(FRAUD_SPECS, "tx_datetime", "transaction_id")
     shuffled = frame.sample(frac=1.0, random_state=0)
-    for chunk in np.array_split(shuffled, 3):
-        history.extend(chunk)
+    for start in range(0, len(shuffled), 25_000):
+        history.extend(shuffled.iloc[start : start + 25_000])
     rng = np.random.default_rng(7)
     picked = rng.choice(len(frame), size=1000, replace=False)
     request_columns = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"]  # no label
-    for position in picked:
-        row = frame.iloc[[position]][request_columns]
-        served = history.features(row)
-        assert np.array_equal(served.to_numpy()[0], training.iloc[position].to_numpy(), equal_nan=True), position
-        # The light per-request path gives the same values.
-        record = row.iloc[0]
+    requests = frame.iloc[picked][request_columns]
+    expected = training.iloc[picked].to_numpy()
+    assert np.nanmax(expected[:, 0]) > 1 and np.nanmax(expected[:, -1]) > 0  # not all empty windows
+    for k, record in enumerate(requests.to_dict("records")):
+        served = history.features(requests.iloc[k : k + 1]).to_numpy()[0]
+        assert np.array_equal(served, expected[k], equal_nan=True), requests.iloc[k]
+        # The light per-request path (what the API uses for a few records) gives the same values.
         light = history.feature_rows(
             event_millis([record["tx_datetime"].to_pydatetime()]),
             {"customer_id": [record["customer_id"]], "terminal_id": [record["terminal_id"]]},
         )
         values = np.array([light[name][0] for name in history.names])
-        assert np.array_equal(values, training.iloc[position].to_numpy(), equal_nan=True), position
+        assert np.array_equal(values, expected[k], equal_nan=True), requests.iloc[k]
 
 
 def test_training_features_do_not_depend_on_row_order(fraud: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    frame, training = fraud
-    part = frame.iloc[:5000]
+    frame, _ = fraud
+    part = frame.iloc[:2000]
     shuffled = part.sample(frac=1.0, random_state=1)
     again = window_features(shuffled, FRAUD_SPECS, "tx_datetime", "transaction_id").loc[part.index]
-    assert np.array_equal(again.to_numpy(), window_features(part, FRAUD_SPECS, "tx_datetime", "transaction_id").to_numpy(), equal_nan=True)
+    assert np.array_equal(
+        again.to_numpy(),
+        window_features(part, FRAUD_SPECS, "tx_datetime", "transaction_id").to_numpy(),
+        equal_nan=True,
+    )
 
 
 def test_events_already_seen_are_not_added_twice(fraud: tuple[pd.DataFrame, pd.DataFrame]) -> None:
@@ -248,7 +255,13 @@ def test_unknown_entities_get_empty_windows(fraud: tuple[pd.DataFrame, pd.DataFr
 
 @pytest.mark.parametrize(
     ("text", "millis"),
-    [("30m", 30 * MINUTE), ("1h", 60 * MINUTE), (" 7d ", 7 * 86_400_000), ("2w", 14 * 86_400_000), ("45s", 45_000)],
+    [
+        ("30m", 30 * MINUTE),
+        ("1h", 60 * MINUTE),
+        (" 7d ", 7 * 86_400_000),
+        ("2w", 14 * 86_400_000),
+        ("45s", 45_000),
+    ],
 )
 def test_parse_duration(text: str, millis: int) -> None:
     assert parse_duration(text) == millis

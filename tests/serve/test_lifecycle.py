@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,20 +79,50 @@ class Load:
         return [r for r in self.results if r[2] != 200]
 
 
-@pytest.fixture
+ENV = {"LOOPML_SERVE__ADMIN_TOKEN": ADMIN, "LOOPML_SERVE__SHUTDOWN_DELAY": "1.0"}
+
+
+@pytest.fixture(scope="module")
 def served(
-    two_version_dir: Path, copy_project: Callable[[Path], Project]
+    two_version_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Project, ServerProcess]]:
-    project = copy_project(two_version_dir)
-    env = {"LOOPML_SERVE__ADMIN_TOKEN": ADMIN, "LOOPML_SERVE__SHUTDOWN_DELAY": "1.0"}
-    with ServerProcess(str(project.settings.project_dir), env=env) as server:
+    """One server for the swap tests (they run in order: a refused version, then a promotion)."""
+    directory = tmp_path_factory.mktemp("lifecycle") / "proj"
+    shutil.copytree(two_version_dir, directory)
+    project = Project.open(directory, environ={})
+    with ServerProcess(str(directory), env=ENV) as server:
         yield project, server
+
+
+def test_a_damaged_artifact_under_load_is_refused_and_nothing_fails(
+    served: tuple[Project, ServerProcess],
+) -> None:
+    project, server = served
+    artifact = (
+        Path(project.settings.artifacts_url) / get_version(project.store.engine, "fraud", 2).artifact_key
+    )
+    original = artifact.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with Load(server.url) as load:
+        time.sleep(0.5)
+        set_alias(project.store.engine, "fraud", "champion", 2, reason="test: damaged artifact")
+        time.sleep(3.0)  # the server re-reads the alias every second and refuses version 2 each time
+    assert len(load.results) > 20
+    assert not load.failures(), load.failures()[:5]
+    assert {r[3] for r in load.results} == {1}
+    ready = httpx.get(f"{server.url}/health/ready").json()
+    assert ready["model_version"] == 1
+    artifact.write_bytes(original)  # restored, and the alias back on version 1, for the next test
+    set_alias(project.store.engine, "fraud", "champion", 1, reason="test: back")
+    time.sleep(1.2)
 
 
 def test_promotion_under_load_fails_nothing_and_switches_at_once(
     served: tuple[Project, ServerProcess],
 ) -> None:
-    project, server = served
+    _, server = served
     with Load(server.url) as load:
         time.sleep(1.0)
         promoted_at = time.monotonic()
@@ -117,31 +148,15 @@ def test_promotion_under_load_fails_nothing_and_switches_at_once(
     assert first_v2 - promoted_at < 10  # loading the version and its window history; ~1 s here
 
 
-def test_a_damaged_artifact_under_load_is_refused_and_nothing_fails(
-    served: tuple[Project, ServerProcess],
-) -> None:
-    project, server = served
-    artifact = (
-        Path(project.settings.artifacts_url) / get_version(project.store.engine, "fraud", 2).artifact_key
-    )
-    data = bytearray(artifact.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    artifact.write_bytes(bytes(data))
-    with Load(server.url) as load:
-        time.sleep(0.5)
-        set_alias(project.store.engine, "fraud", "champion", 2, reason="test: damaged artifact")
-        time.sleep(3.0)  # the server re-reads the alias every second and refuses version 2 each time
-    assert len(load.results) > 20
-    assert not load.failures(), load.failures()[:5]
-    assert {r[3] for r in load.results} == {1}
-    ready = httpx.get(f"{server.url}/health/ready").json()
-    assert ready["model_version"] == 1
-
-
 def test_sigterm_turns_ready_503_finishes_in_flight_requests_and_drains_the_log(
-    served: tuple[Project, ServerProcess],
+    two_version_dir: Path, copy_project: Callable[[Path], Project]
 ) -> None:
-    project, server = served
+    project = copy_project(two_version_dir)
+    with ServerProcess(str(project.settings.project_dir), env=ENV) as server:
+        check_graceful_shutdown(project, server)
+
+
+def check_graceful_shutdown(project: Project, server: ServerProcess) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         done = [
             client.post(PREDICT, json=record()).json()["predictions"][0]["prediction_id"] for _ in range(20)

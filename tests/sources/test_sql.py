@@ -29,7 +29,11 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
         Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
     engine = _engine(url)
     frame = pd.DataFrame(
-        {"id": range(1, 11), "amount": [i * 2.5 for i in range(1, 11)], "city": [f"c{i % 3}" for i in range(10)]}
+        {
+            "id": range(1, 11),
+            "amount": [i * 2.5 for i in range(1, 11)],
+            "city": [f"c{i % 3}" for i in range(10)],
+        }
     )
     frame.to_sql("orders", engine, index=False)
     engine.dispose()
@@ -60,7 +64,9 @@ def test_query_and_watermark_pushdown(db_url: str) -> None:
     ("kwargs", "fragment"),
     [({"table": "nope"}, "(table 'nope') failed:"), ({"query": "SELEC id FROM orders"}, "(query) failed:")],
 )
-def test_sql_errors_are_one_line_and_name_the_source(db_url: str, kwargs: dict[str, str], fragment: str) -> None:
+def test_sql_errors_are_one_line_and_name_the_source(
+    db_url: str, kwargs: dict[str, str], fragment: str
+) -> None:
     with pytest.raises(DataError) as info:
         read_all(SqlSource(db_url, **kwargs))
     message = str(info.value)
@@ -79,7 +85,12 @@ def test_bad_url_and_table_or_query(tmp_path: Path) -> None:
 
 def test_describe_hides_the_password() -> None:
     described = SqlSource("postgresql://me:secret@db/shop", table="orders").describe()
-    assert described == {"kind": "sql", "url": "postgresql://me:***@db/shop", "table": "orders", "query": None}
+    assert described == {
+        "kind": "sql",
+        "url": "postgresql://me:***@db/shop",
+        "table": "orders",
+        "query": None,
+    }
 
 
 def test_config_resolves_relative_sqlite_paths(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ cases = st.integers(1, 40).flatmap(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     case=cases,
     fn_cost=st.sampled_from([0.0, 1.0, 2.5, 10.0, 100.0]),
@@ -77,12 +77,18 @@ def test_cost_threshold_never_splits_tied_scores() -> None:
         ([0, 1, 0, 0], 1.0, 100.0),  # a false alarm costs far more than a miss
     ],
 )
-def test_cost_threshold_flags_nothing_when_that_is_cheapest(y: list[int], fn_cost: float, fp_cost: float) -> None:
+def test_cost_threshold_flags_nothing_when_that_is_cheapest(
+    y: list[int], fn_cost: float, fp_cost: float
+) -> None:
     labels, score = np.array(y), np.array([0.9, 0.2, 0.6, 0.4])
     found = cost_threshold(labels, score, fn_cost, fp_cost)
     assert found["flagged"] == 0
     assert found["threshold"] > score.max()
-    assert confusion(labels, score, found["threshold"])["tp"] + confusion(labels, score, found["threshold"])["fp"] == 0
+    assert (
+        confusion(labels, score, found["threshold"])["tp"]
+        + confusion(labels, score, found["threshold"])["fp"]
+        == 0
+    )
     assert found["cost"] == fn_cost * labels.sum()
 
 
@@ -121,12 +127,14 @@ def test_bootstrap_drops_metrics_that_are_never_defined_and_can_be_turned_off() 
     assert bootstrap_ci(y, score, _binary_metrics, n=0) == {}
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     data=st.integers(1, 60).flatmap(
         lambda n: st.tuples(
             st.lists(st.integers(0, 1), min_size=n, max_size=n),
-            st.lists(st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.5, 1.0])), min_size=n, max_size=n),
+            st.lists(
+                st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.5, 1.0])), min_size=n, max_size=n
+            ),
         )
     ),
     bins=st.integers(1, 12),

@@ -71,7 +71,9 @@ def test_filters_on_text(op: str, value: Any, quarantined_rows: list[int]) -> No
 )
 def test_filters_on_numbers(op: str, value: int, rows: list[int]) -> None:
     frame = _retailish()
-    _, bad = _check(frame, _contract(frame), filters=[{"rule": "q", "column": "qty", "op": op, "value": value}])
+    _, bad = _check(
+        frame, _contract(frame), filters=[{"rule": "q", "column": "qty", "op": op, "value": value}]
+    )
     assert bad.loc[bad["_rule"] == "q", "_row"].tolist() == rows
 
 
@@ -80,14 +82,18 @@ def test_null_filters_and_unknown_filter_column() -> None:
     contract = _contract(frame)
     _, bad = _check(frame, contract, filters=[{"rule": "guest", "column": "customer", "op": "is_null"}])
     assert bad["_row"].tolist() == [1, 3, 4, 5]
-    with pytest.raises(ConfigError, match="filter 'x' uses column 'custmer'.*did you mean 'customer'"):
+    with pytest.raises(ConfigError, match=r"filter 'x' uses column 'custmer'.*did you mean 'customer'"):
         _check(frame, contract, filters=[{"rule": "x", "column": "custmer", "op": "is_null"}])
 
 
 def test_first_rule_wins_and_the_offending_value_is_kept() -> None:
     frame = _retailish()
     contract = _contract(frame, qty={"min": 1}, price={"min": 0.01})
-    good, bad = _check(frame, contract, filters=[{"rule": "cancellation", "column": "invoice", "op": "startswith", "value": "C"}])
+    good, bad = _check(
+        frame,
+        contract,
+        filters=[{"rule": "cancellation", "column": "invoice", "op": "startswith", "value": "C"}],
+    )
     by_row = {r["_row"]: (r["_rule"], r["_column"], r["_value"]) for r in bad.to_dict("records")}
     assert by_row[1] == ("cancellation", "invoice", "C536379")  # also negative qty: the filter came first
     assert by_row[3] == ("range", "qty", "0")
@@ -99,7 +105,9 @@ def test_first_rule_wins_and_the_offending_value_is_kept() -> None:
 def test_missing_policies() -> None:
     frame = _retailish()
     contract = infer_contract(trim(frame), "r")  # customer is nullable as inferred
-    keep = apply_rules(contract, ContractConfig(), CleaningConfig.model_validate({"missing": {"customer": "keep"}}))
+    keep = apply_rules(
+        contract, ContractConfig(), CleaningConfig.model_validate({"missing": {"customer": "keep"}})
+    )
     assert _check(frame, keep)[1].empty
     strict_cfg = CleaningConfig.model_validate({"missing": {"customer": "quarantine"}})
     strict = apply_rules(contract, ContractConfig(), strict_cfg)
@@ -142,17 +150,26 @@ def test_dedupe_rows_and_ids_across_chunks() -> None:
     assert first.counts == {} and second.counts == {"duplicate_row": 2}  # row 3 again, and row 4 = row 3
     assert second.quarantined["_row"].tolist() == [4, 5]  # row numbers count on across chunks
     ids = infer_contract(pd.DataFrame({"k": [1, 2], "v": [1, 1]}), "t", id_column="k")
-    checker = ChunkChecker(apply_rules(ids, ContractConfig(), CleaningConfig(dedupe="id")), CleaningConfig(dedupe="id"))
+    checker = ChunkChecker(
+        apply_rules(ids, ContractConfig(), CleaningConfig(dedupe="id")), CleaningConfig(dedupe="id")
+    )
     checker.check(pd.DataFrame({"k": [1, 2], "v": [1, 1]}))
     again = checker.check(pd.DataFrame({"k": [2, 3, 3], "v": [5, 5, 5]}))
-    assert again.quarantined[["_rule", "_value"]].values.tolist() == [["duplicate_id", "2"], ["duplicate_id", "3"]]
+    assert again.quarantined[["_rule", "_value"]].values.tolist() == [
+        ["duplicate_id", "2"],
+        ["duplicate_id", "3"],
+    ]
 
 
 def test_rules_naming_unknown_columns_are_config_errors() -> None:
     contract = infer_contract(_retailish(), "r")
     with pytest.raises(ConfigError, match=r"'contract.columns.qtty' names no column.*did you mean 'qty'"):
-        apply_rules(contract, ContractConfig.model_validate({"columns": {"qtty": {"min": 1}}}), CleaningConfig())
+        apply_rules(
+            contract, ContractConfig.model_validate({"columns": {"qtty": {"min": 1}}}), CleaningConfig()
+        )
     with pytest.raises(ConfigError, match="needs an id_column"):
         apply_rules(contract, ContractConfig(), CleaningConfig(dedupe="id"))
     with pytest.raises(ConfigError, match="not a regular expression"):
-        apply_rules(contract, ContractConfig.model_validate({"columns": {"code": {"pattern": "("}}}), CleaningConfig())
+        apply_rules(
+            contract, ContractConfig.model_validate({"columns": {"code": {"pattern": "("}}}), CleaningConfig()
+        )

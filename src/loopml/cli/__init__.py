@@ -10,6 +10,7 @@ from loopml.cli import commands, data, models
 from loopml.cli._common import set_debug
 from loopml.cli.demo import demo
 from loopml.cli.monitor import feedback, monitor
+from loopml.cli.retrain import retrain, up, worker
 
 __all__ = ["app", "main"]
 
@@ -38,6 +39,9 @@ app.add_typer(data.app, name="data")
 app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("feedback")(feedback)
+app.command("retrain")(retrain)
+app.command("worker")(worker)
+app.command("up")(up)
 
 
 def main() -> None:

@@ -65,7 +65,9 @@ def ingest(
     project: ProjectOpt = Path("."),
     input: Annotated[
         Path | None,
-        typer.Option("--input", "-i", help="Add the rows of this CSV/Parquet file (e.g. fixed quarantine rows)."),
+        typer.Option(
+            "--input", "-i", help="Add the rows of this CSV/Parquet file (e.g. fixed quarantine rows)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -77,10 +79,16 @@ def ingest(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     proj = open_project(project)
-    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed:,.0f} rows"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}: {task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("reading", total=None)
-        result = proj.ingest(input, progress=lambda phase, rows: bar.update(task, description=phase, completed=rows))
+        result = proj.ingest(
+            input, progress=lambda phase, rows: bar.update(task, description=phase, completed=rows)
+        )
     ds = result.dataset
     payload = {
         "dataset": ds.name,

@@ -119,7 +119,8 @@ def quarantine(
     rule: Annotated[str | None, typer.Option(help="Only rows quarantined by this rule.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 10,
     export: Annotated[
-        Path | None, typer.Option(help="Write the rows to this .csv or .parquet file (fix, then ingest --input).")
+        Path | None,
+        typer.Option(help="Write the rows to this .csv or .parquet file (fix, then ingest --input)."),
     ] = None,
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,

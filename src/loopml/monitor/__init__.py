@@ -9,8 +9,8 @@ from loopml.monitor.performance import (
     record_feedback,
     windowed_performance,
 )
-from loopml.monitor.profile import ColumnProfile, Profile, bin_counts, build_profile
 from loopml.monitor.run import MonitorReport, record_alerts, run_monitor
+from loopml.validate.profile import ColumnProfile, Profile, bin_counts, build_profile
 
 __all__ = [
     "ColumnProfile",

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from loopml.monitor.profile import ColumnProfile, Profile, bin_counts
+from loopml.validate.profile import ColumnProfile, Profile, bin_counts
 
 __all__ = ["DriftResult", "benjamini_hochberg", "compare", "ks_from_bins", "psi"]
 

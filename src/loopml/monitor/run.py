@@ -14,9 +14,9 @@ from loopml.config import MonitorConfig
 from loopml.features import parse_duration
 from loopml.monitor.drift import DriftResult, compare
 from loopml.monitor.performance import load_predictions, summarize, windowed_performance
-from loopml.monitor.profile import Profile
 from loopml.registry import ModelVersion, resolve
 from loopml.store import Store, tables, utcnow
+from loopml.validate.profile import Profile
 
 __all__ = ["MonitorReport", "record_alerts", "run_monitor"]
 

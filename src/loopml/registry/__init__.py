@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.registry.loaded import LoadedModel, load_history, load_model
 from loopml.registry.serialize import TRUSTED_TYPES
+from loopml.registry.training import TrainOutcome, train_and_register
 from loopml.registry.versions import (
     AliasChange,
     ModelVersion,
@@ -23,6 +24,7 @@ __all__ = [
     "AliasChange",
     "LoadedModel",
     "ModelVersion",
+    "TrainOutcome",
     "alias_at",
     "alias_history",
     "get_alias",
@@ -34,4 +36,5 @@ __all__ = [
     "resolve",
     "rollback",
     "set_alias",
+    "train_and_register",
 ]

@@ -19,6 +19,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMRegressor",
     "loopml.features.datetime.DatetimeParts",
     "numpy.dtype",  # SimpleImputer's _fit_dtype (linear models' pipelines); data only, no code
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # HistGradientBoosting's trees
 )
 
 

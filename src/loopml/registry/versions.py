@@ -101,6 +101,11 @@ def _aliases(conn: Connection, name: str) -> dict[int, list[str]]:
     return found
 
 
+def _aware(value: datetime) -> datetime:
+    """A stored time in UTC (SQLite hands timestamps back without their zone; PostgreSQL with it)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _to_version(row: Any, aliases: dict[int, list[str]]) -> ModelVersion:
     return ModelVersion(
         name=row.name,
@@ -110,7 +115,7 @@ def _to_version(row: Any, aliases: dict[int, list[str]]) -> ModelVersion:
         flavor=row.flavor,
         metrics=row.metrics,
         signature=row.signature,
-        created_at=row.created_at,
+        created_at=_aware(row.created_at),
         run_id=row.run_id,
         aliases=tuple(sorted(aliases.get(row.version, []))),
     )
@@ -206,7 +211,9 @@ def alias_history(engine: Engine, name: str, alias: str | None = None) -> list[A
         query = query.where(ah.c.alias == alias)
     with engine.connect() as conn:
         return [
-            AliasChange(r.name, r.alias, r.version, r.previous_version, r.reason, r.actor, r.created_at)
+            AliasChange(
+                r.name, r.alias, r.version, r.previous_version, r.reason, r.actor, _aware(r.created_at)
+            )
             for r in conn.execute(query)
         ]
 

@@ -131,10 +131,11 @@ def _require(request: Request, token: bytes) -> None:
         raise UnauthorizedError(f"the bearer token for {request.url.path} is not valid.")
 
 
-def authorize(request: Request) -> None:
+async def authorize(request: Request) -> None:
     """App-wide dependency: the route's class (public, predict, admin) decides which token it needs.
 
-    Every route the app defines is classified in ``loopml.serve.app``; an unclassified one is refused.
+    Every route the app defines is classified above; an unclassified one is refused. (``async``: a
+    plain function would cost a thread hop per request.)
     """
     route = request.scope.get("route")
     path = getattr(route, "path", None)

@@ -31,7 +31,7 @@ predict_router = APIRouter(tags=["predict"])
 health_router = APIRouter(tags=["health"])
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 

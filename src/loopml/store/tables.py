@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -33,6 +34,7 @@ __all__ = [
     "model_versions",
     "predictions",
     "quarantine_snapshots",
+    "retrain_events",
     "training_runs",
 ]
 
@@ -178,4 +180,20 @@ alerts = Table(
     Column("window_start", _ts, nullable=True),
     Column("created_at", _ts, nullable=False),
     Index(None, "model_name", "created_at"),
+)
+
+retrain_events = Table(
+    "retrain_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decision", Boolean, nullable=True),
+    Column("reasons", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("challenger_version", Integer, nullable=True),
+    Column("started_at", _ts, nullable=False),
+    Column("finished_at", _ts, nullable=True),
+    Index(None, "model_name", "kind", "started_at"),
 )

@@ -37,7 +37,12 @@ class Task:
     stratify: bool = False
 
     def candidate(self, name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
-        """A fresh, unfitted estimator for the candidate ``name``."""
+        """A fresh, unfitted estimator for the candidate ``name`` (or a ``module:Class`` of the user's)."""
+        if ":" in name:
+            from loopml._plugins import load_object
+
+            estimator: BaseEstimator = load_object(name, what="train.model")(**params)
+            return estimator
         if name not in self.candidates:
             raise ConfigError(
                 f"train.model '{name}' is not a candidate for task '{self.name}'; "

@@ -200,9 +200,14 @@ def _validate_and_tune(
 
     def rate(estimator: Any) -> float:
         classes = getattr(estimator, "classes_", None)
-        value = task.metrics(
+        values = task.metrics(
             y_valid, task.predict(estimator, X_valid), k=cfg.precision_at_k, classes=classes
-        )[metric]
+        )
+        if metric not in values:
+            raise ConfigError(
+                f"train.metric '{metric}' is not a {task.name} metric; {did_you_mean(metric, values)}"
+            )
+        value = values[metric]
         return value if greater else -value
 
     if cfg.tune.trials:
@@ -220,7 +225,9 @@ def _validate_and_tune(
             seed=cfg.seed,
         )
         params = tuning.best_params
-    estimator = task.candidate(cfg.model, params, cfg.seed).fit(X_fit, y_fit)
+    # The best trial of this run is already fitted on these rows: reuse it rather than fit it again.
+    reuse = tuning.best_estimator if tuning is not None else None
+    estimator = reuse if reuse is not None else task.candidate(cfg.model, params, cfg.seed).fit(X_fit, y_fit)
     valid_output = task.predict(estimator, X_valid)
     validation: dict[str, Any] = {"score": rate(estimator) * (1 if greater else -1), "rows": len(data.valid)}
     if task.name == "binary":
@@ -264,7 +271,9 @@ def _cross_validate(
     from sklearn.model_selection import TimeSeriesSplit
 
     scores = []
-    for fit_idx, test_idx in TimeSeriesSplit(n_splits=settings.train.cv_folds + 1).split(data.train):
+    # cv_folds + 1 expanding splits, less the first (trained on the oldest sliver only): cv_folds folds.
+    splits = list(TimeSeriesSplit(n_splits=settings.train.cv_folds + 1).split(data.train))[1:]
+    for fit_idx, test_idx in splits:
         if len(fit_idx) < 10:
             continue
         rows_fit, rows_test = data.train[fit_idx], data.train[test_idx]

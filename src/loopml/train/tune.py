@@ -4,6 +4,7 @@ in the metadata store so that several workers can share one study and later runs
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,12 @@ __all__ = ["TuneResult", "search_space", "tune"]
 Suggest = Callable[[Any], dict[str, Any]]
 
 
+MAX_TREES = 2000  # LightGBM trials stop early on the validation rows; this is only the cap
+
+
 def _lightgbm(trial: Any) -> dict[str, Any]:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
+        "n_estimators": MAX_TREES,
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
@@ -49,6 +53,26 @@ def _ridge(trial: Any) -> dict[str, Any]:
     return {"alpha": trial.suggest_float("alpha", 1e-3, 100.0, log=True)}
 
 
+# Tried first, so that tuning never ends worse than the defaults.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightgbm": {
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 1e-3,
+    },
+    "hist_gradient_boosting": {
+        "learning_rate": 0.1,
+        "max_leaf_nodes": 31,
+        "l2_regularization": 1e-4,
+        "max_iter": 100,
+    },
+    "logistic": {"C": 1.0},
+    "ridge": {"alpha": 1.0},
+}
+
 SPACES: dict[str, Suggest] = {
     "lightgbm": _lightgbm,
     "hist_gradient_boosting": _hist_gradient_boosting,
@@ -64,16 +88,20 @@ def search_space(model: str) -> Suggest:
 
 @dataclass(frozen=True)
 class TuneResult:
-    """The best parameters found and every trial's score (for the report)."""
+    """The best parameters found, every trial's score (for the report), and the best trial's fitted
+    estimator from this run (None when the best trial came from an earlier run of the study)."""
 
     best_params: dict[str, Any]
     best_score: float
     trials: list[dict[str, Any]]
     study_name: str
+    best_estimator: Any = None
 
 
-def _pruning_callback(trial: Any, optuna: Any, every: int = 25) -> Callable[[Any], None]:
+def _pruning_callback(trial: Any, optuna: Any, deadline: float, every: int = 25) -> Callable[[Any], None]:
     def callback(env: Any) -> None:
+        if time.monotonic() > deadline:  # the time budget holds inside a trial too
+            raise optuna.TrialPruned()
         if env.iteration % every or not env.evaluation_result_list:
             return
         _, _, value, higher_better = env.evaluation_result_list[0]
@@ -99,10 +127,16 @@ def tune(
     score: Callable[[Any], float],
     seed: int,
 ) -> TuneResult:
-    """Search ``model``'s parameters; ``score(fitted)`` rates a fit on validation rows (higher: better)."""
+    """Search ``model``'s parameters; ``score(fitted)`` rates a fit on validation rows (higher: better).
+
+    LightGBM trials grow trees until the validation metric stops improving (the tree count found is
+    kept), are pruned against the median of earlier trials, and stop at the time budget.
+    """
     optuna = require("optuna", "tuning")
+    lgb = require("lightgbm", "tuning LightGBM") if model == "lightgbm" else None
     logging.getLogger("optuna").setLevel(logging.WARNING)
     X_fit, y_fit, X_valid, y_valid = data
+    deadline = time.monotonic() + config.timeout_s
     pruner = optuna.pruners.MedianPruner(n_warmup_steps=50) if config.pruning else optuna.pruners.NopPruner()
     study = optuna.create_study(
         study_name=study_name,
@@ -112,21 +146,32 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruner,
     )
+    if model in DEFAULTS and not study.trials:
+        study.enqueue_trial(DEFAULTS[model], skip_if_exists=True)
+    fitted: dict[str, Any] = {}
 
     def objective(trial: Any) -> float:
         params = {**search_space(model)(trial), **fixed}
         estimator = task.candidate(model, params, seed)
         kwargs: dict[str, Any] = {}
-        if model == "lightgbm":
+        if lgb is not None:
+            stop = lgb.early_stopping(50, first_metric_only=True, verbose=False)
             kwargs = {
                 "eval_set": [(X_valid, y_valid)],
                 "eval_metric": _LGB_METRIC[task.name],
-                "callbacks": [_pruning_callback(trial, optuna)],
+                "callbacks": [stop, _pruning_callback(trial, optuna, deadline)],
             }
         estimator.fit(X_fit, y_fit, **kwargs)
-        return score(estimator)
+        if lgb is not None:
+            trial.set_user_attr("n_estimators", int(estimator.best_iteration_ or estimator.n_estimators))
+        value = score(estimator)
+        best = fitted.get("value")
+        if best is None or value > best:
+            fitted.update(value=value, number=trial.number, estimator=estimator)
+        return value
 
-    study.optimize(objective, n_trials=config.trials, timeout=config.timeout_s, gc_after_trial=True)
+    remaining = max(deadline - time.monotonic(), 1.0)
+    study.optimize(objective, n_trials=config.trials, timeout=remaining, gc_after_trial=True)
     completed = [t for t in study.trials if t.value is not None]
     if not completed:
         return TuneResult(dict(fixed), float("nan"), [], study_name)
@@ -136,4 +181,7 @@ def tune(
     ]
     best = max(completed, key=lambda t: t.value)
     params = {**search_space(model)(optuna.trial.FixedTrial(best.params)), **fixed}
-    return TuneResult(params, float(best.value), trials, study_name)
+    if "n_estimators" in best.user_attrs:
+        params["n_estimators"] = best.user_attrs["n_estimators"]
+    estimator = fitted["estimator"] if fitted.get("number") == best.number else None
+    return TuneResult(params, float(best.value), trials, study_name, estimator)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.config import FilterConfig
 from loopml.errors import ConfigError, did_you_mean
@@ -34,12 +36,21 @@ def as_text(series: pd.Series) -> pd.Series:
     return series.map(lambda v: str(v), na_action="ignore").astype(object)
 
 
+def _already_trimmed(series: pd.Series) -> bool:
+    """Arrow-backed text with no surrounding whitespace and no empty value: the common case, checked fast."""
+    if not isinstance(series.dtype, pd.StringDtype):
+        return False
+    values = pa.Array.from_pandas(series)
+    stripped = pc.utf8_trim_whitespace(values)
+    return bool(values.equals(stripped)) and not pc.any(pc.equal(stripped, "")).as_py()
+
+
 def trim(frame: pd.DataFrame) -> pd.DataFrame:
     """Strip surrounding whitespace from text values; text that is only whitespace becomes missing."""
     out = frame.copy(deep=False)
     for col in out.columns:
         series = out[col]
-        if not _is_text(series):
+        if not _is_text(series) or _already_trimmed(series):
             continue
         if _all_text(series):
             stripped = series.str.strip()
@@ -79,7 +90,9 @@ def _text_match(series: pd.Series, op: str, value: Any) -> pd.Series:
         try:
             pattern = re.compile(str(value))
         except re.error as exc:
-            raise ConfigError(f"loopml.yaml: filter value {value!r} is not a regular expression ({exc}).") from None
+            raise ConfigError(
+                f"loopml.yaml: filter value {value!r} is not a regular expression ({exc})."
+            ) from None
         hit = text.str.contains(pattern, regex=True)
     hit = hit.fillna(False).astype(bool)
     return ~hit & series.notna() if op == "not_matches" else hit & series.notna()

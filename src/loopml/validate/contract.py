@@ -87,20 +87,23 @@ def _looks_like_dates(series: pd.Series) -> bool:
     values = series.dropna()
     if not len(values) or not all(isinstance(v, str) for v in values.iloc[:100]):
         return False
-    head = values.iloc[:100].astype(str)
-    if not head.str.match(_ISO_DATE).all():
-        return False
-    return bool(values.astype(str).str.match(_ISO_DATE).all())
+    step = max(len(values) // 1000, 1)  # a spread sample: a value that is not a date fails its type check
+    return bool(values.iloc[::step].astype(str).str.match(_ISO_DATE).all())
 
 
 def _infer_column(
-    series: pd.Series, *, is_id: bool, is_target: bool, category_cap: int = CATEGORY_CAP
+    series: pd.Series,
+    *,
+    is_id: bool,
+    is_target: bool,
+    category_cap: int = CATEGORY_CAP,
+    categories: bool = True,
 ) -> ColumnSpec:
     dtype = _dtype_of(series)
     spec: dict[str, Any] = {"name": str(series.name), "dtype": dtype, "nullable": bool(series.isna().any())}
     if dtype in ("int", "float") and not is_id and series.notna().any() and float(series.min()) >= 0:
         spec["min"] = 0.0
-    if dtype == "string" and not is_id:
+    if dtype == "string" and not is_id and categories:
         values = series.dropna().astype(str).unique()
         if len(values) <= category_cap:
             spec["categories"] = sorted(values.tolist())
@@ -189,13 +192,14 @@ class ContractInferrer:
             if series.isna().all():
                 self._specs.setdefault(name, None)
                 continue
+            known = self._specs.get(name)
             spec = _infer_column(
                 series,
                 is_id=name == self.id_column,
                 is_target=name == self.target,
                 category_cap=self.category_cap,
+                categories=known is None or known.categories is not None,  # once over the cap, always
             )
-            known = self._specs.get(name)
             self._specs[name] = spec if known is None else _merge(known, spec, self.category_cap)
         if self.id_column in frame.columns and not self._duplicate_id:
             ids = frame[[self.id_column]].dropna()

@@ -120,7 +120,7 @@ def quarantine_info(store: Store, dataset: DatasetVersion) -> QuarantineInfo:
 
 
 def load_quarantine(store: Store, dataset: DatasetVersion, rule: str | None = None) -> pd.DataFrame:
-    """The quarantined rows of ``dataset`` (original values, plus ``_row``, ``_rule``, ``_column``, ``_value``)."""
+    """The quarantined rows of ``dataset``: original values, ``_row``, ``_rule``, ``_column``, ``_value``."""
     info = quarantine_info(store, dataset)
     if info.uri is None:
         return pd.DataFrame(columns=["_row", "_rule", "_column", "_value"])

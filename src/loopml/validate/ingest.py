@@ -23,7 +23,7 @@ from loopml.errors import ContractError, DataError
 from loopml.sources import CsvSource, IncrementalSource, ParquetSource, Source, source_from_config
 from loopml.store import Store
 from loopml.validate.checks import ChunkChecker, SchemaChange, coerce_column, schema_changes
-from loopml.validate.cleaning import trim
+from loopml.validate.cleaning import filter_mask, trim
 from loopml.validate.contract import ContractInferrer, DataContract, latest_contract
 from loopml.validate.datasets import DatasetVersion, latest_version, read_watermark
 from loopml.validate.record import Outcome, commit
@@ -99,14 +99,15 @@ class _Spool:
     """Raw chunks kept on local disk (Arrow IPC) so that the first ingest reads its source once."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory, self.files, self.ok = directory, [], True
+        self.directory, self.ok = directory, True
+        self.files: list[Path] = []
 
     def add(self, frame: pd.DataFrame) -> None:
         if not self.ok:
             return
         path = self.directory / f"spool-{len(self.files):06d}.arrow"
         try:
-            frame.reset_index(drop=True).to_feather(path)
+            frame.reset_index(drop=True).to_feather(path, compression="uncompressed")
             self.files.append(path)
         except Exception:  # a column of mixed Python types: fall back to reading the source again
             self.ok = False
@@ -120,8 +121,6 @@ def infer_from_source(
     settings: Settings, frames: Iterator[pd.DataFrame], progress: Progress | None = None
 ) -> DataContract:
     """Infer the data set's contract from frames (after trimming and the configured filters)."""
-    from loopml.validate.cleaning import filter_mask
-
     inferrer = ContractInferrer(
         settings.name,
         id_column=settings.id_column,
@@ -268,7 +267,7 @@ def _finish(
     schema: SchemaChange,
 ) -> IngestResult:
     accepted = run.rows_read - run.quarantined.rows
-    common = {
+    common: dict[str, Any] = {
         "contract": contract,
         "contract_created": created is not None,
         "quarantine_counts": run.counts,

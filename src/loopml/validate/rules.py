@@ -31,7 +31,8 @@ def _override(spec: ColumnSpec, contract: ContractConfig, cleaning: CleaningConf
                 re.compile(update["pattern"])
             except re.error as exc:
                 raise ConfigError(
-                    f"loopml.yaml: 'contract.columns.{spec.name}.pattern' is not a regular expression ({exc})."
+                    f"loopml.yaml: 'contract.columns.{spec.name}.pattern' is not a regular expression "
+                    f"({exc})."
                 ) from None
     policy = cleaning.missing.get(spec.name)
     if policy == "keep":

@@ -21,7 +21,16 @@ def _canonical(series: pd.Series) -> pd.Series:
 
 
 def row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """64-bit hashes of the rows of ``frame`` over ``columns``."""
+    """64-bit keys of the rows of ``frame`` over ``columns``: equal rows, equal keys.
+
+    One numeric column (an id) is keyed by its value's bits, not hashed: distinct values never
+    collide, and ids that grow give keys that grow, which keeps :class:`Seen` fast.
+    """
+    if len(columns) == 1 and not pd.api.types.is_object_dtype(frame[columns[0]]):
+        values = _canonical(frame[columns[0]])
+        if values.dtype.kind in "fi":
+            numbers = values.to_numpy()
+            return (numbers + 0 if numbers.dtype.kind == "i" else numbers + 0.0).view(np.uint64)
     canonical = pd.DataFrame({c: _canonical(frame[c]) for c in columns}, index=frame.index)
     return pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)
 
@@ -53,12 +62,15 @@ class Seen:
 
     def add(self, keys: np.ndarray) -> None:
         """Remember ``keys``."""
-        fresh = np.unique(keys[~self.contains(keys)])
+        self._insert(np.unique(keys[~self.contains(keys)]))
+
+    def _insert(self, fresh: np.ndarray) -> None:
+        """Add keys known to be new and distinct."""
         if len(fresh):
             self._keys = np.sort(np.concatenate([self._keys, fresh]), kind="stable")
 
     def duplicates(self, keys: np.ndarray) -> np.ndarray:
         """Mark keys seen before or earlier in ``keys``; remember the rest."""
         dup = pd.Series(keys).duplicated(keep="first").to_numpy() | self.contains(keys)
-        self.add(keys[~dup])
+        self._insert(keys[~dup])
         return dup

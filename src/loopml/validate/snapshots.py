@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,35 +45,51 @@ def conform(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
 
 
 class ParquetSink:
-    """A Parquet file written one frame at a time; ``schema`` fixed up front or taken from the first frame."""
+    """A Parquet file written one frame at a time; ``schema`` fixed up front or taken from the first frame.
+
+    Encoding and compression run on a background thread (pyarrow releases the GIL), overlapping
+    the next chunk's reading and checking; at most one table is in flight, so memory stays bounded.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema | None = None) -> None:
         self.path = path
         self.schema = schema
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopml-parquet")
+        self._pending: Future[None] | None = None
         if schema is not None:
-            self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+            self._writer = pq.ParquetWriter(path, schema)
 
     def write(self, frame: pd.DataFrame) -> None:
         if self._writer is None:
             if not len(frame):
                 return
             self.schema = pa.Schema.from_pandas(frame, preserve_index=False).remove_metadata()
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.path, self.schema)
         assert self.schema is not None
         frame = frame.reindex(columns=self.schema.names)
         try:
             table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False, safe=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"cannot write snapshot rows to Parquet: {' '.join(str(exc).split())}") from None
-        self._writer.write_table(table.replace_schema_metadata(None))
+        self._wait()
+        self._pending = self._pool.submit(self._writer.write_table, table.replace_schema_metadata(None))
         self.rows += len(frame)
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises a failed write here
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 def file_sha256(path: Path) -> str:

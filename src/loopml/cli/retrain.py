@@ -1,0 +1,127 @@
+"""``loopml retrain``, ``loopml worker`` and ``loopml up``: the loop that keeps models current."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+
+__all__ = ["retrain", "up", "worker"]
+
+
+def _render(result: dict[str, Any]) -> None:
+    verb = "would retrain" if result["status"] == "dry_run" and result["retrain"] else None
+    if result["triggers"]:
+        console.print("Triggers: " + "; ".join(result["triggers"]))
+    else:
+        console.print("No trigger fired.")
+    if result["blocked_by"]:
+        console.print(f"Held back by the {result['blocked_by']}")
+    if verb:
+        console.print(
+            "A cycle would run now: ingest, train a challenger, gate it against the champion, promote."
+        )
+    if result["ran"]:
+        console.print(
+            f"Cycle {result['status']}: challenger v{result['challenger_version']}, "
+            f"champion v{result['champion_version']}"
+        )
+        table = Table(title="gate")
+        for col in ("check", "passed", "detail"):
+            table.add_column(col)
+        for check in result["gate"]:
+            table.add_row(check["check"], "yes" if check["passed"] else "[red]no[/]", check["detail"])
+        if result["gate"]:
+            console.print(table)
+
+
+@handle_errors
+def retrain(
+    project: ProjectOpt = Path("."),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Explain what would happen and why; change nothing.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run a cycle even if no trigger fired.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one retraining cycle now if the policy says so (retrain: in loopml.yaml), or with --force.
+
+    A challenger is promoted only if it beats the champion on the same newest labelled rows by
+    retrain.gate.min_improvement, no segment is worse than the tolerance, and its calibration is sane.
+    """
+    from loopml.retrain import run_cycle
+
+    proj = open_project(project)
+    with err_console.status("evaluating the retraining policy ..."):
+        result = run_cycle(proj.settings, proj.store, force=force, dry_run=dry_run).to_dict()
+    emit(result, as_json, lambda: _render(result))
+
+
+def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
+    from loopml.retrain import check_watch, run_cycle
+
+    while not stop.is_set():
+        try:
+            rolled = check_watch(proj.settings, proj.store)
+            if rolled:
+                err_console.print(f"rolled back: v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})")
+            result = run_cycle(proj.settings, proj.store)
+            if result.ran:
+                err_console.print(f"cycle {result.status}: challenger v{result.challenger_version}")
+        except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)
+            err_console.print(f"[red]cycle failed[/]: {type(exc).__name__}: {exc}")
+        if once:
+            return
+        stop.wait(proj.settings.retrain.interval_s)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+@handle_errors
+def worker(
+    project: ProjectOpt = Path("."),
+    once: Annotated[bool, typer.Option("--once", help="Check the policy once, then exit.")] = False,
+) -> None:
+    """Check the retraining policy every retrain.interval_s seconds; run cycles; watch promotions.
+
+    Safe to stop at any point (SIGTERM or Ctrl+C): a promotion is one recorded alias move, so a cycle
+    is either not promoted or fully promoted; an interrupted cycle is marked abandoned later.
+    """
+    proj = open_project(project)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    err_console.print(
+        f"worker for [bold]{proj.name}[/]: checking every {proj.settings.retrain.interval_s:g} s"
+    )
+    _loop(proj, stop, once)
+
+
+@handle_errors
+def up(
+    project: ProjectOpt = Path("."),
+    host: Annotated[str | None, typer.Option(help="API bind address (default from loopml.yaml).")] = None,
+    port: Annotated[int | None, typer.Option(help="API port (default from loopml.yaml).")] = None,
+) -> None:
+    """Run the API (a child process) and the worker (this process) together; Ctrl+C stops both."""
+    proj = open_project(project)
+    command = [sys.executable, "-m", "loopml", "serve", "--project", str(project)]
+    command += [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
+    api = subprocess.Popen(command)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        _loop(proj, stop, once=False)
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(30)

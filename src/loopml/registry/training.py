@@ -1,0 +1,214 @@
+"""Training a version end to end: fit, compare with the champion on the same holdout, write the
+report and the reference profile, register, and make the first version champion.
+
+This sits in the registry layer so that both the Python API and the retraining loop use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loopml.config import Settings
+from loopml.features import window_specs
+from loopml.registry.loaded import load_model
+from loopml.registry.versions import ModelVersion, get_alias, register, set_alias
+from loopml.store import Store, sha256_bytes
+from loopml.tasks import get_task
+from loopml.train import TrainResult, finish_run, fit, start_run
+from loopml.train.evaluate import segment_metrics
+from loopml.validate import load_snapshot
+
+__all__ = ["TrainOutcome", "train_and_register"]
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A registered version, whether it became the champion, and its report's artifact key."""
+
+    version: ModelVersion
+    promoted: bool
+    dataset_version: int
+    report: str | None = None
+
+
+def train_and_register(
+    settings: Settings, store: Store, dataset_version: int | None = None, *, promote_if_first: bool = True
+) -> TrainOutcome:
+    """Fit on a snapshot (the latest by default), compare with the champion on the same holdout,
+    write the report, register the version, and make it champion if there is none."""
+    dataset, frame = load_snapshot(store, settings.name, dataset_version)
+    contract = _contract_for(settings, dataset.contract_version)
+    run_id = start_run(store.engine, settings.name, dataset.id, {"model": settings.train.model})
+    try:
+        result = fit(frame, contract, settings, storage=settings.db_url)
+        champion = _champion_on(settings, store, result)
+        report = _write_report(settings, store, result, run_id, dataset.version, champion)
+        profile = _write_profile(settings, store, result, run_id)
+    except Exception as exc:
+        finish_run(store.engine, run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    metrics = {
+        **result.metrics,
+        "dataset_version": dataset.version,
+        "champion": champion,
+        "report": report,
+    }
+    finish_run(store.engine, run_id, metrics=metrics, params=result.params)
+    version = register(
+        store,
+        settings.name,
+        result.pipeline,
+        metrics=metrics,
+        signature={**_signature(settings, result, contract, dataset.version), "profile": profile},
+        run_id=run_id,
+    )
+    promoted = promote_if_first and get_alias(store.engine, settings.name, "champion") is None
+    if promoted:
+        set_alias(
+            store.engine,
+            settings.name,
+            "champion",
+            version.version,
+            reason="first registered version",
+            actor="loopml train",
+        )
+    return TrainOutcome(version, promoted, dataset.version, report)
+
+
+def _signature(
+    settings: Settings, result: TrainResult, contract: Any, dataset_version: int
+) -> dict[str, Any]:
+    """What serving needs to score this version, plus its lineage."""
+    return {
+        "task": settings.task,
+        "target": settings.target,
+        "id_column": settings.id_column,
+        "event_time": settings.event_time,
+        "input_columns": result.input_columns,
+        "contract": contract.model_dump(),
+        "threshold": result.threshold,
+        "dataset_version": dataset_version,
+        "windows": [asdict(spec) for spec in window_specs(settings.features)],
+        "classes": _classes(result),
+        "params": result.params,
+        "code_version": _code_version(),
+    }
+
+
+def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[str, Any] | None:
+    """The current champion's metrics on the new holdout rows (None when there is no champion)."""
+    version = get_alias(store.engine, settings.name, "champion")
+    if version is None:
+        return None
+    champion = load_model(store, settings.name, version)
+    if champion.version.signature.get("task", "binary") != settings.task:
+        return None
+    task = get_task(settings.task)
+    # The task's own output (LoadedModel.score gives a positive-class probability: binary only).
+    output = task.predict(champion.pipeline, champion.features(champion.coerce(result.holdout)))
+    classes = champion.version.signature.get("classes")
+    k, labels = settings.train.precision_at_k, None if classes is None else np.asarray(classes)
+
+    def compute(y: np.ndarray, out: np.ndarray) -> dict[str, float]:
+        return task.metrics(y, out, k=k, classes=labels)
+
+    holdout = compute(result.holdout_labels, output)
+    found: dict[str, Any] = {
+        "version": version,
+        "holdout": holdout,
+        "score": holdout.get(result.metrics["metric"]),
+    }
+    if settings.train.segments:
+        found["segments"] = segment_metrics(
+            result.holdout, settings.train.segments, result.holdout_labels, output, compute
+        )
+    return found
+
+
+def _write_profile(settings: Settings, store: Store, result: TrainResult, run_id: int) -> str:
+    """Profile the holdout's inputs, window features and predictions: monitoring's reference."""
+    from loopml.validate.profile import build_profile
+
+    cols = result.columns
+    frame = result.holdout.assign(prediction=_flat_output(result.holdout_output))
+    numeric = [
+        *cols.numeric,
+        *cols.windows,
+        *([] if settings.task == "multiclass" else ["prediction"]),
+    ]
+    categorical = [*cols.categorical, *(["prediction"] if settings.task == "multiclass" else [])]
+    data = json.dumps(build_profile(frame, numeric, categorical).to_dict()).encode()
+    key = f"profiles/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.json"
+    store.artifacts.put_bytes(key, data)
+    return key
+
+
+def _write_report(
+    settings: Settings,
+    store: Store,
+    result: TrainResult,
+    run_id: int,
+    dataset_version: int,
+    champion: dict[str, Any] | None,
+) -> str | None:
+    """Render the HTML report into the artifact store; returns its key."""
+    if not settings.train.report:
+        return None
+    from loopml.train.report import render_report
+
+    page = render_report(
+        result,
+        title=f"{settings.name}: training run {run_id}",
+        champion=champion,
+        subtitle=f"task {settings.task}, model {settings.train.model}, data set version "
+        f"{dataset_version}, {result.metrics['rows_train']:,} training rows",
+    )
+    data = page.encode()
+    key = f"reports/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.html"
+    store.artifacts.put_bytes(key, data)
+    return key
+
+
+def _flat_output(output: np.ndarray) -> np.ndarray:
+    """One value per row: the score, or the most likely class index for class probabilities."""
+    return output if output.ndim == 1 else np.argmax(output, axis=1)
+
+
+def _classes(result: TrainResult) -> list[Any] | None:
+    classes = getattr(result.pipeline, "classes_", None)
+    return None if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def _code_version() -> dict[str, str | None]:
+    """loopml's version and, when run from a git checkout, its commit."""
+    import subprocess
+
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"loopml": version("loopml"), "git_commit": commit}
+
+
+def _contract_for(settings: Settings, version: int | None) -> Any:
+    from loopml.validate import latest_contract, load_contract
+    from loopml.validate.ingest import contracts_dir
+
+    directory = contracts_dir(settings)
+    path = directory / f"{settings.name}.v{version}.yaml"
+    return load_contract(path) if version and path.exists() else latest_contract(directory, settings.name)

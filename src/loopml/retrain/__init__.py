@@ -1,0 +1,23 @@
+"""Retraining: the policy (when), the cycle (challenger, gate, promote) and the watch (rollback)."""
+
+from __future__ import annotations
+
+from loopml.retrain.cron import cron_due, parse_cron
+from loopml.retrain.cycle import CycleResult, check_watch, run_cycle
+from loopml.retrain.events import Event, list_events
+from loopml.retrain.gate import GateResult, gate
+from loopml.retrain.policy import Decision, decide
+
+__all__ = [
+    "CycleResult",
+    "Decision",
+    "Event",
+    "GateResult",
+    "check_watch",
+    "cron_due",
+    "decide",
+    "gate",
+    "list_events",
+    "parse_cron",
+    "run_cycle",
+]

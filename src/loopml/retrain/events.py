@@ -1,0 +1,118 @@
+"""Recorded retraining events: every policy decision and every cycle, with inputs and outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from loopml.store import tables, utcnow
+
+__all__ = ["Event", "finish_event", "labels_since", "last_event", "list_events", "start_event"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of ``retrain_events``."""
+
+    id: int
+    kind: str
+    status: str
+    decision: bool | None
+    reasons: list[str]
+    details: dict[str, Any]
+    challenger_version: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        row.id,
+        row.kind,
+        row.status,
+        row.decision,
+        row.reasons,
+        row.details,
+        row.challenger_version,
+        _aware(row.started_at) or row.started_at,
+        _aware(row.finished_at),
+    )
+
+
+def start_event(
+    engine: Engine,
+    model: str,
+    kind: str,
+    *,
+    status: str = "running",
+    decision: bool | None = None,
+    reasons: list[str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Record the start of a decision or a cycle; returns its id."""
+    e = tables.retrain_events
+    row = {
+        "model_name": model,
+        "kind": kind,
+        "status": status,
+        "decision": decision,
+        "reasons": reasons or [],
+        "details": details or {},
+        "started_at": utcnow(),
+        "finished_at": utcnow() if status != "running" else None,
+    }
+    with engine.begin() as conn:
+        return int(conn.execute(insert(e).returning(e.c.id), row).scalar_one())
+
+
+def finish_event(engine: Engine, event_id: int, status: str, **values: Any) -> None:
+    """Close an event with its status and any of decision, reasons, details, challenger_version."""
+    e = tables.retrain_events
+    with engine.begin() as conn:
+        conn.execute(
+            update(e).where(e.c.id == event_id).values(status=status, finished_at=utcnow(), **values)
+        )
+
+
+def last_event(
+    engine: Engine, model: str, kind: str, statuses: tuple[str, ...] | None = None
+) -> Event | None:
+    """The most recent event of ``kind`` (optionally with one of ``statuses``)."""
+    e = tables.retrain_events
+    query = select(e).where(e.c.model_name == model, e.c.kind == kind)
+    if statuses:
+        query = query.where(e.c.status.in_(statuses))
+    with engine.connect() as conn:
+        row = conn.execute(query.order_by(e.c.started_at.desc(), e.c.id.desc()).limit(1)).first()
+    return _event(row) if row else None
+
+
+def list_events(engine: Engine, model: str, kind: str | None = None, limit: int = 100) -> list[Event]:
+    """Recent events, newest first."""
+    e = tables.retrain_events
+    query = select(e).where(e.c.model_name == model)
+    if kind:
+        query = query.where(e.c.kind == kind)
+    with engine.connect() as conn:
+        return [_event(r) for r in conn.execute(query.order_by(e.c.id.desc()).limit(limit))]
+
+
+def labels_since(engine: Engine, model: str, since: datetime | None) -> int:
+    """Labels received for this model's predictions since ``since`` (all when None)."""
+    f, p = tables.feedback, tables.predictions
+    query = (
+        select(func.count())
+        .select_from(f.join(p, p.c.id == f.c.prediction_id))
+        .where(p.c.model_name == model)
+    )
+    if since is not None:
+        query = query.where(f.c.received_at > since)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
