@@ -43,7 +43,7 @@ def _write(directory: Path, text: str) -> Path:
 def test_unknown_top_level_key_lists_the_valid_keys() -> None:
     assert _error(MINIMAL + "zzzzzz: 1\n") == (
         "loopml.yaml line 5: unknown key 'zzzzzz'; valid: 'cleaning', 'contract', 'event_time', 'features', "
-        "'id_column', 'name', 'serve', 'source', 'store', 'target', 'task', 'train'"
+        "'id_column', 'monitor', 'name', 'retrain', 'serve', 'source', 'store', 'target', 'task', 'train'"
     )
 
 

@@ -37,10 +37,24 @@ INGEST_KEYS = {
     "contract_version",
     "contract_created",
     "added_columns",
+    # the data pipeline (issue 3): counts of this ingest, the snapshot id, the watermark
+    "snapshot",
+    "new_version",
+    "accepted",
+    "quarantined",
+    "quarantine_by_rule",
+    "watermark",
 }
-TRAIN_KEYS = {"model", "version", "promoted", "sha256", "dataset_version", "metrics"}
-SUMMARY_KEYS = {"name", "version", "aliases", "created_at", "sha256", "roc_auc", "average_precision"}
-SHOW_KEYS = SUMMARY_KEYS | {"metrics", "input_columns", "artifact", "alias_history"}
+TRAIN_KEYS = {
+    "model", "version", "promoted", "sha256", "dataset_version", "metrics",
+    # model development (issue 4): the primary metric, its score, the dummy's, the threshold, the report
+    "model_version", "metric", "score", "baseline_score", "threshold", "report",
+}
+SUMMARY_KEYS = {
+    "name", "version", "aliases", "created_at", "sha256", "roc_auc", "average_precision",
+    "metric", "score", "baseline_score", "dataset_version",
+}
+SHOW_KEYS = SUMMARY_KEYS | {"metrics", "input_columns", "artifact", "alias_history", "params", "code_version"}
 
 
 def invoke(*args: str) -> Result:
@@ -160,7 +174,7 @@ def test_predict(flow: dict[str, Any]) -> None:
     result = flow["predict"]
     assert result.exit_code == 0, result.output
     payload = one_json_object(result)
-    assert payload == {"rows": 25, "output": str(flow["output"]), "model_version": 1}
+    assert payload == {"rows": 25, "output": str(flow["output"]), "model_version": 1, "partitions": 1}
     scored = pd.read_parquet(flow["output"])
     assert len(scored) == 25
     assert scored["transaction_id"].tolist() == pd.read_parquet(flow["input"])["transaction_id"].tolist()

@@ -138,6 +138,8 @@ def _jsonable(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def write_log(store: Store, model: LoadedModel, coerced: pd.DataFrame, scored: pd.DataFrame) -> None:
     """Record each scored row in the prediction log (origin ``batch``) in one transaction."""
     now, version = utcnow(), model.version.version
+    skip = {"prediction_id", "model_version", *id_columns(model, coerced).columns}
+    outputs = scored[[c for c in scored.columns if c not in skip]].to_dict(orient="records")
     rows = [
         {
             "id": pid,
@@ -146,11 +148,9 @@ def write_log(store: Store, model: LoadedModel, coerced: pd.DataFrame, scored: p
             "created_at": now,
             "origin": "batch",
             "inputs": rec,
-            "score": float(score),
-            "output": {"score": float(score), "label": int(label)},
+            "score": float(out["score"]),
+            "output": {str(k): (v.item() if hasattr(v, "item") else v) for k, v in out.items()},
         }
-        for pid, rec, score, label in zip(
-            scored["prediction_id"], _jsonable(coerced), scored["score"], scored["label"], strict=True
-        )
+        for pid, rec, out in zip(scored["prediction_id"], _jsonable(coerced), outputs, strict=True)
     ]
     write_predictions(store.engine, rows)

@@ -228,7 +228,10 @@ def serve(
     from loopml.serve import run_server
 
     proj = open_project(project)
+    from loopml.dashboard import router as dashboard
+
     app = proj.app()
+    app.include_router(dashboard)  # the dashboard lives at the edge: composed here, not in serve
     bind_host, bind_port = host or proj.settings.serve.host, port or proj.settings.serve.port
     emit(
         {"url": f"http://{bind_host}:{bind_port}", "model": proj.name},

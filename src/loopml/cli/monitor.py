@@ -61,6 +61,9 @@ def monitor(
     project: ProjectOpt = Path("."),
     model: Annotated[str, typer.Option(help="Version number or alias to monitor.")] = "champion",
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record alerts.")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the dashboard page to this file.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drift and performance of the latest window (monitor.window), with alerts.
@@ -72,6 +75,12 @@ def monitor(
     proj = open_project(project)
     with err_console.status("monitoring ..."):
         report = proj.monitor(model, record=not no_record).to_dict()
+    if html is not None:
+        from loopml.dashboard import render_dashboard
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_dashboard(proj.settings, proj.store), encoding="utf-8")
+        report["html"] = str(html)
     emit(report, as_json, lambda: _render(report))
 
 

@@ -18,7 +18,7 @@ from loopml.registry import ModelVersion, resolve
 from loopml.store import Store, tables, utcnow
 from loopml.validate.profile import Profile
 
-__all__ = ["MonitorReport", "record_alerts", "run_monitor"]
+__all__ = ["MonitorReport", "current_inputs", "record_alerts", "reference_profile", "run_monitor"]
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,16 @@ class MonitorReport:
         }
 
 
-def _profile(store: Store, version: ModelVersion) -> Profile | None:
+def reference_profile(store: Store, version: ModelVersion) -> Profile | None:
+    """The reference profile saved with a version (None for versions trained before profiles)."""
     key = version.signature.get("profile")
     if not key:
         return None
     return Profile.from_dict(json.loads(store.artifacts.get_bytes(key)))
 
 
-def _current(frame: pd.DataFrame) -> pd.DataFrame:
+def current_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The logged inputs of predictions, with the score as the ``prediction`` column."""
     inputs = pd.DataFrame.from_records(frame["inputs"].map(lambda i: i or {}).tolist(), index=frame.index)
     return inputs.assign(prediction=frame["score"].to_numpy())
 
@@ -138,13 +140,13 @@ def run_monitor(
     frame = load_predictions(store.engine, name, event_time=sig.get("event_time"))
     start, end = _window(frame, config.window)
     current = frame[(frame["time"] >= start) & (frame["time"] < end)]
-    profile = _profile(store, version)
+    profile = reference_profile(store, version)
     drift = (
         []
         if profile is None or len(current) < config.min_rows
         else compare(
             profile,
-            _current(current),
+            current_inputs(current),
             psi_threshold=config.psi_threshold,
             js_threshold=config.js_threshold,
             alpha=config.alpha,

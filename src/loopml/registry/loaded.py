@@ -57,7 +57,8 @@ class LoadedModel:
 
     @cached_property
     def threshold(self) -> float:
-        return float(self.version.signature.get("threshold", 0.5))
+        value = self.version.signature.get("threshold")
+        return float(value) if value is not None else 0.5
 
     def coerce(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Select the input columns (and the id, when present) and coerce each to its contract type."""
@@ -91,8 +92,13 @@ class LoadedModel:
         """The compiled scoring path for this pipeline, or None when only the generic one applies."""
         return compile_pipeline(self.pipeline, self.contract, [n for s in self.windows for n in s.names])
 
+    @cached_property
+    def task(self) -> str:
+        return str(self.version.signature.get("task", "binary"))
+
     def score(self, features: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class for each row of :meth:`features`' output."""
+        """The task's output for each row of :meth:`features`' output: the positive-class probability
+        (binary), the class-probability matrix (multiclass) or the predicted value (regression)."""
         compiled = self.compiled
         if compiled is not None:
             return compiled.predict(compiled.frame_matrix(features))
@@ -103,8 +109,12 @@ class LoadedModel:
         transform, model = self.pipeline[:-1], self.pipeline[-1]
         matrix = transform.transform(features)
         small = len(features) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
-        proba: np.ndarray = model.predict_proba(matrix, **({"num_threads": 1} if small else {}))
-        return proba[:, 1]
+        kwargs = {"num_threads": 1} if small else {}
+        if self.task == "regression":
+            values: np.ndarray = model.predict(matrix, **kwargs)
+            return values.astype(np.float64)
+        proba: np.ndarray = model.predict_proba(matrix, **kwargs)
+        return proba if self.task == "multiclass" else proba[:, 1]
 
     def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
         """Score a frame of raw rows, then (by default) add them to the window history."""
@@ -158,7 +168,24 @@ class LoadedModel:
         return scores
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
-        """The response shape of each scored row: score and decision at the threshold."""
+        """The response shape of each scored row.
+
+        Binary: ``score`` and ``label`` (the decision at the threshold). Regression: ``prediction``
+        (also as ``score``). Multiclass: ``label``, ``probabilities`` per class, and ``score`` (the
+        label's probability).
+        """
+        if self.task == "regression":
+            return [{"score": float(v), "prediction": float(v)} for v in scores]
+        if self.task == "multiclass":
+            classes = [c.item() if hasattr(c, "item") else c for c in self.pipeline.classes_]
+            return [
+                {
+                    "score": float(row.max()),
+                    "label": classes[int(row.argmax())],
+                    "probabilities": {str(c): float(p) for c, p in zip(classes, row, strict=True)},
+                }
+                for row in scores
+            ]
         cut = self.threshold
         return [{"score": float(s), "label": int(s >= cut)} for s in scores]
 

@@ -43,7 +43,7 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 # Need serve.predict_token when one is set.
-PREDICT_ROUTES = frozenset({"/v1/models/{name}/predict", "/v2/models/{name}/infer"})
+PREDICT_ROUTES = frozenset({"/v1/models/{name}/predict", "/v2/models/{name}/infer", "/v1/feedback", "/"})
 # Always need serve.admin_token (and are mounted only when admin routes are enabled).
 ADMIN_ROUTES = frozenset({"/v1/models/{name}/aliases/{alias}", "/v1/models/{name}/versions"})
 PROTECTED_ROUTES = PREDICT_ROUTES | ADMIN_ROUTES

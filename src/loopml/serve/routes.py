@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.metrics import Metrics
 from loopml.serve.state import ModelHolder, Serving
-from loopml.store import PredictionLogWriter, utcnow
+from loopml.store import PredictionLogWriter, record_feedback, utcnow
 
 __all__ = [
     "health_router",
@@ -152,6 +152,44 @@ async def predict(name: str, request: Request, holder: ModelHolder = Depends(get
     results = score_records(request, serving, parsed)
     body = {"model": name, "model_version": serving.model.version.version, "predictions": results}
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
+
+
+@predict_router.post(
+    "/v1/feedback",
+    summary="Ground truth for earlier predictions (late, in bulk)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["prediction_id", "label"],
+                            "properties": {"prediction_id": {"type": "string"}, "label": {}},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def feedback(request: Request) -> JSONResponse:
+    """Record labels: a list of {"prediction_id", "label"} objects. Unknown ids are counted, not stored."""
+    settings = request.app.state.settings
+    payload = await read_json(request, settings.serve.max_body_bytes)
+    if not isinstance(payload, list) or not payload or not all(isinstance(item, dict) for item in payload):
+        raise InputError('feedback body must be a non-empty list of {"prediction_id": ..., "label": ...}.')
+    if len(payload) > 100 * settings.serve.max_batch:
+        raise PayloadTooLargeError(
+            f"{len(payload)} labels are over the limit of {100 * settings.serve.max_batch}."
+        )
+    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    if writer is not None:  # a label may follow its prediction within the log's flush interval
+        await run_in_threadpool(writer.flush)
+    counts = await run_in_threadpool(record_feedback, request.app.state.store.engine, payload)
+    return JSONResponse(counts)
 
 
 @health_router.get("/health/live", summary="The process is up")

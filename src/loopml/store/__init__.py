@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from loopml.store import tables
 from loopml.store.artifacts import ArtifactStore, sha256_bytes
 from loopml.store.engine import create_store_engine, migrate, utcnow
+from loopml.store.feedback import record_feedback
 from loopml.store.predictions import PredictionLogWriter, write_predictions
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "create_store_engine",
     "migrate",
     "open_store",
+    "record_feedback",
     "sha256_bytes",
     "tables",
     "utcnow",

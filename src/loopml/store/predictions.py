@@ -38,11 +38,20 @@ class PredictionLogWriter:
         self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
         self._thread.start()
         self.written = 0
+        self._pending = 0  # submitted and not yet written (or failed)
+        self._drained = threading.Condition()
 
     def submit(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queue records for writing."""
+        with self._drained:
+            self._pending += len(rows)
         for row in rows:
             self._queue.put(row)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written; False if ``timeout`` passed first."""
+        with self._drained:
+            return self._drained.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the thread."""
@@ -60,6 +69,9 @@ class PredictionLogWriter:
                 log.error(
                     "could not write %d prediction records: %s", len(batch), str(exc).splitlines()[0][:300]
                 )
+            with self._drained:
+                self._pending -= len(batch)
+                self._drained.notify_all()
 
     def _take_batch(self) -> tuple[list[dict[str, Any]], bool]:
         first = self._queue.get()

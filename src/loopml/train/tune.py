@@ -81,6 +81,24 @@ SPACES: dict[str, Suggest] = {
 }
 
 
+class _Fixed:
+    """A trial whose parameters fixed in ``train.params`` are not searched (nor recorded as searched)."""
+
+    def __init__(self, trial: Any, fixed: dict[str, Any]) -> None:
+        self._trial, self._fixed = trial, fixed
+
+    def _suggest(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in self._fixed:
+            return self._fixed[name]
+        return getattr(self._trial, kind)(name, *args, **kwargs)
+
+    def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._suggest("suggest_int", name, *args, **kwargs)
+
+    def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._suggest("suggest_float", name, *args, **kwargs)
+
+
 def search_space(model: str) -> Suggest:
     """The parameter sampler for a candidate model."""
     return SPACES[model]
@@ -147,22 +165,26 @@ def tune(
         pruner=pruner,
     )
     if model in DEFAULTS and not study.trials:
-        study.enqueue_trial(DEFAULTS[model], skip_if_exists=True)
+        defaults = {k: v for k, v in DEFAULTS[model].items() if k not in fixed}
+        study.enqueue_trial(defaults, skip_if_exists=True)
     fitted: dict[str, Any] = {}
 
     def objective(trial: Any) -> float:
-        params = {**search_space(model)(trial), **fixed}
+        params = {**search_space(model)(_Fixed(trial, fixed)), **fixed}
         estimator = task.candidate(model, params, seed)
         kwargs: dict[str, Any] = {}
+        grow = lgb is not None and "n_estimators" not in fixed  # a fixed tree count is kept as it is
         if lgb is not None:
-            stop = lgb.early_stopping(50, first_metric_only=True, verbose=False)
+            callbacks = [_pruning_callback(trial, optuna, deadline)]
+            if grow:
+                callbacks.insert(0, lgb.early_stopping(50, first_metric_only=True, verbose=False))
             kwargs = {
                 "eval_set": [(X_valid, y_valid)],
                 "eval_metric": _LGB_METRIC[task.name],
-                "callbacks": [stop, _pruning_callback(trial, optuna, deadline)],
+                "callbacks": callbacks,
             }
         estimator.fit(X_fit, y_fit, **kwargs)
-        if lgb is not None:
+        if grow:
             trial.set_user_attr("n_estimators", int(estimator.best_iteration_ or estimator.n_estimators))
         value = score(estimator)
         best = fitted.get("value")
@@ -180,7 +202,7 @@ def tune(
         for t in study.trials
     ]
     best = max(completed, key=lambda t: t.value)
-    params = {**search_space(model)(optuna.trial.FixedTrial(best.params)), **fixed}
+    params = {**search_space(model)(_Fixed(optuna.trial.FixedTrial(best.params), fixed)), **fixed}
     if "n_estimators" in best.user_attrs:
         params["n_estimators"] = best.user_attrs["n_estimators"]
     estimator = fitted["estimator"] if fitted.get("number") == best.number else None
