@@ -44,15 +44,35 @@ INGEST_KEYS = {
     "quarantined",
     "quarantine_by_rule",
     "watermark",
+    "report",  # the data quality report of the new snapshot
 }
 TRAIN_KEYS = {
-    "model", "version", "promoted", "sha256", "dataset_version", "metrics",
+    "model",
+    "version",
+    "promoted",
+    "sha256",
+    "dataset_version",
+    "metrics",
     # model development (issue 4): the primary metric, its score, the dummy's, the threshold, the report
-    "model_version", "metric", "score", "baseline_score", "threshold", "report",
+    "model_version",
+    "metric",
+    "score",
+    "baseline_score",
+    "threshold",
+    "report",
 }
 SUMMARY_KEYS = {
-    "name", "version", "aliases", "created_at", "sha256", "roc_auc", "average_precision",
-    "metric", "score", "baseline_score", "dataset_version",
+    "name",
+    "version",
+    "aliases",
+    "created_at",
+    "sha256",
+    "roc_auc",
+    "average_precision",
+    "metric",
+    "score",
+    "baseline_score",
+    "dataset_version",
 }
 SHOW_KEYS = SUMMARY_KEYS | {"metrics", "input_columns", "artifact", "alias_history", "params", "code_version"}
 

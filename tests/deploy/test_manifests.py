@@ -110,7 +110,7 @@ def test_the_compose_file_wires_api_worker_and_postgres() -> None:
         assert service["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert any("/health/live" in part for part in api["healthcheck"]["test"])
     assert api["ports"] == ["8000:8000"]
-    assert worker["entrypoint"] == ["loopml", "worker"] and worker["profiles"] == ["worker"]
+    assert worker["entrypoint"] == ["loopml", "worker"] and "ports" not in worker
     assert db["image"].startswith("postgres:")
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     volume = db["volumes"][0].split(":")[0]

@@ -58,6 +58,8 @@ def _ingest_text(result: Any) -> None:
             f"{', '.join(result.added_columns)}"
         )
     console.print(f"Snapshot {ds.id} sha256 {ds.content_hash[:16]}…")
+    if result.report:
+        console.print(f"Data quality report: {result.report} (in the artifact store)")
 
 
 @handle_errors
@@ -107,6 +109,7 @@ def ingest(
         "contract_created": result.contract_created,
         "added_columns": list(result.added_columns),
         "watermark": result.watermark,
+        "report": proj.store.artifacts.uri(result.report) if result.report else None,
     }
     emit(payload, as_json, lambda: _ingest_text(result))
 

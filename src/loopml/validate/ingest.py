@@ -10,9 +10,10 @@ store is exactly as before.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,12 @@ from loopml.validate.checks import ChunkChecker, SchemaChange, coerce_column, sc
 from loopml.validate.cleaning import filter_mask, trim
 from loopml.validate.contract import ContractInferrer, DataContract, latest_contract
 from loopml.validate.datasets import DatasetVersion, latest_version, read_watermark
+from loopml.validate.quality import write_quality_report
 from loopml.validate.record import Outcome, commit
 from loopml.validate.rules import apply_rules
 from loopml.validate.snapshots import ParquetSink, arrow_schema, conform, iter_parquet
+
+log = logging.getLogger(__name__)
 
 __all__ = ["IngestResult", "Progress", "contracts_dir", "infer_from_source", "ingest", "open_input"]
 
@@ -50,6 +54,7 @@ class IngestResult:
     new_version: bool = True
     watermark: Any = None
     schema: SchemaChange = field(default_factory=SchemaChange)
+    report: str | None = None
 
 
 def contracts_dir(settings: Settings) -> Path:
@@ -248,7 +253,18 @@ def ingest(
                 f"data breaks contract '{contract.name}' v{contract.version}: {schema.describe()}.",
                 hint="Fix the source, or run `loopml data accept-schema` to write the next contract version.",
             )
-        return _finish(settings, store, plan, run, contract, found if spool is not None else None, schema)
+        result = _finish(settings, store, plan, run, contract, found if spool is not None else None, schema)
+    return _with_report(settings, store, result) if result.new_version else result
+
+
+def _with_report(settings: Settings, store: Store, result: IngestResult) -> IngestResult:
+    """Attach the data quality report; a report that fails to render never fails the ingest."""
+    try:
+        key = write_quality_report(settings, store, result.dataset, result.contract, result.quarantine_counts)
+    except Exception as exc:
+        log.warning("could not write the data quality report: %s", exc)
+        return result
+    return replace(result, report=key)
 
 
 def _spooled(frames: Iterator[pd.DataFrame], spool: _Spool) -> Iterator[pd.DataFrame]:
