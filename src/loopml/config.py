@@ -194,6 +194,10 @@ class FeaturesConfig(_Frozen):
     categorical: list[str] = Field(default_factory=list, description="Force these columns categorical.")
     datetime_parts: list[DatetimePart] = Field(default_factory=lambda: list(_DEFAULT_PARTS))
     windows: list[WindowFeatureConfig] = Field(default_factory=list, description="Entity window features.")
+    rare_category_count: int = Field(
+        20, ge=1, description="High-cardinality columns: categories seen fewer times share one code."
+    )
+    max_categories: int = Field(100, ge=2, description="High-cardinality columns: at most this many codes.")
 
 
 class TuneConfig(_Frozen):
@@ -227,6 +231,9 @@ class TrainConfig(_Frozen):
     cv_folds: int = Field(0, ge=0, description="Time-ordered cross-validation folds on the training part.")
     bootstrap: int = Field(100, ge=0, description="Bootstrap resamples for confidence intervals.")
     segments: list[str] = Field(default_factory=list, description="Columns to report metrics per value of.")
+    group_column: str | None = Field(
+        None, description="Without an event time: keep each group's rows on one side of the split."
+    )
     costs: CostConfig = CostConfig()
     tune: TuneConfig = TuneConfig()
     report: bool = True

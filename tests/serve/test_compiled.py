@@ -53,10 +53,11 @@ def test_compiled_path_equals_the_pipeline_on_many_random_rows(api_project: Proj
     compared = 0
     for step in range(150):
         records = random_records(rng, int(rng.integers(1, 4)), 40_000_000 + 10 * step)
-        features = reference.features(reference.coerce(pd.DataFrame.from_records(records)))
+        coerced = reference.coerce(pd.DataFrame.from_records(records))
+        reference.observe(coerced)  # events join the history first, as in training and batch
+        features = reference.features(coerced)
         expected = reference.score_generic(features)
         assert np.array_equal(reference.score(features), expected)  # compiled frame path
-        reference.observe(reference.coerce(pd.DataFrame.from_records(records)))
         got = fast.predict_records(records)  # compiled row path, light history update
         assert got.tolist() == expected.tolist(), (step, records)
         compared += len(records)

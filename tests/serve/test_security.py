@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from loopml.config import Settings, parse_settings
+from loopml.dashboard import router as dashboard
 from loopml.errors import ConfigError
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
@@ -42,7 +43,9 @@ def secured(project: Project, **extra: Any) -> FastAPI:
     settings = with_serve(
         project.settings, admin_token=SecretStr(ADMIN), predict_token=SecretStr(PREDICTOR), **extra
     )
-    return create_app(settings, project.store)
+    app = create_app(settings, project.store)
+    app.include_router(dashboard)  # composed as `loopml serve` composes it
+    return app
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -27,11 +27,12 @@ class FeatureColumns:
     datetime: tuple[str, ...]
     windows: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()
+    high_cardinality: tuple[str, ...] = ()
 
     @property
     def all(self) -> list[str]:
         """The columns the preprocessor consumes (window features included)."""
-        return [*self.numeric, *self.windows, *self.categorical, *self.datetime]
+        return [*self.numeric, *self.windows, *self.categorical, *self.high_cardinality, *self.datetime]
 
 
 def window_specs(config: FeaturesConfig) -> list[WindowSpec]:
@@ -63,10 +64,13 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
             raise ConfigError(f"features: column '{name}' is not in the data; {did_you_mean(name, known)}")
     reserved = {contract.target, contract.id_column, *config.drop}
     names = [c for c in (config.include or contract.names) if c not in reserved]
-    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "datetime": []}
+    kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "high_cardinality": [], "datetime": []}
     for name in names:
-        dtype = contract.column(name).dtype
-        if name in config.categorical or dtype == "string":
+        spec = contract.column(name)
+        dtype = spec.dtype
+        if dtype == "string" and spec.categories is None:  # over the contract's category cap
+            kinds["high_cardinality"].append(name)
+        elif name in config.categorical or dtype == "string":
             kinds["categorical"].append(name)
         elif dtype == "datetime":
             kinds["datetime"].append(name)
@@ -83,7 +87,7 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
 def build_preprocessor(
     columns: FeatureColumns, config: FeaturesConfig, *, scale: bool = False
 ) -> ColumnTransformer:
-    """A named ColumnTransformer: ``numeric``, ``categorical`` and ``datetime`` steps.
+    """A named ColumnTransformer: ``numeric``, ``categorical``, ``high_cardinality`` and ``datetime`` steps.
 
     Tree models get raw numbers (they handle missing values); linear models (``scale=True``) get
     imputed, standardised numbers.
@@ -96,9 +100,19 @@ def build_preprocessor(
     categorical = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=float
     )
+    # Many distinct values: rare ones share a code, so the model cannot memorise one-off categories.
+    frequent = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=-1,
+        encoded_missing_value=-1,
+        dtype=float,
+        min_frequency=config.rare_category_count,
+        max_categories=config.max_categories,
+    )
     steps = [
         ("numeric", numeric, [*columns.numeric, *columns.windows]),
         ("categorical", categorical, list(columns.categorical)),
+        ("high_cardinality", frequent, list(columns.high_cardinality)),
         ("datetime", DatetimeParts(parts=tuple(config.datetime_parts)), list(columns.datetime)),
     ]
     return ColumnTransformer([s for s in steps if s[2]], remainder="drop", verbose_feature_names_out=False)

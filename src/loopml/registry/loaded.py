@@ -117,12 +117,15 @@ class LoadedModel:
         return proba if self.task == "multiclass" else proba[:, 1]
 
     def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
-        """Score a frame of raw rows, then (by default) add them to the window history."""
+        """Score a frame of raw rows, adding them (by default) to the window history first.
+
+        As in training, a row's windows then hold every earlier event, the request's own earlier rows
+        included; a window ends before its own event, so no row sees itself.
+        """
         coerced = self.coerce(frame)
-        scores = self.score(self.features(coerced))
         if observe:
             self.observe(coerced)
-        return scores
+        return self.score(self.features(coerced))
 
     def predict_records(self, records: Sequence[Mapping[str, Any]], *, observe: bool = True) -> np.ndarray:
         """Score JSON-like records (dicts of column -> value)."""
@@ -159,13 +162,12 @@ class LoadedModel:
             if any(_missing(row.get(c)) for row in coerced for c in keyed if c):
                 return None
             times = event_millis([row[history.event_time] for row in coerced])
+            if observe:  # first, as in predict_frame and in training
+                history.extend_rows(times, coerced)
             windows = history.feature_rows(
                 times, {s.entity: [r[s.entity] for r in coerced] for s in self.windows}
             )
-        scores = compiled.predict(compiled.row_matrix(coerced, windows))
-        if observe and history is not None and times is not None:
-            history.extend_rows(times, coerced)
-        return scores
+        return compiled.predict(compiled.row_matrix(coerced, windows))
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
         """The response shape of each scored row.

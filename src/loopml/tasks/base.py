@@ -61,16 +61,20 @@ def time_split(
     holdout_fraction: float,
     labels: np.ndarray | None = None,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of the training and holdout parts.
 
     With an event-time column the holdout is the latest ``holdout_fraction`` of rows, cut at a
-    timestamp so that no instant is on both sides. Without one, a stratified random split when
+    timestamp so that no instant is on both sides. Without one: a grouped split when ``groups`` are
+    given (all rows of a group on one side, e.g. one customer), else a stratified random split when
     ``labels`` are given (classification), else the last rows in file order.
     """
     n = len(frame)
     if n < 10:
         raise DataError(f"only {n} rows to train on; need at least 10.")
+    if event_time is None and groups is not None:
+        return _group_split(groups, holdout_fraction, seed)
     if event_time is None:
         return _no_time_split(n, holdout_fraction, labels, seed)
     times = pd.to_datetime(frame[event_time]).to_numpy()
@@ -93,4 +97,14 @@ def _no_time_split(
     train, holdout = train_test_split(
         positions, test_size=holdout_fraction, random_state=seed, stratify=labels
     )
+    return np.sort(train), np.sort(holdout)
+
+
+def _group_split(groups: np.ndarray, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if len(np.unique(groups)) < 2:
+        raise DataError("cannot split by group: every row belongs to the same group.")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=holdout_fraction, random_state=seed)
+    train, holdout = next(splitter.split(np.zeros(len(groups)), groups=groups))
     return np.sort(train), np.sort(holdout)

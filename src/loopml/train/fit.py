@@ -92,13 +92,20 @@ def _prepare(
             [frame, window_features(frame, specs, settings.event_time, settings.id_column)], axis=1
         )
     cfg, strat = settings.train, y if task.stratify else None
-    train, holdout = time_split(frame, settings.event_time, cfg.holdout_fraction, strat, cfg.seed)
+    if cfg.group_column is not None and cfg.group_column not in frame.columns:
+        raise ConfigError(
+            f"train.group_column '{cfg.group_column}' is not in the data; "
+            f"{did_you_mean(cfg.group_column, frame.columns)}"
+        )
+    groups = frame[cfg.group_column].to_numpy() if cfg.group_column else None
+    train, holdout = time_split(frame, settings.event_time, cfg.holdout_fraction, strat, cfg.seed, groups)
     inner_fit, inner_valid = time_split(
         frame.iloc[train],
         settings.event_time,
         cfg.validation_fraction,
         None if strat is None else y[train],
         cfg.seed,
+        None if groups is None else groups[train],
     )
     data = _Data(frame, frame[columns.all], y, train, holdout, train[inner_fit], train[inner_valid])
     return data, columns
