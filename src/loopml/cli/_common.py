@@ -22,6 +22,7 @@ __all__ = [
     "console",
     "emit",
     "err_console",
+    "fmt",
     "handle_errors",
     "open_project",
     "set_debug",
@@ -75,6 +76,11 @@ _options = {"debug": False}
 def set_debug(debug: bool) -> None:
     """Record the root ``--debug`` flag for :func:`handle_errors`."""
     _options["debug"] = debug
+
+
+def fmt(value: Any) -> str:
+    """A table cell: floats to 4 decimals, None empty."""
+    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
 def _debug() -> bool:

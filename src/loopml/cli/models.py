@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, handle_errors, open_project
+from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, fmt, handle_errors, open_project
 from loopml.errors import InputError
 
 __all__ = ["app"]
@@ -38,10 +38,6 @@ def _summary(v: Any) -> dict[str, Any]:
         "average_precision": hold.get("average_precision"),
         "dataset_version": v.signature.get("dataset_version"),
     }
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
 def _change(h: Any) -> dict[str, Any]:
@@ -80,10 +76,10 @@ def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
                 str(v["version"]),
                 ", ".join(v["aliases"]),
                 f"{v['created_at']:%Y-%m-%d %H:%M}",
-                _num(v["dataset_version"]),
+                fmt(v["dataset_version"]),
                 str(v["metric"]),
-                _num(v["score"]),
-                _num(v["baseline_score"]),
+                fmt(v["score"]),
+                fmt(v["baseline_score"]),
             )
         console.print(table if versions else "No versions yet: run `loopml train`.")
 
@@ -192,8 +188,8 @@ def history(
             table.add_row(
                 f"{m['at']:%Y-%m-%d %H:%M:%S}",
                 m["alias"],
-                _num(m["previous_version"]),
-                _num(m["version"]),
+                fmt(m["previous_version"]),
+                fmt(m["version"]),
                 m["actor"],
                 m["reason"],
             )
@@ -252,7 +248,7 @@ def diff(
         for col in ("field", f"v{va.version}", f"v{vb.version}"):
             table.add_column(col)
         for key, (x, y) in changed.items():
-            table.add_row(key, _num(x), _num(y))
+            table.add_row(key, fmt(x), fmt(y))
         console.print(table if changed else "No differences.")
 
     emit({"a": va.version, "b": vb.version, "changed": changed}, as_json, render)

@@ -8,13 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit,
+    err_console,
+    fmt,
+    handle_errors,
+    open_project,
+)
 
 __all__ = ["feedback", "monitor"]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
 
 
 def _render(report: dict[str, Any]) -> None:
@@ -32,7 +37,7 @@ def _render(report: dict[str, Any]) -> None:
         table.add_column(col)
     realized, estimated = perf.get("realized") or {}, report["estimated_performance"]
     for metric in dict.fromkeys([*realized, *estimated]):
-        table.add_row(metric, _fmt(realized.get(metric)), _fmt(estimated.get(metric)))
+        table.add_row(metric, fmt(realized.get(metric)), fmt(estimated.get(metric)))
     console.print(table)
     drift = Table(title="drift (most drifted first)")
     for col in ("feature", "drifted", "PSI", "JS", "p-value", "bin that moved most"):
@@ -45,8 +50,8 @@ def _render(report: dict[str, Any]) -> None:
         drift.add_row(
             d["column"],
             "yes" if d["drifted"] else "",
-            _fmt(d["psi"]),
-            _fmt(d["js"]),
+            fmt(d["psi"]),
+            fmt(d["js"]),
             f"{d['p_value']:.2g}",
             moved,
             style="bold red" if d["drifted"] else None,
