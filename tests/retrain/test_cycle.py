@@ -12,7 +12,7 @@ from loopml.cli import app
 from loopml.examples import write_example
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
-from loopml.retrain import list_events, run_cycle
+from loopml.retrain import list_events, run_cycle, tick
 from loopml.retrain.events import start_event
 
 
@@ -76,6 +76,19 @@ def test_a_genuinely_better_challenger_is_promoted_with_its_reason(
     assert get_alias(informed.store.engine, informed.name, "champion") == result.challenger_version == 2
     move = alias_history(informed.store.engine, informed.name, "champion")[-1]
     assert move.actor == "loopml retrain" and "against champion v1" in move.reason
+    # The watch window: an alarm on the new champion's live predictions rolls the promotion back.
+    config = yaml.safe_load((root / "loopml.yaml").read_text())
+    config["monitor"] = {"window": "1d", "estimated_floor": {"average_precision": 0.999}}
+    (root / "loopml.yaml").write_text(yaml.safe_dump(config))
+    watched = Project.open(root)
+    assert tick(watched.settings, watched.store)[0] is None  # no prediction yet: no alarm
+    source.tail(300).to_parquet(root / "live.parquet", index=False)
+    watched.predict_file(root / "live.parquet", root / "scored.parquet")
+    rolled, _ = tick(watched.settings, watched.store)
+    assert rolled is not None and (rolled["from"], rolled["to"]) == (2, 1)
+    back = alias_history(watched.store.engine, watched.name, "champion")[-1]
+    assert back.actor == "loopml retrain" and back.reason.startswith("watch alarm: estimated performance")
+    assert get_alias(watched.store.engine, watched.name, "champion") == 1
 
 
 def test_dry_run_explains_and_changes_nothing(project: Project) -> None:

@@ -66,14 +66,13 @@ def retrain(
 
 
 def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
-    from loopml.retrain import check_watch, run_cycle
+    from loopml.retrain import tick
 
     while not stop.is_set():
         try:
-            rolled = check_watch(proj.settings, proj.store)
+            rolled, result = tick(proj.settings, proj.store)
             if rolled:
                 err_console.print(f"rolled back: v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})")
-            result = run_cycle(proj.settings, proj.store)
             if result.ran:
                 err_console.print(f"cycle {result.status}: challenger v{result.challenger_version}")
         except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loopml.retrain.cron import cron_due, parse_cron
-from loopml.retrain.cycle import CycleResult, check_watch, run_cycle
+from loopml.retrain.cycle import CycleResult, check_watch, run_cycle, tick
 from loopml.retrain.events import Event, list_events
 from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
@@ -20,4 +20,5 @@ __all__ = [
     "list_events",
     "parse_cron",
     "run_cycle",
+    "tick",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from loopml.config import Settings
 from loopml.errors import LoopMLError
 from loopml.features import parse_duration
-from loopml.monitor import run_monitor
+from loopml.monitor import MonitorReport, run_monitor
 from loopml.registry import alias_history, get_alias, rollback, set_alias, train_and_register
 from loopml.retrain.events import finish_event, list_events, start_event
 from loopml.retrain.gate import gate
@@ -23,7 +23,7 @@ from loopml.retrain.policy import Decision, decide
 from loopml.store import Store, utcnow
 from loopml.validate import ingest
 
-__all__ = ["CycleResult", "check_watch", "run_cycle"]
+__all__ = ["CycleResult", "check_watch", "run_cycle", "tick"]
 
 ACTOR = "loopml retrain"
 STALE = timedelta(hours=6)
@@ -63,9 +63,16 @@ def _abandon_stale(settings: Settings, store: Store) -> None:
             )
 
 
-def run_cycle(settings: Settings, store: Store, *, force: bool = False, dry_run: bool = False) -> CycleResult:
+def run_cycle(
+    settings: Settings,
+    store: Store,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    report: MonitorReport | None = None,
+) -> CycleResult:
     """Decide, then (when triggered or forced) run one cycle; ``dry_run`` only explains."""
-    decision = decide(settings, store, record=not dry_run)
+    decision = decide(settings, store, record=not dry_run, report=report)
     if dry_run or not (decision.retrain or force):
         status = "dry_run" if dry_run else "skipped"
         return CycleResult(
@@ -150,7 +157,18 @@ def _cycle(settings: Settings, store: Store, decision: Decision, event: int) -> 
     )
 
 
-def check_watch(settings: Settings, store: Store) -> dict[str, Any] | None:
+def tick(settings: Settings, store: Store) -> tuple[dict[str, Any] | None, CycleResult]:
+    """One worker step on one monitoring pass: watch the last promotion, then run the policy."""
+    report = None
+    if get_alias(store.engine, settings.name, "champion") is not None:
+        report = run_monitor(store, settings.name, settings.monitor, record=True)
+    rolled = check_watch(settings, store, report=report)
+    return rolled, run_cycle(settings, store, report=None if rolled else report)
+
+
+def check_watch(
+    settings: Settings, store: Store, *, report: MonitorReport | None = None
+) -> dict[str, Any] | None:
     """Roll back a promotion made by a cycle if, within the watch window, an alarm fires for it.
 
     The alarm is the monitor's performance floors (realized or estimated) on windows after the
@@ -167,7 +185,8 @@ def check_watch(settings: Settings, store: Store) -> dict[str, Any] | None:
     )
     if utcnow() - at > timedelta(milliseconds=parse_duration(settings.retrain.watch)):
         return None
-    report = run_monitor(store, settings.name, settings.monitor, record=True)
+    if report is None or report.model_version != promoted.version:
+        report = run_monitor(store, settings.name, settings.monitor, record=True)
     alarms = [a for a in report.alerts if a["kind"] in ("performance", "estimated_performance")]
     if not alarms or promoted.previous_version is None:
         return None

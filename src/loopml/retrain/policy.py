@@ -71,11 +71,22 @@ def _triggers(
     return reasons, inputs
 
 
-def decide(settings: Settings, store: Store, *, now: datetime | None = None, record: bool = True) -> Decision:
-    """Evaluate every trigger; a positive decision inside the cooldown is held back (and says so)."""
+def decide(
+    settings: Settings,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    record: bool = True,
+    report: MonitorReport | None = None,
+) -> Decision:
+    """Evaluate every trigger; a positive decision inside the cooldown is held back (and says so).
+
+    ``report``: the champion's monitoring pass when the caller already ran it (one pass per tick).
+    """
     now = now or utcnow()
     champion = get_alias(store.engine, settings.name, "champion")
-    report = run_monitor(store, settings.name, settings.monitor, record=record) if champion else None
+    if champion and (report is None or report.model_version != champion):
+        report = run_monitor(store, settings.name, settings.monitor, record=record)
     reasons, inputs = _triggers(settings, store, report, now)
     if champion is None:
         reasons.append("there is no champion yet")

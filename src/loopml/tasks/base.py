@@ -12,7 +12,21 @@ from sklearn.base import BaseEstimator
 
 from loopml.errors import ConfigError, DataError
 
-__all__ = ["Task", "time_split"]
+__all__ = ["LIGHTGBM_DEFAULTS", "Task", "lightgbm", "time_split"]
+
+
+# One thread: on a busy 2-core machine two OpenMP threads made a fit 8x slower (README, design notes).
+LIGHTGBM_DEFAULTS: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "verbose": -1, "n_jobs": 1}
+
+
+def lightgbm(kind: str, params: dict[str, Any], seed: int) -> BaseEstimator:
+    """An unfitted ``LGBMClassifier`` or ``LGBMRegressor`` with loopml's defaults under ``params``."""
+    from loopml._optional import require
+
+    lgb = require("lightgbm", "training LightGBM models")
+    cls = lgb.LGBMClassifier if kind == "classifier" else lgb.LGBMRegressor
+    estimator: BaseEstimator = cls(**{**LIGHTGBM_DEFAULTS, **params, "random_state": seed})
+    return estimator
 
 
 @dataclass(frozen=True)

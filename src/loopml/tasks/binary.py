@@ -12,9 +12,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from loopml._optional import require
 from loopml.errors import DataError
-from loopml.tasks.base import Task, time_split
+from loopml.tasks.base import Task, lightgbm, time_split
 
 __all__ = [
     "CANDIDATES",
@@ -100,9 +99,7 @@ def metrics(y_true: np.ndarray, score: np.ndarray, *, k: int = 100, **_: Any) ->
 def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     """A fresh, unfitted classifier for the candidate ``name``."""
     if name == "lightgbm":
-        lgb = require("lightgbm", "training LightGBM models")
-        defaults = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "n_jobs": 1}
-        return lgb.LGBMClassifier(**{**defaults, **params, "random_state": seed})
+        return lightgbm("classifier", params, seed)
     if name == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(**{**params, "random_state": seed})
     if name == "logistic":

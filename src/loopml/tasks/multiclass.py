@@ -6,19 +6,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-from loopml._optional import require
 from loopml.errors import DataError
+from loopml.tasks import binary
 from loopml.tasks.base import Task
 
 __all__ = ["TASK", "metrics"]
 
-CANDIDATES = ("lightgbm", "hist_gradient_boosting", "logistic")
+CANDIDATES = binary.CANDIDATES
 
 
 def labels(y: pd.Series) -> np.ndarray:
@@ -43,16 +40,6 @@ def metrics(y_true: np.ndarray, proba: np.ndarray, *, classes: np.ndarray, **_: 
     }
 
 
-def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
-    if name == "lightgbm":
-        lgb = require("lightgbm", "training LightGBM models")
-        defaults = {"n_estimators": 300, "learning_rate": 0.05, "verbose": -1, "n_jobs": 1}
-        return lgb.LGBMClassifier(**{**defaults, **params, "random_state": seed})
-    if name == "hist_gradient_boosting":
-        return HistGradientBoostingClassifier(**{**params, "random_state": seed})
-    return LogisticRegression(**{"max_iter": 1000, **params, "random_state": seed})
-
-
 def predict(model: Any, X: Any) -> np.ndarray:
     proba: np.ndarray = model.predict_proba(X)
     return proba
@@ -65,7 +52,7 @@ TASK = Task(
     candidates=CANDIDATES,
     labels=labels,
     metrics=metrics,
-    make_candidate=candidate,
+    make_candidate=binary.candidate,  # the same classifiers; LightGBM and sklearn handle k classes
     make_baseline=lambda: DummyClassifier(strategy="prior"),
     predict=predict,
     stratify=True,

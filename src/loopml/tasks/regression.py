@@ -12,9 +12,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from loopml._optional import require
 from loopml.errors import DataError
-from loopml.tasks.base import Task
+from loopml.tasks.base import Task, lightgbm
 
 __all__ = ["TASK", "metrics"]
 
@@ -41,9 +40,7 @@ def metrics(y_true: np.ndarray, predicted: np.ndarray, **_: Any) -> dict[str, fl
 
 def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     if name == "lightgbm":
-        lgb = require("lightgbm", "training LightGBM models")
-        defaults = {"n_estimators": 300, "learning_rate": 0.05, "verbose": -1, "n_jobs": 1}
-        return lgb.LGBMRegressor(**{**defaults, **params, "random_state": seed})
+        return lightgbm("regressor", params, seed)
     if name == "hist_gradient_boosting":
         return HistGradientBoostingRegressor(**{**params, "random_state": seed})
     return Ridge(**params)
