@@ -329,7 +329,7 @@ class Settings(_Frozen):
     """The whole project file."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    task: Literal["binary", "multiclass", "regression"] = "binary"
+    task: Literal["binary", "multiclass", "regression", "forecast", "ranking"] = "binary"
     source: SourceConfig
     target: str
     id_column: str | None = None

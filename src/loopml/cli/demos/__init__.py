@@ -1,0 +1,1 @@
+"""One module per ``loopml demo <name>``: each has ``run(directory) -> dict`` and ``render(summary)``."""
