@@ -21,6 +21,14 @@ BUILTINS: dict[str, dict[str, str]] = {
         "parquet": "loopml.sources.files:ParquetSource",
         "sql": "loopml.sources.sql:SqlSource",
     },
+    "actions": {
+        "webhook": "loopml.actions.webhook:WebhookAction",
+        "sql": "loopml.actions.sql:SqlAction",
+        "redis": "loopml.actions.redis_stream:RedisStreamAction",
+        "rabbitmq": "loopml.actions.rabbitmq:RabbitMQAction",
+        "nats": "loopml.actions.nats:NatsAction",
+        "log": "loopml.actions.log:LogAction",
+    },
 }
 
 

@@ -31,7 +31,9 @@ class Delivery:
 
 class DeliveryError(Exception):
     """A delivery failed. ``retry_after`` (seconds) is honoured by the dispatcher; ``permanent``
-    failures go straight to the dead-letter state; ``gone`` (HTTP 410) also disables the endpoint."""
+    failures go straight to the dead-letter state; ``gone`` (HTTP 410) also disables the endpoint;
+    ``unreachable`` (connection refused, DNS failure, timeout: the endpoint itself is down) makes the
+    dispatcher hold the endpoint's other due actions until the same retry time, without an attempt."""
 
     def __init__(
         self,
@@ -40,11 +42,13 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         permanent: bool = False,
         gone: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent or gone
         self.gone = gone
+        self.unreachable = unreachable and not self.permanent
 
 
 @runtime_checkable

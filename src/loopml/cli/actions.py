@@ -1,0 +1,121 @@
+"""``loopml actions``: what the outbox holds, re-queueing dead actions, and delivering now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loopml.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit,
+    err_console,
+    fmt,
+    handle_errors,
+    open_project,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Actions triggered by predictions and alerts (actions: in loopml.yaml): the outbox, its "
+    "deliveries, dead letters and replays. `loopml worker` delivers them continuously.",
+    no_args_is_help=True,
+)
+
+
+def _render_list(summary: dict[str, Any]) -> None:
+    counts = ", ".join(f"{summary[s]:,} {s}" for s in ("pending", "delivered", "dead", "suppressed"))
+    console.print(f"Actions: {counts} ({summary['total']:,} in all)")
+    for item in summary["disabled_endpoints"]:
+        console.print(
+            f"[red]endpoint {item['endpoint']} is disabled[/] since {str(item['since'])[:19]}: "
+            f"{item['reason']} (re-enable: loopml actions replay --endpoint {item['endpoint']})"
+        )
+    if summary["recent"]:
+        table = Table(title="newest actions")
+        for column in ("id", "rule", "endpoint", "status", "attempts", "last error", "created"):
+            table.add_column(column)
+        for a in summary["recent"]:
+            error = (a["last_error"] or "")[:60]
+            created = str(a["created_at"])[:19]
+            table.add_row(*(fmt(v) for v in (a["id"], a["rule"], a["endpoint"], a["status"], a["attempts"])),
+                          error, created)  # fmt: skip
+        console.print(table)
+
+
+@app.command("list")
+@handle_errors
+def list_actions(
+    project: ProjectOpt = Path("."),
+    status: Annotated[
+        str | None, typer.Option(help="Show only pending, delivered, dead or suppressed actions.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, help="How many of the newest actions to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts per status (pending, delivered, dead, suppressed), per action kind and per endpoint,
+    endpoints disabled by HTTP 410, and the newest actions.
+
+    Example: loopml actions list --status dead --json
+    """
+    from loopml.actions import action_summary, recent_actions
+
+    proj = open_project(project)
+    summary = action_summary(proj.store.engine)
+    summary["recent"] = recent_actions(proj.store.engine, status=status, limit=limit)
+    emit(summary, as_json, lambda: _render_list(summary))
+
+
+@app.command()
+@handle_errors
+def replay(
+    project: ProjectOpt = Path("."),
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="Replay this dead action (repeatable).")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Replay this endpoint's dead actions and re-enable it.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-queue dead actions (all of them by default) and re-enable endpoints disabled by HTTP 410.
+
+    A replayed action keeps its idempotency key (webhook-id), so a receiver that already has it
+    drops the copy. The worker delivers it on its next tick, or run `loopml actions dispatch`.
+    """
+    from loopml.actions import replay as replay_actions
+
+    proj = open_project(project)
+    result = replay_actions(proj.store.engine, ids=ids or None, endpoint=endpoint)
+    enabled = f"; re-enabled {', '.join(result['enabled'])}" if result["enabled"] else ""
+    emit(result, as_json, lambda: console.print(f"Re-queued {result['replayed']:,} dead actions{enabled}."))
+
+
+@app.command()
+@handle_errors
+def dispatch(
+    project: ProjectOpt = Path("."),
+    timeout: Annotated[float, typer.Option(min=0.1, help="Stop after this many seconds.")] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deliver every due action now, then exit (what `loopml worker` does continuously)."""
+    from loopml.actions import action_summary, dispatch_once
+
+    proj = open_project(project)
+    with err_console.status("delivering due actions ..."):
+        attempts = dispatch_once(proj.settings, proj.store.engine, timeout=timeout)
+    summary = action_summary(proj.store.engine)
+    result = {"attempts": attempts, **{k: summary[k] for k in ("pending", "delivered", "dead", "suppressed")}}
+    emit(
+        result,
+        as_json,
+        lambda: console.print(
+            f"{attempts:,} delivery attempts; now {result['pending']:,} pending, "
+            f"{result['delivered']:,} delivered, {result['dead']:,} dead."
+        ),
+    )
