@@ -1,0 +1,131 @@
+"""The top-k route of a ranking model: ``POST /v1/models/{name}/recommend``.
+
+A customer the model knows gets the items it ranks highest among those the customer has not bought
+(and not ``exclude``); an unknown customer gets the best sellers of their ``segment`` (e.g. the
+country) when the model knows it, else the overall best sellers. Every list served is logged as one
+prediction (inputs: customer, segment, time; output: the items), so that later purchases can be
+fed back as its label (how many of the items the customer bought) and hit rate@k monitored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
+
+from loopml.errors import InputError, NotFoundError
+from loopml.serve.metrics import Metrics
+from loopml.serve.routes import get_holder, serving_model
+from loopml.serve.state import ModelHolder
+from loopml.store import PredictionLogWriter, utcnow
+
+__all__ = ["RecommendRequest", "RecommendResponse", "RecommendedItem", "recommend_router"]
+
+recommend_router = APIRouter(tags=["recommend"])
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class RecommendRequest(BaseModel):
+    """Who to recommend for, how many items, and what else to leave out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: Annotated[int, Field(strict=True)] | Text = Field(
+        ..., description="The customer id, as in the training data (e.g. 17850)."
+    )
+    k: int = Field(10, ge=1, le=100, description="How many items.")
+    segment: Text | None = Field(None, description="Cold start: the customer's segment, e.g. the Country.")
+    exclude: list[Text] = Field(
+        default_factory=list, max_length=1000, description="Items to leave out too (e.g. the basket)."
+    )
+    time: datetime | None = Field(None, description="When the list is shown (default: now); monitoring time.")
+
+
+class RecommendedItem(BaseModel):
+    """One recommended item."""
+
+    item: str
+    rank: int
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    """The list, the version that made it, and where it came from (the model or a fallback)."""
+
+    model: str
+    model_version: int
+    prediction_id: str
+    customer: str
+    known: bool
+    source: str
+    items: list[RecommendedItem]
+
+
+def _naive_utc(value: datetime | None) -> datetime:
+    if value is None:
+        return utcnow()
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _log(request: Request, model: Any, body: RecommendResponse, inputs: dict[str, Any]) -> None:
+    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    if writer is not None:
+        items = [i.item for i in body.items]
+        output = {"items": items, "top_item": items[0] if items else None, "source": body.source,
+                  "known": body.known}  # fmt: skip
+        row = {
+            "id": body.prediction_id,
+            "model_name": body.model,
+            "model_version": body.model_version,
+            "created_at": utcnow(),
+            "origin": "api",
+            "inputs": inputs,
+            "score": body.items[0].score if body.items else 0.0,
+            "output": output,
+        }
+        writer.submit([row])
+    metrics: Metrics = request.app.state.metrics
+    metrics.serving(body.model, body.model_version, request.app.state.holder.alias)
+
+
+@recommend_router.post("/v1/models/{name}/recommend", summary="Top-k new items for one customer")
+async def recommend(
+    name: str, payload: RecommendRequest, request: Request, holder: ModelHolder = Depends(get_holder)
+) -> RecommendResponse:
+    """The ``k`` items the customer is most likely to buy next, never one they already bought."""
+    if name != holder.name:
+        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    serving = await serving_model(holder)
+    model = serving.model
+    if model.task != "ranking":
+        raise InputError(f"model '{name}' is a {model.task} model; /recommend serves ranking models.")
+    recommender = model.pipeline[-1]
+    found = await run_in_threadpool(
+        recommender.recommend, payload.customer, payload.k, segment=payload.segment, exclude=payload.exclude
+    )
+    body = RecommendResponse(
+        model=name,
+        model_version=model.version.version,
+        prediction_id=str(uuid.uuid4()),
+        customer=found.user,
+        known=found.known,
+        source=found.source,
+        items=[
+            RecommendedItem(item=item, rank=n, score=score)
+            for n, (item, score) in enumerate(zip(found.items, found.scores, strict=True), start=1)
+        ],
+    )
+    signature = model.version.signature
+    inputs = {recommender.user: found.user, "k": payload.k}
+    if recommender.segment:
+        inputs[recommender.segment] = payload.segment
+    if signature.get("event_time"):
+        # One format for every logged time: the monitor parses the column with a single format.
+        inputs[signature["event_time"]] = _naive_utc(payload.time).strftime("%Y-%m-%dT%H:%M:%S")
+    _log(request, model, body, inputs)
+    return body
