@@ -1,32 +1,39 @@
-"""One retraining cycle: ingest, train a challenger, gate it against the champion on the same newest
-labelled rows, promote (an alias move recorded with its reason), and watch it afterwards.
+"""One retraining cycle, as recorded state transitions in ``retrain_events``:
 
-The alias move is the only step that changes what serves, and it is one transaction: a cycle killed
-at any point leaves the champion either untouched or fully promoted, never half-way. A cycle found
-``running`` after its owner died is marked ``abandoned`` by the next one.
+``running`` (ingest, train) -> ``trained`` (challenger registered) -> [``shadowing``] ->
+``promoted`` | ``rejected``; or ``failed`` / ``abandoned``.
+
+Safe to kill at any point. Every move that changes what serves is one transaction: promotion moves
+the ``champion`` alias, writes its alias history and marks the event ``promoted`` together, so a
+cycle killed at any point leaves the champion untouched or fully promoted, never half-way. One cycle
+per model runs at a time (a store lease); the next run resumes an open cycle that got far enough
+(``trained``: judge it; ``shadowing``: compare when its window is over) and abandons one that did not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Connection, select
 
 from loopml.config import Settings
 from loopml.errors import LoopMLError
-from loopml.features import parse_duration
-from loopml.monitor import MonitorReport, run_monitor
-from loopml.registry import alias_history, get_alias, rollback, set_alias, train_and_register
-from loopml.retrain.events import finish_event, list_events, start_event
-from loopml.retrain.gate import gate
+from loopml.monitor import MonitorReport
+from loopml.registry import get_alias, get_version, move_alias, train_and_register
+from loopml.retrain.events import Event, list_events, start_event, transition
+from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
-from loopml.store import Store, utcnow
+from loopml.retrain.shadow import compare_shadow
+from loopml.store import Store, tables, utcnow
+from loopml.store.leases import lease
 from loopml.validate import ingest
 
-__all__ = ["CycleResult", "check_watch", "run_cycle", "tick"]
+__all__ = ["ACTOR", "CycleResult", "run_cycle"]
 
 ACTOR = "loopml retrain"
-STALE = timedelta(hours=6)
+LEASE_TTL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class CycleResult:
     champion_version: int | None = None
     gate: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    event_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,19 +56,12 @@ class CycleResult:
             "blocked_by": self.decision.blocked_by,
             "ran": self.ran,
             "status": self.status,
+            "event_id": self.event_id,
             "challenger_version": self.challenger_version,
             "champion_version": self.champion_version,
             "gate": self.gate,
             "reasons": self.reasons,
         }
-
-
-def _abandon_stale(settings: Settings, store: Store) -> None:
-    for event in list_events(store.engine, settings.name, "cycle", limit=20):
-        if event.status == "running" and event.started_at + STALE < utcnow():
-            finish_event(
-                store.engine, event.id, "abandoned", reasons=["its worker stopped before it finished"]
-            )
 
 
 def run_cycle(
@@ -70,135 +71,170 @@ def run_cycle(
     force: bool = False,
     dry_run: bool = False,
     report: MonitorReport | None = None,
+    now: datetime | None = None,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> CycleResult:
-    """Decide, then (when triggered or forced) run one cycle; ``dry_run`` only explains."""
-    decision = decide(settings, store, record=not dry_run, report=report)
-    if dry_run or not (decision.retrain or force):
-        status = "dry_run" if dry_run else "skipped"
-        return CycleResult(
-            decision, False, status, champion_version=get_alias(store.engine, settings.name, "champion")
+    """Decide, then resume an open cycle or (when triggered or forced) run a new one.
+
+    ``dry_run`` only explains. Another worker running a cycle for this model is a
+    :class:`~loopml.errors.BusyError`; ``lease_ttl_s`` bounds how long a dead worker blocks the next.
+    """
+    decision = decide(settings, store, record=not dry_run, report=report, now=now)
+    champion = get_alias(store.engine, settings.name, "champion")
+    if dry_run:
+        return CycleResult(decision, False, "dry_run", champion_version=champion)
+    with lease(store.engine, f"retrain:{settings.name}", ttl_s=lease_ttl_s):
+        resumed = _resume_open(settings, store, decision, now or utcnow())
+        if resumed is not None:
+            return resumed
+        if not (decision.retrain or force):
+            return CycleResult(decision, False, "skipped", champion_version=champion)
+        event = start_event(
+            store.engine,
+            settings.name,
+            "cycle",
+            reasons=decision.reasons or ["forced"],
+            details={"step": "ingesting", "champion": champion},
         )
-    _abandon_stale(settings, store)
-    event = start_event(store.engine, settings.name, "cycle", reasons=decision.reasons or ["forced"])
-    try:
-        result = _cycle(settings, store, decision, event)
-    except Exception as exc:
-        finish_event(store.engine, event, "failed", reasons=[f"{type(exc).__name__}: {exc}"])
-        raise
-    return result
+        try:
+            return _cycle(settings, store, decision, event, now or utcnow())
+        except BaseException as exc:
+            with store.engine.begin() as conn:
+                transition(conn, event, "failed", reasons=[f"{type(exc).__name__}: {exc}"])
+            raise
 
 
-def _cycle(settings: Settings, store: Store, decision: Decision, event: int) -> CycleResult:
+def _resume_open(settings: Settings, store: Store, decision: Decision, now: datetime) -> CycleResult | None:
+    """Under the lease every open cycle's worker is gone: resume what can be, abandon the rest."""
+    found: CycleResult | None = None
+    for event in reversed(list_events(store.engine, settings.name, "cycle", limit=50)):
+        if event.status == "running":
+            with store.engine.begin() as conn:
+                transition(
+                    conn, event.id, "abandoned", reasons=["its worker stopped before a challenger was ready"]
+                )
+        elif event.status == "trained" and event.challenger_version is not None:
+            found = _judge(settings, store, decision, event.id, event.challenger_version, now)
+        elif event.status == "shadowing":
+            found = _after_shadow(settings, store, decision, event, now)
+    return found
+
+
+def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now: datetime) -> CycleResult:
     try:
         ingest(settings, store)
     except LoopMLError as exc:  # no new data is not fatal: retrain on the latest snapshot
         if "no new" not in str(exc).lower():
             raise
-    outcome = train_and_register(settings, store)
-    challenger = outcome.version
-    set_alias(
-        store.engine,
-        settings.name,
-        "challenger",
-        challenger.version,
-        reason=f"retrain cycle {event}",
-        actor=ACTOR,
-    )
-    if outcome.promoted:  # the very first model: nothing to beat
-        finish_event(
-            store.engine,
-            event,
-            "promoted",
-            challenger_version=challenger.version,
-            reasons=["first model"],
-            details={"gate": []},
-        )
-        return CycleResult(
-            decision, True, "promoted", challenger.version, challenger.version, [], ["first model"]
-        )
-    verdict = gate(challenger.metrics, settings.retrain.gate)
-    details = {
-        "gate": verdict.checks,
-        "score": challenger.metrics.get("score"),
-        "champion": challenger.metrics.get("champion"),
-    }
+    with store.engine.begin() as conn:
+        transition(conn, event, "running", expect=("running",), details={"step": "training"})
+    challenger = train_and_register(settings, store, promote_if_first=False).version.version
+    with store.engine.begin() as conn:
+        transition(conn, event, "trained", expect=("running",), challenger_version=challenger)
+        reason = f"retrain cycle {event}"
+        move_alias(conn, settings.name, "challenger", challenger, reason=reason, actor=ACTOR)
+    return _judge(settings, store, decision, event, challenger, now)
+
+
+def _judge(
+    settings: Settings, store: Store, decision: Decision, event: int, challenger: int, now: datetime
+) -> CycleResult:
+    """Gate a trained challenger; then shadow it, or promote it."""
+    if get_alias(store.engine, settings.name, "champion") is None:
+        verdict = GateResult(True, [{"check": "first_model", "passed": True, "detail": "first model"}])
+        return _promote(settings, store, decision, event, challenger, verdict, "first model")
+    metrics = get_version(store.engine, settings.name, challenger).metrics
+    verdict = gate(metrics, settings.retrain.gate)
+    details = {"gate": verdict.checks, "score": metrics.get("score"), "champion": metrics.get("champion")}
     if not verdict.passed:
-        finish_event(
-            store.engine,
-            event,
-            "rejected",
-            challenger_version=challenger.version,
-            reasons=verdict.reasons,
-            details=details,
-        )
-        champion = get_alias(store.engine, settings.name, "champion")
-        return CycleResult(
-            decision, True, "rejected", challenger.version, champion, verdict.checks, verdict.reasons
-        )
+        return _reject(settings, store, decision, event, challenger, verdict, verdict.reasons, details)
     gained = next((c["detail"] for c in verdict.checks if c["check"] == "beats_champion"), "gate passed")
-    set_alias(
-        store.engine,
-        settings.name,
-        "champion",
-        challenger.version,
-        reason=f"retrain cycle {event}: {gained}",
-        actor=ACTOR,
-    )
-    finish_event(
-        store.engine,
-        event,
-        "promoted",
-        challenger_version=challenger.version,
-        reasons=[gained],
-        details=details,
-    )
-    return CycleResult(
-        decision, True, "promoted", challenger.version, challenger.version, verdict.checks, [gained]
-    )
+    if settings.retrain.shadow:
+        with store.engine.begin() as conn:
+            transition(
+                conn,
+                event,
+                "shadowing",
+                expect=("trained",),
+                details={**details, "shadow_since": now.isoformat(), "gained": gained},
+            )
+        return _result(settings, store, decision, event, "shadowing", challenger, verdict, [gained])
+    return _promote(settings, store, decision, event, challenger, verdict, gained, details)
 
 
-def tick(settings: Settings, store: Store) -> tuple[dict[str, Any] | None, CycleResult]:
-    """One worker step on one monitoring pass: watch the last promotion, then run the policy."""
-    report = None
-    if get_alias(store.engine, settings.name, "champion") is not None:
-        report = run_monitor(store, settings.name, settings.monitor, record=True)
-    rolled = check_watch(settings, store, report=report)
-    return rolled, run_cycle(settings, store, report=None if rolled else report)
+def _after_shadow(
+    settings: Settings, store: Store, decision: Decision, event: Event, now: datetime
+) -> CycleResult:
+    """A shadowing cycle: wait for its window and labels, then compare on the same live rows."""
+    challenger = int(event.challenger_version or 0)
+    verdict = GateResult(True, list(event.details.get("gate", [])))
+    outcome = compare_shadow(settings, store, event, now)
+    if outcome is None:
+        return _result(settings, store, decision, event.id, "shadowing", challenger, verdict, [])
+    passed, detail, summary = outcome
+    checks = [*verdict.checks, {"check": "shadow", "passed": passed, "detail": detail}]
+    verdict = GateResult(passed, checks)
+    details = {"gate": checks, "shadow": summary}
+    if not passed:
+        return _reject(settings, store, decision, event.id, challenger, verdict, [detail], details)
+    return _promote(settings, store, decision, event.id, challenger, verdict, detail, details)
 
 
-def check_watch(
-    settings: Settings, store: Store, *, report: MonitorReport | None = None
-) -> dict[str, Any] | None:
-    """Roll back a promotion made by a cycle if, within the watch window, an alarm fires for it.
+def _promote(
+    settings: Settings,
+    store: Store,
+    decision: Decision,
+    event: int,
+    challenger: int,
+    verdict: GateResult,
+    why: str,
+    details: dict[str, Any] | None = None,
+) -> CycleResult:
+    """One transaction: the event becomes ``promoted`` and both aliases move, with their history."""
+    with store.engine.begin() as conn:
+        if not transition(conn, event, "promoted", details=details or {"gate": []}, reasons=[why]):
+            return _result(settings, store, decision, event, "abandoned", challenger, verdict, [])
+        reason = f"retrain cycle {event}: {why}"
+        move_alias(conn, settings.name, "champion", challenger, reason=reason, actor=ACTOR)
+        _point_challenger(conn, settings.name, challenger, reason)
+    return _result(settings, store, decision, event, "promoted", challenger, verdict, [why])
 
-    The alarm is the monitor's performance floors (realized or estimated) on windows after the
-    promotion. Returns the rollback made, if any.
-    """
-    moves = [m for m in alias_history(store.engine, settings.name, "champion") if m.actor == ACTOR]
-    if not moves or get_alias(store.engine, settings.name, "champion") != moves[-1].version:
-        return None
-    promoted = moves[-1]
-    at = (
-        promoted.created_at
-        if promoted.created_at.tzinfo
-        else promoted.created_at.replace(tzinfo=utcnow().tzinfo)
-    )
-    if utcnow() - at > timedelta(milliseconds=parse_duration(settings.retrain.watch)):
-        return None
-    if report is None or report.model_version != promoted.version:
-        report = run_monitor(store, settings.name, settings.monitor, record=True)
-    alarms = [a for a in report.alerts if a["kind"] in ("performance", "estimated_performance")]
-    if not alarms or promoted.previous_version is None:
-        return None
-    change = rollback(
-        store.engine, settings.name, "champion", reason=f"watch alarm: {alarms[0]['message']}", actor=ACTOR
-    )
-    start_event(
-        store.engine,
-        settings.name,
-        "rollback",
-        status="done",
-        reasons=[alarms[0]["message"]],
-        details={"from": change.previous_version, "to": change.version},
-    )
-    return {"from": change.previous_version, "to": change.version, "reason": alarms[0]["message"]}
+
+def _reject(
+    settings: Settings,
+    store: Store,
+    decision: Decision,
+    event: int,
+    challenger: int,
+    verdict: GateResult,
+    reasons: list[str],
+    details: dict[str, Any],
+) -> CycleResult:
+    """The event becomes ``rejected`` and the ``challenger`` alias goes back to the champion."""
+    champion = get_alias(store.engine, settings.name, "champion")
+    with store.engine.begin() as conn:
+        if transition(conn, event, "rejected", details=details, reasons=reasons) and champion:
+            _point_challenger(conn, settings.name, champion, f"retrain cycle {event}: challenger rejected")
+    return _result(settings, store, decision, event, "rejected", challenger, verdict, reasons)
+
+
+def _point_challenger(conn: Connection, name: str, version: int, reason: str) -> None:
+    """``challenger`` equal to ``champion`` means: nothing to shadow."""
+    ma = tables.model_aliases
+    current = conn.execute(select(ma.c.version).where(ma.c.name == name, ma.c.alias == "challenger")).scalar()
+    if current != version:
+        move_alias(conn, name, "challenger", version, reason=reason, actor=ACTOR)
+
+
+def _result(
+    settings: Settings,
+    store: Store,
+    decision: Decision,
+    event: int,
+    status: str,
+    challenger: int,
+    verdict: GateResult,
+    reasons: list[str],
+) -> CycleResult:
+    champion = get_alias(store.engine, settings.name, "champion")
+    return CycleResult(decision, True, status, challenger, champion, verdict.checks, reasons, event)

@@ -6,11 +6,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from loopml.store import tables, utcnow
 
-__all__ = ["Event", "finish_event", "labels_since", "last_event", "list_events", "start_event"]
+__all__ = [
+    "OPEN",
+    "TERMINAL",
+    "Event",
+    "finish_event",
+    "get_event",
+    "labels_since",
+    "last_event",
+    "list_events",
+    "start_event",
+    "transition",
+]
+
+# A cycle's states: running (ingesting, training) -> trained -> [shadowing] -> promoted | rejected,
+# or failed / abandoned. Each move is one recorded transition; the open ones are resumed or abandoned.
+OPEN = ("running", "trained", "shadowing")
+TERMINAL = ("promoted", "rejected", "failed", "abandoned")
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,9 @@ def start_event(
     decision: bool | None = None,
     reasons: list[str] | None = None,
     details: dict[str, Any] | None = None,
+    conn: Connection | None = None,
 ) -> int:
-    """Record the start of a decision or a cycle; returns its id."""
+    """Record the start of a decision or a cycle (in ``conn``'s transaction when given); returns its id."""
     e = tables.retrain_events
     row = {
         "model_name": model,
@@ -68,8 +85,10 @@ def start_event(
         "started_at": utcnow(),
         "finished_at": utcnow() if status != "running" else None,
     }
-    with engine.begin() as conn:
+    if conn is not None:
         return int(conn.execute(insert(e).returning(e.c.id), row).scalar_one())
+    with engine.begin() as own:
+        return int(own.execute(insert(e).returning(e.c.id), row).scalar_one())
 
 
 def finish_event(engine: Engine, event_id: int, status: str, **values: Any) -> None:
@@ -79,6 +98,44 @@ def finish_event(engine: Engine, event_id: int, status: str, **values: Any) -> N
         conn.execute(
             update(e).where(e.c.id == event_id).values(status=status, finished_at=utcnow(), **values)
         )
+
+
+def transition(
+    conn: Connection,
+    event_id: int,
+    status: str,
+    *,
+    expect: tuple[str, ...] = OPEN,
+    details: dict[str, Any] | None = None,
+    **values: Any,
+) -> bool:
+    """Move a cycle to ``status`` inside the caller's transaction, if it is still in one of ``expect``.
+
+    ``details`` are merged into the event's; the move is appended to ``details["steps"]``. Returns
+    False (and changes nothing) when the event had already moved on, e.g. another worker resumed it.
+    """
+    e = tables.retrain_events
+    row = conn.execute(select(e.c.status, e.c.details).where(e.c.id == event_id)).first()
+    if row is None or row.status not in expect:
+        return False
+    now = utcnow()
+    merged = {**(row.details or {}), **(details or {})}
+    merged["steps"] = [*merged.get("steps", []), {"status": status, "at": now.isoformat()}]
+    if status in TERMINAL:
+        values["finished_at"] = now
+    result = conn.execute(
+        update(e)
+        .where(e.c.id == event_id, e.c.status == row.status)
+        .values(status=status, details=merged, **values)
+    )
+    return bool(result.rowcount)
+
+
+def get_event(engine: Engine, event_id: int) -> Event:
+    """One event by id."""
+    e = tables.retrain_events
+    with engine.connect() as conn:
+        return _event(conn.execute(select(e).where(e.c.id == event_id)).one())
 
 
 def last_event(

@@ -52,12 +52,14 @@ def gate(metrics: dict[str, Any], config: GateConfig) -> GateResult:
     )
     champion = metrics.get("champion")
     if champion and champion.get("score") is not None and np.isfinite(champion["score"]):
-        gain = _gain(score, champion["score"], greater)
+        # Where the champion was scored on a subset (rows it never trained on), so is the challenger.
+        same_rows = champion.get("challenger_score", score)
+        gain = _gain(same_rows, champion["score"], greater)
         checks.append(
             {
                 "check": "beats_champion",
                 "passed": bool(gain >= config.min_improvement),
-                "detail": f"{name} {score:.4f} against champion v{champion['version']}'s "
+                "detail": f"{name} {same_rows:.4f} against champion v{champion['version']}'s "
                 f"{champion['score']:.4f} (gain {gain:+.4f}, needed {config.min_improvement})",
             }
         )

@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from loopml.actions import enqueue_for_alerts
 from loopml.config import Settings
 from loopml.features import parse_duration
 from loopml.monitor import MonitorReport, run_monitor
 from loopml.registry import get_alias
 from loopml.retrain.cron import cron_due
-from loopml.retrain.events import labels_since, last_event, start_event
+from loopml.retrain.events import OPEN, labels_since, last_event, start_event
+from loopml.retrain.perf import own_performance
 from loopml.store import Store, utcnow
 
 __all__ = ["Decision", "decide"]
@@ -57,8 +59,13 @@ def _triggers(
             reasons.append(
                 f"{len(report.drifted_features)} feature(s) drifted: {', '.join(report.drifted_features[:5])}"
             )
-        reasons += _floors(report.performance.get("realized") or {}, cfg.performance_floor, "realized")
         reasons += _floors(report.estimated_performance, cfg.estimated_floor, "estimated")
+    champion = get_alias(store.engine, settings.name, "champion")
+    if champion is not None and cfg.performance_floor:  # judged on the champion's own predictions
+        own = own_performance(settings, store, champion)
+        inputs.update(realized=own["realized"], realized_window=own["window_start"])
+        label = f"realized (v{champion}, window {own['window_start']:%Y-%m-%d})" if own["realized"] else ""
+        reasons += _floors(own["realized"] or {}, cfg.performance_floor, label)
     if cfg.new_labels:
         fresh = labels_since(store.engine, settings.name, since)
         inputs["new_labels"] = fresh
@@ -86,14 +93,14 @@ def decide(
     now = now or utcnow()
     champion = get_alias(store.engine, settings.name, "champion")
     if champion and (report is None or report.model_version != champion):
-        report = run_monitor(store, settings.name, settings.monitor, record=record)
+        report = run_monitor(
+            store, settings.name, settings.monitor, record=record, on_alert=enqueue_for_alerts(settings)
+        )
     reasons, inputs = _triggers(settings, store, report, now)
     if champion is None:
         reasons.append("there is no champion yet")
     blocked = None
-    last_cycle = last_event(
-        store.engine, settings.name, "cycle", ("promoted", "rejected", "failed", "running")
-    )
+    last_cycle = last_event(store.engine, settings.name, "cycle", ("promoted", "rejected", "failed", *OPEN))
     cooldown = timedelta(milliseconds=parse_duration(settings.retrain.cooldown))
     if reasons and last_cycle and last_cycle.started_at + cooldown > now:
         started = f"{last_cycle.started_at:%Y-%m-%d %H:%M}"
