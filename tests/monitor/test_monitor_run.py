@@ -51,7 +51,8 @@ def test_monitor_json_reports_performance_coverage_estimate_and_alerts(
         "performance_floor": {"average_precision": 0.999},
         "estimated_floor": {"average_precision": 0.999},
     }
-    project = _project(tmp_path / "p", {"window": "1d", "min_rows": 100, "min_labels": 5, **floors})
+    monitor = {"window": "1d", "min_rows": 100, "min_labels": 5, "min_positives": 1, **floors}
+    project = _project(tmp_path / "p", monitor)
     scored = _score_day(project, replay_days[0], tmp_path)
     labelled = scored.iloc[: len(scored) // 2]
     pd.DataFrame({"prediction_id": labelled["prediction_id"], "label": labelled["tx_fraud"]}).to_csv(
