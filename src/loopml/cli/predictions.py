@@ -1,0 +1,94 @@
+"""``loopml predictions``: upkeep of the prediction log (retention and crash-journal replay)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The prediction log: apply the retention policy, replay what a killed server journalled.",
+    no_args_is_help=True,
+)
+
+
+@app.command("prune")
+@handle_errors
+def prune(
+    project: ProjectOpt = Path("."),
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Override store.retention.predictions for this run, e.g. 90d, 12w, 24h.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete predictions (and their feedback) older than store.retention in loopml.yaml.
+
+    Example: `loopml predictions prune --older-than 90d`. With `labelled: 365d` in the policy,
+    predictions that received feedback are kept that long instead. `loopml worker` runs the same
+    prune on every tick, so this command is for a one-off clean-up or a cron job.
+    """
+    from loopml.config import RetentionConfig
+    from loopml.errors import ConfigError
+    from loopml.store import prune_predictions
+
+    proj = open_project(project)
+    policy = proj.settings.store.retention
+    if older_than is not None:
+        try:
+            policy = RetentionConfig(predictions=older_than, labelled=policy.labelled)
+        except ValueError:
+            raise ConfigError(
+                f"--older-than '{older_than}' is not a duration; use e.g. 90d, 12w or 24h."
+            ) from None
+    if policy.predictions is None:
+        raise ConfigError(
+            "no retention policy: set store.retention.predictions in loopml.yaml (e.g. 90d), "
+            "or pass --older-than 90d."
+        )
+    with err_console.status("pruning the prediction log ..."):
+        result = prune_predictions(proj.store.engine, policy)
+    payload = {
+        "deleted_predictions": result.predictions,
+        "deleted_feedback": result.feedback,
+        "cutoff": result.cutoff,
+        "labelled_cutoff": result.labelled_cutoff,
+    }
+    emit(
+        payload,
+        as_json,
+        lambda: console.print(
+            f"Deleted {result.predictions:,} predictions made before {result.cutoff:%Y-%m-%d %H:%M} UTC "
+            f"and {result.feedback:,} labels that belonged to them."
+        ),
+    )
+
+
+@app.command("replay")
+@handle_errors
+def replay(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Store the predictions that a killed API process had journalled but not yet written.
+
+    The API, `loopml worker` and `loopml monitor` do this by themselves; ids already stored are
+    skipped, so running it again is harmless.
+    """
+    from loopml.actions import enqueue_for_predictions
+    from loopml.store import journal_dir, replay_journal
+
+    proj = open_project(project)
+    folder = journal_dir(proj.settings)
+    count = replay_journal(proj.store.engine, folder, on_write=enqueue_for_predictions(proj.settings))
+    emit(
+        {"replayed": count, "journal": str(folder)},
+        as_json,
+        lambda: console.print(f"Replayed {count:,} journalled predictions from {folder}."),
+    )
