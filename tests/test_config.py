@@ -42,8 +42,9 @@ def _write(directory: Path, text: str) -> Path:
 
 def test_unknown_top_level_key_lists_the_valid_keys() -> None:
     assert _error(MINIMAL + "zzzzzz: 1\n") == (
-        "loopml.yaml line 5: unknown key 'zzzzzz'; valid: 'cleaning', 'contract', 'event_time', 'features', "
-        "'id_column', 'monitor', 'name', 'retrain', 'serve', 'source', 'store', 'target', 'task', 'train'"
+        "loopml.yaml line 5: unknown key 'zzzzzz'; valid: 'actions', 'cleaning', 'contract', 'event_time', "
+        "'features', 'forecast', 'id_column', 'maintenance', 'monitor', 'name', 'ranking', 'retrain', "
+        "'serve', 'source', 'store', 'target', 'task', 'train'"
     )
 
 
@@ -68,7 +69,8 @@ def test_wrong_type() -> None:
 
 def test_value_not_among_the_allowed_ones() -> None:
     assert _error(MINIMAL + "task: clustering\n") == (
-        "loopml.yaml line 5: 'task' input should be 'binary', 'multiclass' or 'regression', got 'clustering'."
+        "loopml.yaml line 5: 'task' input should be 'binary', 'multiclass', 'regression', 'forecast' or "
+        "'ranking', got 'clustering'."
     )
 
 

@@ -11,6 +11,7 @@ import loopml
 from loopml import errors
 from loopml.errors import (
     ArtifactIntegrityError,
+    BusyError,
     ConfigError,
     ContractError,
     DataError,
@@ -40,6 +41,7 @@ EXPECTED: dict[type[LoopMLError], tuple[str, int, int]] = {
     UnauthorizedError: ("unauthorized", 6, 401),
     StoreError: ("store_error", 7, 503),
     ArtifactIntegrityError: ("artifact_integrity", 7, 503),
+    BusyError: ("busy", 8, 409),
 }
 
 

@@ -22,7 +22,9 @@ EDGE = 100  # may import anything
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_optional": 0,
+    "_logging": 0,
     "_plugins": 0,
+    "_dask": 0,
     "config": 1,
     "store": 1,
     "sources": 2,

@@ -31,21 +31,33 @@ from loopml.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 __all__ = [
     "PROJECT_FILE",
+    "ActionRuleConfig",
+    "ActionsConfig",
     "CleaningConfig",
     "ColumnRuleConfig",
+    "ConditionConfig",
     "ContractConfig",
+    "DedupeConfig",
+    "EndpointConfig",
     "FeaturesConfig",
     "FillPolicy",
     "FilterConfig",
+    "ForecastConfig",
     "GateConfig",
+    "MaintenanceConfig",
     "MonitorConfig",
+    "RankingConfig",
+    "RateLimitConfig",
+    "RetentionConfig",
     "RetrainConfig",
+    "SequenceFeaturesConfig",
     "ServeConfig",
     "Settings",
     "SourceConfig",
     "StoreConfig",
     "TrainConfig",
     "WindowFeatureConfig",
+    "action_fields",
     "load_settings",
     "parse_settings",
 ]
@@ -186,6 +198,27 @@ class WindowFeatureConfig(_Frozen):
         return value
 
 
+SequenceStat = Literal["mean", "std", "slope"]
+_SEQUENCE_STATS: tuple[SequenceStat, ...] = ("mean", "std", "slope")
+
+
+class SequenceFeaturesConfig(_Frozen):
+    """Rolling statistics over each entity's last ``window`` rows in ``order``, computed point-in-time.
+
+    ``{entity: engine, order: cycle, window: 30}`` gives each row the mean, standard deviation and
+    slope of every sensor over that engine's last 30 cycles (see ``loopml.features.sequences``). The
+    model then sees ``order``, the informative columns and their statistics; columns with fewer than
+    ``min_distinct`` distinct training values (constant sensors) are dropped.
+    """
+
+    entity: str = Field(..., description="Column naming the unit (engine, pump, ...); never a feature.")
+    order: str = Field(..., description="Column ordering a unit's rows (cycle number); also a feature.")
+    columns: list[str] | None = Field(None, description="Columns to window; default: every numeric one.")
+    window: int = Field(30, ge=2, description="Rows per window.")
+    stats: list[SequenceStat] = Field(default_factory=lambda: list(_SEQUENCE_STATS))
+    min_distinct: int = Field(3, ge=1, description="Fewer distinct training values: dropped as constant.")
+
+
 class FeaturesConfig(_Frozen):
     """Which columns feed the model and how."""
 
@@ -194,6 +227,9 @@ class FeaturesConfig(_Frozen):
     categorical: list[str] = Field(default_factory=list, description="Force these columns categorical.")
     datetime_parts: list[DatetimePart] = Field(default_factory=lambda: list(_DEFAULT_PARTS))
     windows: list[WindowFeatureConfig] = Field(default_factory=list, description="Entity window features.")
+    sequences: SequenceFeaturesConfig | None = Field(
+        None, description="Per-unit rolling window statistics (predictive maintenance)."
+    )
     rare_category_count: int = Field(
         20, ge=1, description="High-cardinality columns: categories seen fewer times share one code."
     )
@@ -236,6 +272,12 @@ class TrainConfig(_Frozen):
     )
     costs: CostConfig = CostConfig()
     tune: TuneConfig = TuneConfig()
+    dask: str | None = Field(
+        None,
+        description="Train on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'. LightGBM "
+        "trains with lightgbm.dask over the workers; Optuna trials run on the workers, sharing the study "
+        "in the store (use PostgreSQL when the workers are on other machines). See docs/scaling.md.",
+    )
     report: bool = True
     seed: int = 42
 
@@ -248,6 +290,14 @@ class ServeConfig(_Frozen):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     log_predictions: bool = True
+    journal_dir: str | None = Field(
+        None,
+        description="Folder of the crash journal of logged predictions (default <project>/.loopml/journal); "
+        "keep it on a disk that outlives the process.",
+    )
+    journal_fsync: bool = Field(
+        False, description="fsync the journal before each response: survives power loss, costs a disk flush."
+    )
     alias: str = "champion"
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin routes (LOOPML_SERVE__ADMIN_TOKEN); 24+ random chars."
@@ -277,6 +327,9 @@ class MonitorConfig(_Frozen):
     alpha: float = Field(0.05, gt=0, lt=1, description="False discovery rate across the features.")
     min_rows: int = Field(200, ge=1, description="Fewer predictions in a window: no drift verdict.")
     min_labels: int = Field(30, ge=1, description="Fewer labels in a window: no realized metrics.")
+    min_positives: int = Field(
+        10, ge=1, description="Binary tasks: fewer labelled positives in a window, no realized alert."
+    )
     performance_floor: dict[str, float] = Field(default_factory=dict, description="metric -> lowest value.")
     estimated_floor: dict[str, float] = Field(default_factory=dict, description="Same, for the estimate.")
 
@@ -318,11 +371,253 @@ class RetrainConfig(_Frozen):
         return value
 
 
+ConditionOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
+_PREDICTION_FIELDS = (
+    "score", "label", "model_name", "model_version", "prediction_id", "origin", "created_at",
+)  # fmt: skip
+_ALERT_FIELDS = ("kind", "subject", "message", "model_name", "alert_id", "created_at")
+_NESTED = {"prediction": ("inputs", "output"), "alert": ("details",)}
+_TEMPLATE_REF = re.compile(r"\{([^{}]*)\}")
+
+
+def action_fields(event: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The plain fields and the nested prefixes (``inputs.<col>``) a rule on ``event`` may use."""
+    return (_PREDICTION_FIELDS if event == "prediction" else _ALERT_FIELDS), _NESTED[event]
+
+
+def _check_field(name: str, event: str, where: str) -> None:
+    plain, nested = action_fields(event)
+    head, dot, rest = name.partition(".")
+    if (not dot and name in plain) or (dot and head in nested and rest):
+        return
+    choices = [*plain, *(f"{p}.<name>" for p in nested)]
+    raise ValueError(f"{where}: unknown {event} field '{name}'; {did_you_mean(name, choices)}")
+
+
+class ConditionConfig(_Frozen):
+    """One condition of a rule: ``{field: score, op: ">=", value: 0.5}``.
+
+    Structured data, never evaluated as code. ``threshold: cost_optimal`` instead of ``value``
+    compares with the model version's decision threshold (chosen at training to minimise cost).
+    """
+
+    field: str = Field(..., min_length=1)
+    op: ConditionOp = "=="
+    value: Any = None
+    threshold: Literal["cost_optimal"] | None = None
+
+    @model_validator(mode="after")
+    def _operand(self) -> ConditionConfig:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op '{self.op}' needs a list as value, got {self.value!r}")
+        if self.threshold is not None and self.op in ("in", "not_in"):
+            raise ValueError("a threshold condition needs a comparison op (>=, >, <, <=, ==, !=)")
+        return self
+
+
+class DedupeConfig(_Frozen):
+    """At most one action per rendered ``key`` within ``window`` (later ones are kept as suppressed)."""
+
+    key: str = Field(..., min_length=1, description="Template, e.g. '{inputs.card_id}'.")
+    window: str = Field("1h", description="e.g. 10m, 1h, 1d.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
+        return value
+
+
+class RateLimitConfig(_Frozen):
+    """At most ``max`` actions of the rule per ``per`` (the excess is recorded as suppressed)."""
+
+    max: int = Field(..., ge=1)
+    per: str = Field("1m", description="e.g. 1s, 1m, 1h.")
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30s, 1m, 1h; got {value!r}")
+        return value
+
+
+class ActionRuleConfig(_Frozen):
+    """When a prediction (or an alert) matches every condition in ``when``, send ``payload`` to ``endpoint``.
+
+    Payload strings are templates with field references only (``"{inputs.card_id}"``; a string that
+    is one reference keeps the value's type); ``{{`` and ``}}`` are literal braces.
+    """
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    event: Literal["prediction", "alert"] = "prediction"
+    when: list[ConditionConfig] = Field(default_factory=list, description="All must hold; empty: always.")
+    endpoint: str
+    payload: dict[str, Any] = Field(default_factory=dict, description="Default: every field of the event.")
+    dedupe: DedupeConfig | None = None
+    rate_limit: RateLimitConfig | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> ActionRuleConfig:
+        where = f"rule '{self.name}'"
+        for condition in self.when:
+            _check_field(condition.field, self.event, where)
+        for template in _templates(self.payload) + ([self.dedupe.key] if self.dedupe else []):
+            for ref in _TEMPLATE_REF.findall(template.replace("{{", "").replace("}}", "")):
+                _check_field(ref, self.event, where)
+        return self
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _templates(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _templates(v)]
+    return []
+
+
+class EndpointConfig(BaseModel):
+    """Where actions go: ``kind`` names the plugin; every other key is that plugin's option."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: str = Field(..., description="webhook, sql, redis, rabbitmq, nats, log, or a plugin.")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The plugin's options: every key but ``kind``."""
+        return dict(self.model_extra or {})
+
+
+class ActionsConfig(_Frozen):
+    """Predictions and alerts that trigger actions in other systems, through a transactional outbox."""
+
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    rules: list[ActionRuleConfig] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Webhook hosts allowed: names, '*.example.com', IPs or CIDRs (IPs/CIDRs also permit "
+        "those private addresses).",
+    )
+    allow_private: bool = Field(False, description="Allow private (10/8, 172.16/12, 192.168/16, fc00::/7).")
+    allow_loopback: bool = Field(False, description="Allow 127.0.0.0/8 and ::1 (local development only).")
+    max_attempts: int = Field(8, ge=1, description="Attempts before an action is dead (see actions replay).")
+    backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt (full jitter).")
+    max_backoff_s: float = Field(600.0, gt=0, description="Longest delay between two attempts.")
+    lease_s: float = Field(60.0, gt=0, description="Seconds a claim lasts before another worker may retry.")
+    batch: int = Field(100, ge=1, description="Actions a dispatcher claims at a time.")
+    concurrency: int = Field(4, ge=1, le=64, description="Sends in flight at once (thread-safe plugins).")
+    interval_s: float = Field(1.0, gt=0, description="How often `loopml worker` looks for due actions.")
+
+    @model_validator(mode="after")
+    def _references(self) -> ActionsConfig:
+        names = [rule.name for rule in self.rules]
+        for rule in self.rules:
+            if rule.endpoint not in self.endpoints:
+                raise ValueError(
+                    f"rule '{rule.name}' sends to unknown endpoint '{rule.endpoint}'; "
+                    f"{did_you_mean(rule.endpoint, self.endpoints) or 'define it under actions.endpoints'}"
+                )
+            if names.count(rule.name) > 1:
+                raise ValueError(f"two rules are named '{rule.name}'; rule names must be unique")
+        return self
+
+
+class ForecastConfig(_Frozen):
+    """Demand forecasting (``task: forecast``): which series, how far ahead, how it is backtested.
+
+    The source holds transaction lines; ``target`` is the quantity summed into demand per ``item``
+    (and per group of ``group_column``) and per period of ``event_time``.
+    """
+
+    item: str = Field(..., description="Column naming the product (one series per item and group).")
+    group_column: str | None = Field(None, description="Column splitting each item's demand, e.g. Country.")
+    groups: list[str] = Field(
+        default_factory=list, description="Values of group_column kept apart; every other value is 'rest'."
+    )
+    frequency: Literal["W", "D"] = Field("W", description="W: weeks starting Monday; D: days.")
+    horizon: int = Field(4, ge=1, le=52, description="Periods ahead forecast from each origin.")
+    series_per_group: int = Field(100, ge=1, description="Keep the top series by volume in each group.")
+    min_active: int = Field(26, ge=1, description="Least periods with demand for a series to be kept.")
+    origins: int = Field(8, ge=1, description="Rolling backtest origins (the newest periods).")
+    tuning_origins: int = Field(4, ge=1, description="Earlier origins, before the backtest, for tuning.")
+    stock: str | None = Field(
+        None, description="CSV of stock on hand (columns item, group, on_hand), relative to the project."
+    )
+
+
+RankingModel = Literal["popularity", "cooccurrence", "als"]
+_RANKING_MODELS: tuple[RankingModel, ...] = ("popularity", "cooccurrence", "als")
+
+
+class RankingConfig(_Frozen):
+    """Recommendations (``task: ranking``): purchase lines as implicit feedback of ``user`` x ``item``.
+
+    Evaluated on items new to each user after the time cut: what a user bought before it is neither
+    a candidate nor a hit. Unknown users get the most popular items (of their ``segment`` value, e.g.
+    Country, when it has enough buyers).
+    """
+
+    user: str = Field(..., description="Column naming the customer (rows without one are not used).")
+    item: str = Field(..., description="Column naming the product.")
+    segment: str | None = Field(None, description="Column for cold-start popularity, e.g. Country.")
+    k: int = Field(10, ge=1, le=1000, description="List length: recall@k, NDCG@k, hit rate@k.")
+    candidates: list[RankingModel] = Field(
+        default_factory=lambda: list(_RANKING_MODELS),
+        description="Models fitted and compared; train.model 'auto' keeps the best on validation.",
+    )
+
+
+class RetentionConfig(_Frozen):
+    """How long the prediction log keeps records (``loopml predictions prune``, and every worker tick).
+
+    ``None`` keeps them forever. A prediction's feedback goes with it (every reader reaches a label
+    through its prediction). Labelled predictions may be kept longer (``labelled``), as training
+    and performance data outlive the rest of the log.
+    """
+
+    predictions: str | None = Field(None, description="Delete predictions older than this, e.g. 90d.")
+    labelled: str | None = Field(
+        None, description="Keep predictions that have feedback this long instead (default: as predictions)."
+    )
+
+    @field_validator("predictions", "labelled")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30d, 12w or 24h; got {value!r}")
+        return value
+
+
 class StoreConfig(_Frozen):
     """Where metadata and artifacts live; defaults sit under ``<project>/.loopml/``."""
 
-    db_url: str | None = None
-    artifacts_url: str | None = None
+    retention: RetentionConfig = RetentionConfig()
+
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under .loopml/.")
+    artifacts_url: str | None = Field(None, description="Any fsspec URL (s3://bucket/prefix, gs://...).")
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to the fsspec filesystem, e.g. {client_kwargs: {endpoint_url: ...}} for S3.",
+    )
+
+
+class MaintenanceConfig(_Frozen):
+    """Predictive maintenance: remaining useful life (the project's target) and a failure model.
+
+    The project's own model predicts ``target`` (the RUL, capped at ``rul_cap``); a second, binary
+    model named ``failure_model`` (default ``<name>-failure``) predicts ``failure_target``, "fails
+    within ``failure_within`` cycles". The maintenance endpoint answers both for one unit's readings.
+    """
+
+    rul_cap: int = Field(125, ge=1, description="RUL targets are capped here (early life is flat).")
+    failure_within: int = Field(30, ge=1, description="Horizon of the failure label, in cycles.")
+    failure_target: str = Field("fails_within_30", description="Binary label column of the failure model.")
+    failure_model: str | None = Field(None, description="Registry name of the failure model.")
+    alert_probability: float = Field(0.5, gt=0, lt=1, description="Failure probability flagged as alert.")
 
 
 class Settings(_Frozen):
@@ -341,6 +636,10 @@ class Settings(_Frozen):
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
     retrain: RetrainConfig = RetrainConfig()
+    actions: ActionsConfig = ActionsConfig()
+    forecast: ForecastConfig | None = None
+    maintenance: MaintenanceConfig | None = None
+    ranking: RankingConfig | None = None
     store: StoreConfig = StoreConfig()
     project_dir: Path = Field(Path("."), exclude=True)
 
@@ -471,6 +770,9 @@ def _explain(
     if kind == "missing":
         return f"{where}: missing required key '{key}'; add it to {PROJECT_FILE}."
     got = error.get("input")
+    if kind == "value_error" and isinstance(got, dict | list):  # a whole section: its message says it
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{where}: '{key}': {message}" + ("" if message.endswith(("?", ".")) else ".")
     return f"{where}: '{key}' {error['msg'].lower()}, got {got!r}."
 
 

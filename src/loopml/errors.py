@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ArtifactIntegrityError",
+    "BusyError",
     "ConfigError",
     "ContractError",
     "DataError",
@@ -130,6 +131,14 @@ class ArtifactIntegrityError(StoreError):
     """An artifact's content does not match the SHA-256 recorded for it."""
 
     code = "artifact_integrity"
+
+
+class BusyError(LoopMLError):
+    """Another live process holds the job (a lease): try again once it finishes or its lease expires."""
+
+    code = "busy"
+    exit_code = 8
+    http_status = 409
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopml.actions import enqueue_for_alerts, enqueue_for_predictions
 from loopml.batch import BatchResult, score_file, score_file_dask
 from loopml.config import Settings, load_settings
 from loopml.registry import LoadedModel, TrainOutcome, load_model, train_and_register
@@ -42,7 +43,9 @@ class Project:
     def open(cls, path: str | os.PathLike[str] = ".", environ: Mapping[str, str] | None = None) -> Project:
         """Read ``<path>/loopml.yaml`` and open the stores it names."""
         settings = load_settings(path, environ=environ)
-        return cls(settings, open_store(settings.db_url, settings.artifacts_url))
+        return cls(
+            settings, open_store(settings.db_url, settings.artifacts_url, settings.store.artifacts_options)
+        )
 
     @property
     def name(self) -> str:
@@ -86,17 +89,26 @@ class Project:
         Parquet partitions; the scores are the same, row by row.
         """
         model = self.load_model(ref)
+        on_write = enqueue_for_predictions(self.settings)  # actions, in the log's transactions
         if dask is not None:
             return score_file_dask(
-                self.store, model, input_path, output_path, address=dask, progress=progress
+                self.store, model, input_path, output_path, address=dask, progress=progress, on_write=on_write
             )
-        return score_file(self.store, model, input_path, output_path, progress=progress)
+        return score_file(self.store, model, input_path, output_path, progress=progress, on_write=on_write)
 
     def monitor(self, ref: str | int = "champion", *, record: bool = True) -> MonitorReport:
         """Drift and performance of the latest window, alerts recorded (see ``monitor:`` in loopml.yaml)."""
         from loopml.monitor import run_monitor
+        from loopml.store import journal_dir, replay_journal
 
-        return run_monitor(self.store, self.name, self.settings.monitor, ref=ref, record=record)
+        # predictions a killed API acknowledged but had not written yet count too
+        replay_journal(
+            self.store.engine, journal_dir(self.settings), on_write=enqueue_for_predictions(self.settings)
+        )
+        on_alert = enqueue_for_alerts(self.settings)  # alert actions, in the alerts' transaction
+        return run_monitor(
+            self.store, self.name, self.settings.monitor, ref=ref, record=record, on_alert=on_alert
+        )
 
     def feedback(self, path: str | Path) -> dict[str, int]:
         """Record labels from a CSV or Parquet file with ``prediction_id`` and ``label`` columns."""

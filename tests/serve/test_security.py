@@ -31,7 +31,7 @@ RECORD: dict[str, Any] = {
     "tx_datetime": "2026-01-20T14:30:00",
     "tx_amount": 42.5,
 }
-SAMPLE_PATH = {"name": "fraud", "alias": "champion"}
+SAMPLE_PATH = {"name": "fraud", "alias": "champion", "version": "1"}
 
 
 def with_serve(settings: Settings, **changes: Any) -> Settings:
@@ -183,6 +183,7 @@ def test_auth_over_every_route_and_method(client: TestClient) -> None:
         f"Bearer {ADMIN}x",
         f"bearer  {ADMIN} x",
     ],
+    ids=["basic", "no-token", "empty-token", "no-scheme", "one-short", "one-long", "lowercase-extra"],
 )
 def test_malformed_or_near_miss_tokens_are_401(client: TestClient, header: str) -> None:
     response = client.get("/v1/models/fraud/versions", headers={"authorization": header})

@@ -151,3 +151,35 @@ def test_infer_over_max_batch_is_413_and_unknown_model_404(client: TestClient, a
     response = client.post(INFER, json={"inputs": columns(n, amounts=[1.0] * n)})
     assert response.status_code == 413
     assert client.post("/v2/models/nope/infer", json={"inputs": columns(1)}).status_code == 404
+
+
+def test_versioned_routes_serve_the_live_version_and_404_any_other(client: TestClient) -> None:
+    live = client.get("/v2/models/fraud").json()["versions"][0]
+    assert client.get(f"/v2/models/fraud/versions/{live}").json()["versions"] == [live]
+    assert client.get(f"/v2/models/fraud/versions/{live}/ready").json() == {
+        "name": "fraud",
+        "ready": True,
+        "version": live,
+    }
+    other = str(int(live) + 41)
+    missing = client.get(f"/v2/models/fraud/versions/{other}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert f"serves version {live}" in missing.json()["error"]["message"]
+    assert client.get(f"/v2/models/fraud/versions/{other}/ready").status_code == 503
+    infer = client.post(f"/v2/models/fraud/versions/{other}/infer", json={"inputs": []})
+    assert infer.status_code == 404
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(client: TestClient) -> None:
+    unknown = client.get("/v1/nothing-here")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "not_found"
+    assert "/openapi.json" in unknown.json()["error"]["message"]
+    wrong = client.delete("/health/live")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"] == {
+        "code": "method_not_allowed",
+        "message": "DELETE is not allowed on /health/live; each route's methods are at /docs.",
+    }
+    assert "GET" in wrong.headers["allow"]

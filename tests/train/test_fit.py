@@ -413,7 +413,11 @@ def _first(fixture: tuple[Project, list[TrainOutcome]]) -> tuple[Project, TrainO
     return fixture[0], fixture[1][0]
 
 
-@pytest.mark.parametrize(("task_name", "candidate"), [(t, c) for t in TASKS for c in TASKS[t].candidates])
+# Tasks with their own trainer (forecast) fit rows of their own making: round-tripped in their own tests.
+@pytest.mark.parametrize(
+    ("task_name", "candidate"),
+    [(t, c) for t in TASKS for c in TASKS[t].candidates if TASKS[t].trainer is None],
+)
 def test_every_candidate_survives_the_safe_format(task_name: str, candidate: str) -> None:
     """Each task's candidates, fitted, load back from skops bytes (trusting only loopml's list) unchanged."""
     rng = np.random.default_rng(0)

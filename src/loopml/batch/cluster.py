@@ -12,11 +12,8 @@ At most ``2 x workers`` chunks are in flight, so memory stays bounded however la
 
 from __future__ import annotations
 
-import logging
-import os
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +22,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml._optional import require
+from loopml._dask import LOCAL, dask_client, worker_count
 from loopml.batch.score import BatchResult, assemble, id_columns, new_ids, prepare, write_log
 from loopml.errors import InputError
 from loopml.registry import LoadedModel
 from loopml.sources import ParquetSource
-from loopml.store import Store
+from loopml.store import OnWrite, Store
 
 __all__ = ["LOCAL", "score_file_dask"]
-
-LOCAL = "local"
 
 
 def score_partition(model: LoadedModel, features: pd.DataFrame, ids: pd.DataFrame, path: str) -> np.ndarray:
@@ -45,27 +40,6 @@ def score_partition(model: LoadedModel, features: pd.DataFrame, ids: pd.DataFram
     pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
     Path(tmp).replace(path)  # atomic: a retried task overwrites a whole file, never half of one
     return scores
-
-
-@contextmanager
-def _client(address: Any) -> Iterator[Any]:
-    """A client of the scheduler at ``address``, of a new LocalCluster for ``None`` / ``"local"``,
-    or ``address`` itself when it is already a ``distributed.Client`` (left open)."""
-    distributed = require("distributed", "batch scoring on Dask")
-    if isinstance(address, distributed.Client):
-        yield address
-    elif address in (None, "", LOCAL):
-        workers = os.cpu_count() or 1
-        with (
-            distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
-            yield client
-    else:
-        with distributed.Client(address) as client:
-            yield client
 
 
 def _output_dir(output_path: str | Path) -> Path:
@@ -88,6 +62,7 @@ def score_file_dask(
     chunk_rows: int = 100_000,
     log_predictions: bool = True,
     progress: Callable[[int], None] | None = None,
+    on_write: OnWrite | None = None,
 ) -> BatchResult:
     """Score a Parquet file (or folder) into ``output_path/part-NNNNN.parquet`` on a Dask cluster.
 
@@ -99,9 +74,9 @@ def score_file_dask(
     source = ParquetSource(str(input_path))
     output = _output_dir(output_path)
     rows, parts = 0, 0
-    with _client(address) as client:
-        remote = client.scatter(LoadedModel(model.version, model.pipeline), broadcast=True)
-        limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    with dask_client(address, "batch scoring on Dask") as client:
+        remote = client.scatter(LoadedModel(model.version, model.pipeline), broadcast=True, hash=False)
+        limit = 2 * worker_count(client)
         pending: deque[tuple[Any, pd.DataFrame, pd.DataFrame]] = deque()
         for chunk in source.iter_batches(chunk_rows):
             coerced, features = prepare(model, chunk)
@@ -112,9 +87,9 @@ def score_file_dask(
             pending.append((future, coerced, ids))
             parts += 1
             while len(pending) >= limit:
-                rows += _finish(store, model, *pending.popleft(), log_predictions, progress)
+                rows += _finish(store, model, *pending.popleft(), log_predictions, progress, on_write)
         while pending:
-            rows += _finish(store, model, *pending.popleft(), log_predictions, progress)
+            rows += _finish(store, model, *pending.popleft(), log_predictions, progress, on_write)
     return BatchResult(rows=rows, output=str(output), model_version=model.version.version, partitions=parts)
 
 
@@ -126,11 +101,12 @@ def _finish(
     ids: pd.DataFrame,
     log: bool,
     progress: Callable[[int], None] | None,
+    on_write: OnWrite | None = None,
 ) -> int:
     scores: np.ndarray = future.result()
     if log:
         scored = assemble(model, ids.drop(columns="prediction_id"), scores, list(ids["prediction_id"]))
-        write_log(store, model, coerced, scored)
+        write_log(store, model, coerced, scored, on_write=on_write)
     if progress:
         progress(len(scores))
     return len(scores)

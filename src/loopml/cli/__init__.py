@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import commands, data, models
-from loopml.cli._common import set_debug
+from loopml.cli import actions, commands, data, models, predictions
+from loopml.cli._common import set_debug, set_log_format
 from loopml.cli.demo import demo
 from loopml.cli.monitor import feedback, monitor
 from loopml.cli.retrain import retrain, up, worker
@@ -28,14 +28,27 @@ app = typer.Typer(
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="LOOPML_LOG_FORMAT",
+            metavar="json|text",
+            help="Log lines on stderr: 'json' (one object per line, access log included) for log "
+            "collectors, or 'text'. LOOPML_LOG_LEVEL sets the level.",
+        ),
+    ] = "text",
 ) -> None:
     ctx.obj = {"debug": debug}
     set_debug(debug)
+    set_log_format(log_format)
 
 
 commands.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
+app.add_typer(actions.app, name="actions")
+app.add_typer(predictions.app, name="predictions")
 app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("feedback")(feedback)

@@ -26,6 +26,7 @@ __all__ = [
     "handle_errors",
     "open_project",
     "set_debug",
+    "set_log_format",
 ]
 
 console = Console()
@@ -76,6 +77,19 @@ _options = {"debug": False}
 def set_debug(debug: bool) -> None:
     """Record the root ``--debug`` flag for :func:`handle_errors`."""
     _options["debug"] = debug
+
+
+def set_log_format(log_format: str) -> None:
+    """Configure logging for the root ``--log-format`` (a bad value is a one-line error, exit 2)."""
+    from loopml._logging import LOG_FORMATS, configure_logging
+
+    if log_format not in LOG_FORMATS:
+        err_console.print(
+            f"[bold red]error[/]: --log-format '{log_format}' is not one of {', '.join(LOG_FORMATS)}.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    configure_logging(log_format)
 
 
 def fmt(value: Any) -> str:

@@ -15,14 +15,12 @@ from loopml.errors import InputError, did_you_mean
 __all__ = ["DEMOS", "demo"]
 
 # name -> module under loopml.cli.demos with run(directory) -> dict and render(summary)
-DEMOS = ("fraud",)
+DEMOS = ("fraud", "maintenance", "forecast", "recommend")
 
 
 @handle_errors
 def demo(
-    example: Annotated[
-        str, typer.Argument(help=f"Which example to run: {', '.join(DEMOS)}.")
-    ] = "fraud",
+    example: Annotated[str, typer.Argument(help=f"Which example to run: {', '.join(DEMOS)}.")] = "fraud",
     project: Annotated[
         Path | None,
         typer.Option(
@@ -30,6 +28,9 @@ def demo(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller data and models, same steps (for tests; fraud only).")
+    ] = False,
 ) -> None:
     """Build an example system from its shipped data and run its whole loop; print a summary.
 
@@ -40,5 +41,5 @@ def demo(
         raise InputError(f"unknown demo '{example}'; {did_you_mean(example, DEMOS)}")
     directory = project or Path(tempfile.mkdtemp(prefix=f"loopml-demo-{example}-"))
     module = importlib.import_module(f"loopml.cli.demos.{example}")
-    summary = module.run(directory)
+    summary = module.run(directory, quick=True) if quick else module.run(directory)
     emit(summary, as_json, lambda: module.render(summary))

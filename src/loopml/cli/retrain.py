@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.errors import BusyError
 
 __all__ = ["retrain", "up", "worker"]
 
@@ -27,7 +28,13 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"Held back by the {result['blocked_by']}")
     if verb:
         console.print(
-            "A cycle would run now: ingest, train a challenger, gate it against the champion, promote."
+            "A cycle would run now: ingest, train a challenger, gate it against the champion, "
+            "shadow it if retrain.shadow is set, promote."
+        )
+    if result["status"] == "shadowing":
+        console.print(
+            f"Challenger v{result['challenger_version']} is shadowing the champion: it scores live "
+            "traffic unseen; the next run compares the two once the window is over and labels are in."
         )
     if result["ran"]:
         console.print(
@@ -65,21 +72,60 @@ def retrain(
     emit(result, as_json, lambda: _render(result))
 
 
+def _actions_thread(proj: Any, stop: threading.Event) -> threading.Thread | None:
+    """The outbox dispatcher (actions: in loopml.yaml), delivering beside the retraining loop."""
+    from loopml.actions import run_dispatcher
+
+    if not proj.settings.actions.endpoints:
+        return None
+    args = (proj.settings, proj.store.engine, stop)
+    thread = threading.Thread(target=run_dispatcher, args=args, name="loopml-actions", daemon=True)
+    thread.start()
+    return thread
+
+
+def _tend_prediction_log(proj: Any) -> None:
+    """Replay journals of killed API processes, then apply store.retention (never stops the worker)."""
+    from loopml.actions import enqueue_for_predictions
+    from loopml.store import tend_prediction_log
+
+    try:
+        done = tend_prediction_log(
+            proj.settings, proj.store.engine, on_write=enqueue_for_predictions(proj.settings)
+        )
+    except Exception as exc:
+        err_console.print(f"[red]prediction log upkeep failed[/]: {type(exc).__name__}: {exc}")
+        return
+    if done["replayed"] or done["pruned"]:
+        err_console.print(
+            f"prediction log: {done['replayed']:,} replayed from the journal, {done['pruned']:,} pruned"
+        )
+
+
 def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
+    from loopml.actions import dispatch_once
     from loopml.retrain import tick
 
+    actions = None if once else _actions_thread(proj, stop)
     while not stop.is_set():
+        _tend_prediction_log(proj)
         try:
             rolled, result = tick(proj.settings, proj.store)
             if rolled:
                 err_console.print(f"rolled back: v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})")
             if result.ran:
                 err_console.print(f"cycle {result.status}: challenger v{result.challenger_version}")
+        except BusyError as exc:  # another worker holds this model's cycle lease
+            err_console.print(f"another worker is running a cycle: {exc}")
         except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)
             err_console.print(f"[red]cycle failed[/]: {type(exc).__name__}: {exc}")
         if once:
+            if proj.settings.actions.endpoints:
+                dispatch_once(proj.settings, proj.store.engine)
             return
         stop.wait(proj.settings.retrain.interval_s)
+    if actions is not None:
+        actions.join(30)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -92,10 +138,13 @@ def worker(
     project: ProjectOpt = Path("."),
     once: Annotated[bool, typer.Option("--once", help="Check the policy once, then exit.")] = False,
 ) -> None:
-    """Check the retraining policy every retrain.interval_s seconds; run cycles; watch promotions.
+    """Check the retraining policy every retrain.interval_s seconds; run cycles; watch promotions;
+    deliver the actions in the outbox (every actions.interval_s seconds, in a thread).
 
-    Safe to stop at any point (SIGTERM or Ctrl+C): a promotion is one recorded alias move, so a cycle
-    is either not promoted or fully promoted; an interrupted cycle is marked abandoned later.
+    Safe to stop, or kill, at any point: a promotion is one transaction (alias, its history and the
+    cycle's event), so a cycle is either not promoted or fully promoted; the next run resumes an
+    interrupted cycle that had a challenger and abandons one that had not. One cycle per model runs
+    at a time however many workers share the store.
     """
     proj = open_project(project)
     stop = threading.Event()

@@ -1,7 +1,7 @@
 """The monitoring dashboard: one self-contained HTML page (plotly.js inlined, works offline).
 
 Models and their alias history, prediction volume, performance over time with label coverage, the
-label-free estimate, drift per feature over time, and alerts.
+label-free estimate, drift per feature over time, alerts, and the delivery status of actions.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from loopml.config import Settings
+from loopml.dashboard.actions_panel import actions_data, actions_panel
 from loopml.features import parse_duration
 from loopml.monitor import compare, load_predictions, windowed_performance
 from loopml.monitor.run import current_inputs, reference_profile
@@ -56,7 +57,8 @@ def dashboard_data(settings: Settings, store: Store) -> dict[str, Any]:
     name = settings.name
     versions = list_versions(store.engine, name)
     if not versions:
-        return {"model": name, "versions": [], "history": [], "performance": [], "drift": [], "alerts": []}
+        empty: dict[str, Any] = {"versions": [], "history": [], "performance": [], "drift": [], "alerts": []}
+        return {"model": name, **empty, "actions": actions_data(store)}
     champion = resolve(store.engine, name, settings.serve.alias)
     frame = load_predictions(store.engine, name, event_time=champion.signature.get("event_time"))
     freq = pd.Timedelta(milliseconds=parse_duration(settings.monitor.window))
@@ -99,7 +101,41 @@ def dashboard_data(settings: Settings, store: Store) -> dict[str, Any]:
         "performance": performance,
         "drift": _drift_over_time(store, settings, frame, champion).to_dict("records"),
         "alerts": [{"at": str(r.created_at)[:19], "kind": r.kind, "message": r.message} for r in alerts],
+        "actions": actions_data(store),
+        "cycles": _cycles(store, name),
+        "served_by": _served_by(frame, freq),
     }
+
+
+def _cycles(store: Store, name: str) -> list[dict[str, Any]]:
+    """The retraining loop's cycles and rollbacks, newest first."""
+    from loopml.retrain import list_events
+
+    return [
+        {
+            "at": str(e.started_at)[:19],
+            "kind": e.kind,
+            "status": e.status,
+            "challenger": e.challenger_version,
+            "why": "; ".join(e.reasons),
+        }
+        for e in list_events(store.engine, name, limit=200)
+        if e.kind in ("cycle", "rollback")
+    ]
+
+
+def _served_by(frame: pd.DataFrame, freq: pd.Timedelta) -> list[dict[str, Any]]:
+    """Which version made most predictions in each window (performance over time, by version)."""
+    if frame.empty:
+        return []
+    grouped = frame.groupby(pd.Grouper(key="time", freq=pd.tseries.frequencies.to_offset(freq)))[
+        "model_version"
+    ]
+    return [
+        {"window_start": str(start)[:19], "version": int(rows.mode().iloc[0])}
+        for start, rows in grouped
+        if len(rows)
+    ]
 
 
 def _charts(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -192,6 +228,7 @@ def render_dashboard(settings: Settings, store: Store) -> str:
                 else '<p class="muted">No alerts.</p>'
             )
         )
+        parts.append(actions_panel(data["actions"]))
         for title, body in _charts(data):
             parts.append(f"<h2>{html.escape(title)}</h2>{body}")
         parts.append(
@@ -210,6 +247,27 @@ def render_dashboard(settings: Settings, store: Store) -> str:
                 ],
             )
         )
+        parts.append(
+            "<h2>Retraining</h2>"
+            + (
+                _table(
+                    ["at", "what", "status", "challenger", "why"],
+                    [
+                        [c["at"], c["kind"], c["status"], c["challenger"] or "", c["why"]]
+                        for c in data["cycles"]
+                    ],
+                )
+                if data["cycles"]
+                else '<p class="muted">No retraining cycle yet.</p>'
+            )
+        )
+        if data["served_by"]:
+            parts.append(
+                "<h2>Which version served each window</h2>"
+                + _table(
+                    ["window", "version"], [[w["window_start"], w["version"]] for w in data["served_by"]]
+                )
+            )
         parts.append(
             "<h2>Alias history</h2>"
             + _table(

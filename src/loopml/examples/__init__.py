@@ -16,7 +16,7 @@ from loopml.errors import ConfigError, InputError, did_you_mean
 
 __all__ = ["EXAMPLES", "write_example"]
 
-EXAMPLES = ("fraud", "retail")
+EXAMPLES = ("fraud", "retail", "maintenance", "forecast", "recommend")
 
 
 def write_example(name: str, directory: Path, **data_options: Any) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.features.build import FeatureColumns, build_preprocessor, select_columns, window_specs
 from loopml.features.datetime import DatetimeParts
+from loopml.features.sequences import CycleWindows
 from loopml.features.windows import (
     EntityHistory,
     WindowSpec,
@@ -13,6 +14,7 @@ from loopml.features.windows import (
 )
 
 __all__ = [
+    "CycleWindows",
     "DatetimeParts",
     "EntityHistory",
     "FeatureColumns",

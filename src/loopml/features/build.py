@@ -59,11 +59,16 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
     if specs and not contract.event_time:
         raise ConfigError("features.windows need an event_time column; set event_time in loopml.yaml.")
     referenced = [c for spec in specs for c in (spec.entity, spec.column) if c]
+    sequences = config.sequences
+    if sequences is not None:
+        referenced += [sequences.entity, sequences.order, *(sequences.columns or [])]
     for name in [*(config.include or []), *config.drop, *config.categorical, *referenced]:
         if name not in known:
             raise ConfigError(f"features: column '{name}' is not in the data; {did_you_mean(name, known)}")
     reserved = {contract.target, contract.id_column, *config.drop}
     names = [c for c in (config.include or contract.names) if c not in reserved]
+    if sequences is not None:  # the unit and its order are the windows' keys: always inputs
+        names += [c for c in (sequences.entity, sequences.order) if c not in names]
     kinds: dict[str, list[str]] = {"numeric": [], "categorical": [], "high_cardinality": [], "datetime": []}
     for name in names:
         spec = contract.column(name)
@@ -84,14 +89,28 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
     )
 
 
+def _sequence_preprocessor(columns: FeatureColumns, config: FeaturesConfig, scale: bool) -> Pipeline:
+    """Sequence windows (``features.sequences``) and, for linear models, imputation and scaling."""
+    from loopml.features.sequences import CycleWindows
+
+    seq = config.sequences
+    assert seq is not None
+    windows = CycleWindows(seq.entity, seq.order, seq.columns, seq.window, tuple(seq.stats), seq.min_distinct)
+    scaling = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())] if scale else []
+    return Pipeline([("sequences", windows), *scaling])
+
+
 def build_preprocessor(
     columns: FeatureColumns, config: FeaturesConfig, *, scale: bool = False
-) -> ColumnTransformer:
+) -> ColumnTransformer | Pipeline:
     """A named ColumnTransformer: ``numeric``, ``categorical``, ``high_cardinality`` and ``datetime`` steps.
 
     Tree models get raw numbers (they handle missing values); linear models (``scale=True``) get
-    imputed, standardised numbers.
+    imputed, standardised numbers. With ``features.sequences`` the preprocessor is instead a
+    ``sequences`` step (:class:`~loopml.features.sequences.CycleWindows`) over the unit's rows.
     """
+    if config.sequences is not None:
+        return _sequence_preprocessor(columns, config, scale)
     numeric: Pipeline | str = (
         Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
         if scale

@@ -247,6 +247,37 @@ class EntityHistory:
                 parts = (times[positions], ids[positions], values[positions])
                 store[key] = old.merged(*parts) if old else _Events(*parts).merged(*(p[:0] for p in parts))
 
+    @property
+    def reach_ms(self) -> int:
+        """How far back a query reaches: the longest window plus its label delay, in milliseconds."""
+        spans = [parse_duration(w) + spec.delay_ms for spec in self.specs for w in spec.windows]
+        return max(spans, default=0)
+
+    def forget_before(self, cutoff_ms: int) -> int:
+        """Drop events older than ``cutoff_ms`` (epoch ms) and their ids; how many entries went (an event
+        counts once per window group that holds it).
+
+        A query at time ``t`` reads events back to ``t - reach_ms`` only, so forgetting before
+        ``earliest query - reach_ms`` changes no feature while keeping memory bounded on long
+        streams (batch scoring calls it chunk by chunk).
+        """
+        dropped: list[np.ndarray] = []
+        with self._lock:
+            for store in self._events.values():
+                for key, events in list(store.items()):
+                    cut = int(np.searchsorted(events.times, cutoff_ms, side="left"))
+                    if cut == 0:
+                        continue
+                    dropped.append(events.ids[:cut])
+                    if cut == len(events.times):
+                        del store[key]
+                    else:
+                        kept = (events.times[cut:], events.ids[cut:], events.values[cut:])
+                        store[key] = _Events(*(part.copy() for part in kept))
+            if self.id_column and dropped:
+                self._seen.difference_update(np.concatenate(dropped).tolist())
+        return sum(len(ids) for ids in dropped)
+
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Point-in-time window features for each row of ``frame`` (rows need not be in the history)."""
         query = _millis(frame[self.event_time])

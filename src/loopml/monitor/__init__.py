@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from loopml.monitor.drift import DriftResult, benjamini_hochberg, compare, psi
+from loopml.monitor.drift import (
+    DriftResult,
+    benjamini_hochberg,
+    compare,
+    compare_counts,
+    concept_drift,
+    psi,
+)
 from loopml.monitor.performance import (
     estimate_binary,
     load_predictions,
@@ -10,19 +17,32 @@ from loopml.monitor.performance import (
     windowed_performance,
 )
 from loopml.monitor.run import MonitorReport, record_alerts, run_monitor
-from loopml.validate.profile import ColumnProfile, Profile, bin_counts, build_profile
+from loopml.validate.profile import (
+    ColumnProfile,
+    DriftCounts,
+    Profile,
+    bin_counts,
+    build_profile,
+    combine_counts,
+    profile_counts,
+)
 
 __all__ = [
     "ColumnProfile",
+    "DriftCounts",
     "DriftResult",
     "MonitorReport",
     "Profile",
     "benjamini_hochberg",
     "bin_counts",
     "build_profile",
+    "combine_counts",
     "compare",
+    "compare_counts",
+    "concept_drift",
     "estimate_binary",
     "load_predictions",
+    "profile_counts",
     "psi",
     "record_alerts",
     "record_feedback",

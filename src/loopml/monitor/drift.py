@@ -1,6 +1,15 @@
 """Drift between a reference profile and current data: PSI, Kolmogorov-Smirnov, chi-square and
 Jensen-Shannon, with effect-size thresholds and Benjamini-Hochberg control of the false discovery
-rate, so that a large window (where every p-value is tiny) does not flag every feature."""
+rate, so that a large window (where every p-value is tiny) does not flag every feature.
+
+Everything is computed from bin counts in the profile's bins (``profile_counts``), which add up
+across chunks or Dask partitions (``combine_counts``), so a window of any size is one pass of
+``searchsorted`` / ``bincount`` per column and a merge. On categorical columns the chi-square p-value,
+Jensen-Shannon distance and PSI are those Evidently computes (see ``benchmarks/drift.py``); numeric
+columns are binned on the reference's deciles, so their KS statistic is a lower bound of the raw one.
+:func:`concept_drift` uses labels: whether the positives still get the scores they got in the
+reference, for a change of the relation between inputs and outcome that the inputs do not show.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +20,51 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from loopml.validate.profile import ColumnProfile, Profile, bin_counts
+from loopml.validate.profile import (
+    ColumnProfile,
+    DriftCounts,
+    Profile,
+    bin_counts,
+    profile_counts,
+)
 
-__all__ = ["DriftResult", "benjamini_hochberg", "compare", "ks_from_bins", "psi"]
+__all__ = [
+    "DriftResult",
+    "benjamini_hochberg",
+    "compare",
+    "compare_counts",
+    "concept_drift",
+    "ks_from_bins",
+    "psi",
+]
 
 _EPS = 1e-4
 
 
+def _fill_empty(shares: np.ndarray, eps: float) -> np.ndarray:
+    """Empty bins get ``eps``, or a millionth of the smallest non-empty share when that is at most
+    ``eps`` (Evidently's rule, so both tools give the same PSI on the same bins)."""
+    positive = shares[shares > 0]
+    if len(positive) == len(shares):
+        return shares
+    smallest = positive.min() if len(positive) else eps
+    return np.where(shares > 0, shares, smallest / 1e6 if smallest <= eps else eps)
+
+
 def psi(reference: np.ndarray, current: np.ndarray, eps: float = _EPS) -> float:
-    """Population stability index of two share vectors (empty bins floored at ``eps``).
+    """Population stability index ``sum((cur - ref) * ln(cur / ref))`` of two share vectors.
+
+    Bins empty on both sides are left out; a bin empty on one side gets a small share (see
+    ``_fill_empty``); shares are not renormalised afterwards.
 
     Examples
     --------
     >>> round(psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])), 6)
     0.0
     """
-    ref, cur = np.clip(reference, eps, None), np.clip(current, eps, None)
-    ref, cur = ref / ref.sum(), cur / cur.sum()
+    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    seen = (ref > 0) | (cur > 0)
+    ref, cur = _fill_empty(ref[seen], eps), _fill_empty(cur[seen], eps)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
@@ -83,9 +120,8 @@ class DriftResult:
 
 
 def _column(
-    profile: ColumnProfile, values: pd.Series
+    profile: ColumnProfile, counts: np.ndarray
 ) -> tuple[float, float, float, float, list[dict[str, float | str]]]:
-    counts = bin_counts(values, profile)
     n = int(counts.sum())
     cur = counts / max(n, 1)
     ref = np.asarray(profile.shares, dtype=float)
@@ -95,7 +131,8 @@ def _column(
         statistic, p_value = _chi_square(ref, counts)
     moved = np.argsort(-np.abs(cur - ref))[:3]
     top = [{"bin": profile.labels[i], "reference": float(ref[i]), "current": float(cur[i])} for i in moved]
-    return psi(ref, cur), float(jensenshannon(ref, cur, base=2)), float(statistic), float(p_value), top
+    js = float(jensenshannon(ref, cur, base=2)) if n else 0.0
+    return psi(ref, cur) if n else 0.0, js, float(statistic), float(p_value), top
 
 
 def compare(
@@ -111,19 +148,85 @@ def compare(
 
     A column drifts when its change is both large (PSI over ``psi_threshold`` for numeric columns,
     Jensen-Shannon distance over ``js_threshold`` for categorical ones) and significant after the
-    Benjamini-Hochberg correction at ``alpha`` across all columns of the window.
+    Benjamini-Hochberg correction at ``alpha`` across all columns of the window. Same as
+    ``compare_counts(profile, profile_counts(current, profile), ...)``.
     """
-    names = [c for c in profile.columns if c in current.columns]
-    raw = {c: _column(profile.columns[c], current[c]) for c in names}
-    p_values = np.array([raw[c][3] for c in names])
-    significant = benjamini_hochberg(p_values, alpha)
+    return compare_counts(
+        profile,
+        profile_counts(current, profile),
+        psi_threshold=psi_threshold,
+        js_threshold=js_threshold,
+        alpha=alpha,
+        min_rows=min_rows,
+    )
+
+
+def compare_counts(
+    profile: Profile,
+    counts: DriftCounts,
+    *,
+    psi_threshold: float = 0.2,
+    js_threshold: float = 0.1,
+    alpha: float = 0.05,
+    min_rows: int = 100,
+) -> list[DriftResult]:
+    """:func:`compare` from bin counts, e.g. the :func:`~loopml.validate.profile.combine_counts` of
+    the :func:`~loopml.validate.profile.profile_counts` of every partition of a window."""
+    names = [c for c in profile.columns if c in counts.counts]
+    raw = {c: _column(profile.columns[c], counts.counts[c]) for c in names}
+    significant = benjamini_hochberg(np.array([raw[c][3] for c in names]), alpha)
     results = []
     for c, sig in zip(names, significant, strict=True):
         col = profile.columns[c]
         value_psi, value_js, statistic, p_value, top = raw[c]
         large = value_psi > psi_threshold if col.kind == "numeric" else value_js > js_threshold
-        drifted = bool(sig and large and len(current) >= min_rows)
+        drifted = bool(sig and large and counts.rows >= min_rows)
         results.append(
-            DriftResult(c, col.kind, len(current), value_psi, value_js, statistic, p_value, drifted, top)
+            DriftResult(c, col.kind, counts.rows, value_psi, value_js, statistic, p_value, drifted, top)
         )
     return sorted(results, key=lambda r: (not r.drifted, -(r.psi if r.kind == "numeric" else r.js)))
+
+
+def concept_drift(
+    profile: Profile,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    js_threshold: float = 0.1,
+    alpha: float = 0.05,
+    min_positives: int = 5,
+) -> DriftResult | None:
+    """Concept drift of a binary classifier, from labelled rows: do the positives still get the
+    scores they got in the reference?
+
+    When the relation between inputs and outcome changes (fraudsters adapt), the inputs may not move
+    at all, yet the new positives land in prediction bins where the reference had few. This compares
+    the positives' counts per prediction bin with the reference's (chi-square test of homogeneity,
+    bins with no positive on either side left out) and flags drift when the Jensen-Shannon distance
+    between the two is over ``js_threshold`` and the p-value under ``alpha``. None when the profile
+    has no positives per bin (not a binary task, or profiled before they were kept) or the rows hold
+    fewer than ``min_positives`` positives.
+    """
+    column = profile.columns.get("prediction")
+    if column is None or column.kind != "numeric" or not sum(column.positives):
+        return None
+    y = np.asarray(labels, dtype=float)
+    current = bin_counts(pd.Series(np.asarray(scores, dtype=float)[y == 1]), column)
+    n = int(current.sum())
+    if n < min_positives:
+        return None
+    reference = np.asarray(column.positives, dtype=float)
+    table = np.vstack([reference, current])[:, (reference + current) > 0]
+    if table.shape[1] < 2:
+        statistic, p_value = 0.0, 1.0
+    else:
+        statistic, p_value = (float(v) for v in stats.chi2_contingency(table, correction=False)[:2])
+    ref, cur = reference / reference.sum(), current / n
+    js = float(jensenshannon(ref, cur, base=2))
+    moved = np.argsort(-np.abs(cur - ref))[:3]
+    top = [{"bin": column.labels[i], "reference": float(ref[i]), "current": float(cur[i])} for i in moved]
+    drifted = bool(p_value < alpha and js > js_threshold)
+    value_psi = psi(ref, cur)
+    return DriftResult(
+        "prediction|label=1", "concept", len(y), value_psi, js, statistic, p_value, drifted, top
+    )

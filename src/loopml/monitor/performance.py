@@ -32,7 +32,8 @@ def load_predictions(
     """
     p, f = tables.predictions, tables.feedback
     query = select(p.c.id, p.c.created_at, p.c.model_version, p.c.score, p.c.inputs).where(
-        p.c.model_name == name
+        p.c.model_name == name,
+        p.c.origin != "shadow",  # a shadowing challenger's predictions are judged by the cycle
     )
     with engine.connect() as conn:
         frame = pd.DataFrame(
@@ -104,9 +105,17 @@ def summarize(
         "labels": len(labelled),
         "label_coverage": len(labelled) / len(rows) if len(rows) else 0.0,
     }
+    if task == "binary":
+        entry["positives"] = int((pd.to_numeric(labelled["label"], errors="coerce") == 1).sum())
     if len(labelled) >= min_labels:
         y = labelled["label"].to_numpy(dtype=float if task != "multiclass" else object)
-        entry["realized"] = get_task(task).metrics(y, labelled["score"].to_numpy(dtype=float), k=k)
+        spec = get_task(task)
+        # Per-row metric inputs logged with each prediction (a forecast's MASE scale).
+        extra = {
+            c: labelled["inputs"].map(lambda i, c=c: (i or {}).get(c, np.nan)).to_numpy(dtype=float)
+            for c in spec.metric_inputs
+        }
+        entry["realized"] = spec.metrics(y, labelled["score"].to_numpy(dtype=float), k=k, **extra)
     if task == "binary":
         entry["estimated"] = estimate_binary(rows["score"].to_numpy(dtype=float), threshold or 0.5)
     return entry

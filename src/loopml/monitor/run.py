@@ -12,10 +12,10 @@ from sqlalchemy import Engine, insert, select
 
 from loopml.config import MonitorConfig
 from loopml.features import parse_duration
-from loopml.monitor.drift import DriftResult, compare
+from loopml.monitor.drift import DriftResult, compare, concept_drift
 from loopml.monitor.performance import load_predictions, summarize, windowed_performance
 from loopml.registry import ModelVersion, resolve
-from loopml.store import Store, tables, utcnow
+from loopml.store import OnWrite, Store, tables, utcnow
 from loopml.validate.profile import Profile
 
 __all__ = ["MonitorReport", "current_inputs", "record_alerts", "reference_profile", "run_monitor"]
@@ -33,6 +33,7 @@ class MonitorReport:
     estimated_performance: dict[str, Any]
     history: list[dict[str, Any]]
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    concept_drift: DriftResult | None = None
 
     @property
     def drifted_features(self) -> list[str]:
@@ -50,6 +51,7 @@ class MonitorReport:
             "estimated_performance": self.estimated_performance,
             "history": self.history,
             "alerts": self.alerts,
+            "concept_drift": asdict(self.concept_drift) if self.concept_drift else None,
         }
 
 
@@ -75,8 +77,61 @@ def _window(frame: pd.DataFrame, length: str) -> tuple[pd.Timestamp, pd.Timestam
     return start, start + span
 
 
+def _realized(now: dict[str, Any], start: pd.Timestamp, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Realized performance of the latest window that has enough labels (labels arrive late, so
+    that is often an earlier window than the current one), with that window's start and coverage;
+    the current window's counts when no window has enough labels yet."""
+    labelled = next((h for h in reversed(history) if "realized" in h), None)
+    chosen = now if "realized" in now or labelled is None else labelled
+    found = {k: chosen.get(k) for k in ("predictions", "labels", "label_coverage", "realized")}
+    if "positives" in chosen:
+        found["positives"] = chosen["positives"]
+    return {"window_start": start if chosen is now else chosen["window_start"], **found}
+
+
+def _concept(
+    profile: Profile | None,
+    frame: pd.DataFrame,
+    performance: dict[str, Any],
+    span: pd.Timedelta,
+    config: MonitorConfig,
+) -> DriftResult | None:
+    """Concept drift on the window of the realized performance (the latest with enough labels)."""
+    if profile is None or performance.get("realized") is None:
+        return None
+    start = pd.Timestamp(performance["window_start"])
+    rows = frame[(frame["time"] >= start) & (frame["time"] < start + span)]
+    labels = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=float)
+    scores = rows["score"].to_numpy(dtype=float)
+    return concept_drift(
+        profile,
+        scores,
+        labels,
+        js_threshold=config.js_threshold,
+        alpha=config.alpha,
+        min_positives=config.min_positives,
+    )
+
+
+def _concept_alert(report: MonitorReport) -> list[dict[str, Any]]:
+    found = report.concept_drift
+    if found is None or not found.drifted:
+        return []
+    moved = found.top_bins[0]
+    return [
+        {
+            "kind": "concept_drift",
+            "subject": "prediction",
+            "message": f"concept drift: labelled positives now score differently (Jensen-Shannon "
+            f"{found.js:.3f}, p={found.p_value:.2g}); positives in {moved['bin']}: "
+            f"{moved['reference']:.0%} -> {moved['current']:.0%}",
+            "window_start": report.performance["window_start"],
+        }
+    ]
+
+
 def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     if report.drifted_features:
         found.append(
             {
@@ -86,9 +141,13 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
                 f"{', '.join(report.drifted_features[:5])}",
             }
         )
-    for kind, values, floors in (
-        ("performance", report.performance.get("realized") or {}, config.performance_floor),
-        ("estimated_performance", report.estimated_performance, config.estimated_floor),
+    found += _concept_alert(report)
+    realized_start = pd.Timestamp(report.performance.get("window_start", start))
+    evidence = report.performance.get("positives", config.min_positives) >= config.min_positives
+    realized = (report.performance.get("realized") or {}) if evidence else {}
+    for kind, values, floors, window in (
+        ("performance", realized, config.performance_floor, realized_start),
+        ("estimated_performance", report.estimated_performance, config.estimated_floor, start),
     ):
         for metric, floor in floors.items():
             value = values.get(metric)
@@ -97,16 +156,29 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
                     {
                         "kind": kind,
                         "subject": metric,
-                        "message": f"{kind.replace('_', ' ')} {metric} = {value:.4f} is under {floor}",
+                        "message": f"{kind.replace('_', ' ')} {metric} = {value:.4f} is under {floor} "
+                        f"(window from {window})",
+                        "window_start": window,
                     }
                 )
-    return [{**a, "window_start": start.to_pydatetime()} for a in found]
+    return [{**a, "window_start": pd.Timestamp(a.get("window_start", start)).to_pydatetime()} for a in found]
 
 
-def record_alerts(engine: Engine, model: str, alerts: list[dict[str, Any]], details: dict[str, Any]) -> int:
-    """Store alerts not already recorded for the same model, kind, subject and window; returns how many."""
+def record_alerts(
+    engine: Engine,
+    model: str,
+    alerts: list[dict[str, Any]],
+    details: dict[str, Any],
+    *,
+    on_alert: OnWrite | None = None,
+) -> int:
+    """Store alerts not already recorded for the same model, kind, subject and window; returns how many.
+
+    ``on_alert(connection, rows)`` (the actions outbox hook) runs in the same transaction, with the
+    new rows and their ids, so an alert and the actions it triggers are stored together or not at all.
+    """
     a = tables.alerts
-    new = 0
+    new: list[dict[str, Any]] = []
     with engine.begin() as conn:
         for alert in alerts:
             exists = conn.execute(
@@ -118,11 +190,12 @@ def record_alerts(engine: Engine, model: str, alerts: list[dict[str, Any]], deta
                 )
             ).first()
             if exists is None:
-                conn.execute(
-                    insert(a), {**alert, "model_name": model, "details": details, "created_at": utcnow()}
-                )
-                new += 1
-    return new
+                row = {**alert, "model_name": model, "details": details, "created_at": utcnow()}
+                row["id"] = conn.execute(insert(a).returning(a.c.id), row).scalar_one()
+                new.append(row)
+        if new and on_alert is not None:
+            on_alert(conn, new)
+    return len(new)
 
 
 def run_monitor(
@@ -132,9 +205,12 @@ def run_monitor(
     *,
     ref: str | int = "champion",
     record: bool = True,
+    on_alert: OnWrite | None = None,
 ) -> MonitorReport:
-    """Drift of the latest window against the version's reference profile, realized performance
-    with label coverage, the label-free estimate, and alerts (recorded once per window)."""
+    """Drift of the latest window against the version's reference profile; realized performance and
+    concept drift on the latest window with enough labels (labels arrive late), with its label
+    coverage; the label-free estimate; and alerts (recorded once per window, with
+    ``on_alert`` run in the same transaction: see :func:`loopml.actions.enqueue_for_alerts`)."""
     version = resolve(store.engine, name, ref)
     sig = version.signature
     frame = load_predictions(store.engine, name, event_time=sig.get("event_time"))
@@ -159,7 +235,7 @@ def run_monitor(
         frame, task=task, window=freq, threshold=threshold, min_labels=config.min_labels
     )
     now = summarize(current, task=task, threshold=threshold, min_labels=config.min_labels)
-    performance = {k: now.get(k) for k in ("predictions", "labels", "label_coverage", "realized")}
+    performance = _realized(now, start, history)
     report = MonitorReport(
         name,
         version.version,
@@ -168,8 +244,10 @@ def run_monitor(
         performance,
         dict(now.get("estimated") or {}),
         history,
+        concept_drift=_concept(profile, frame, performance, freq, config),
     )
     alerts = _alerts(report, config, start)
     if record and alerts:
-        record_alerts(store.engine, name, alerts, {"window": str(start), "model_version": version.version})
+        details = {"window": str(start), "model_version": version.version}
+        record_alerts(store.engine, name, alerts, details, on_alert=on_alert)
     return MonitorReport(**{**report.__dict__, "alerts": alerts})

@@ -13,10 +13,12 @@ from loopml.registry.versions import (
     get_alias,
     get_version,
     list_versions,
+    move_alias,
     register,
     resolve,
     rollback,
     set_alias,
+    version_at,
 )
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "list_versions",
     "load_history",
     "load_model",
+    "move_alias",
     "register",
     "resolve",
     "rollback",
     "set_alias",
     "train_and_register",
+    "version_at",
 ]

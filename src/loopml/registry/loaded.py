@@ -110,6 +110,10 @@ class LoadedModel:
         matrix = transform.transform(features)
         small = len(features) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
         kwargs = {"num_threads": 1} if small else {}
+        if self.task == "ranking":  # the rank of each row's item for its user (loopml.tasks.ranking)
+            return np.asarray(model.predict(matrix), dtype=np.float64)
+        if self.task == "forecast":  # demand in units, from feature rows (see loopml.tasks.forecast)
+            return np.asarray(model.predict(matrix), dtype=np.float64)
         if self.task == "regression":
             values: np.ndarray = model.predict(matrix, **kwargs)
             return values.astype(np.float64)
@@ -176,8 +180,10 @@ class LoadedModel:
         (also as ``score``). Multiclass: ``label``, ``probabilities`` per class, and ``score`` (the
         label's probability).
         """
-        if self.task == "regression":
+        if self.task in ("regression", "forecast"):
             return [{"score": float(v), "prediction": float(v)} for v in scores]
+        if self.task == "ranking":  # NaN: the user already bought the item, or it is not in the catalogue
+            return [{"score": float(v), "rank": None if np.isnan(v) else int(v)} for v in scores]
         if self.task == "multiclass":
             classes = [c.item() if hasattr(c, "item") else c for c in self.pipeline.classes_]
             return [

@@ -18,6 +18,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "loopml.features.datetime.DatetimeParts",
+    "loopml.tasks.forecast.DemandRegressor",  # LightGBM on scaled demand plus a blend weight
+    "loopml.tasks.recommenders.ALSRecommender",  # item factors, histories, popularity counts
+    "loopml.tasks.recommenders.CooccurrenceRecommender",  # item-item similarity as CSR arrays
+    "loopml.tasks.recommenders.PopularityRecommender",
+    "loopml.features.sequences.CycleWindows",  # parameters and column lists only; no code
     "numpy.dtype",  # SimpleImputer's _fit_dtype (linear models' pipelines); data only, no code
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # HistGradientBoosting's trees
 )

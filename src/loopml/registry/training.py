@@ -96,6 +96,7 @@ def _signature(
         "dataset_version": dataset_version,
         "windows": [asdict(spec) for spec in window_specs(settings.features)],
         "classes": _classes(result),
+        "forecast": settings.forecast.model_dump() if settings.forecast is not None else None,
         "params": result.params,
         "code_version": _code_version(),
     }
@@ -110,6 +111,8 @@ def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[
     if champion.version.signature.get("task", "binary") != settings.task:
         return None
     task = get_task(settings.task)
+    if task.trainer is not None:
+        return _custom_champion_on(task, champion, result, version)
     # The task's own output (LoadedModel.score gives a positive-class probability: binary only).
     output = task.predict(champion.pipeline, champion.features(champion.coerce(result.holdout)))
     classes = champion.version.signature.get("classes")
@@ -131,6 +134,27 @@ def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[
     return found
 
 
+def _custom_champion_on(task: Any, champion: Any, result: TrainResult, version: int) -> dict[str, Any] | None:
+    """A task with its own trainer: its holdout rows are model inputs already (a forecast's backtest
+    rows). With ``task.unseen``, both models are scored on the rows the champion never trained on."""
+    rows, y, mine = result.holdout, result.holdout_labels, result.holdout_output
+    if task.unseen is not None:
+        mask = np.asarray(task.unseen(rows, champion.version.metrics), dtype=bool)
+        if not mask.any():
+            return None  # every holdout row lies in the champion's training data: no fair comparison
+        rows, y, mine = rows[mask].reset_index(drop=True), y[mask], mine[mask]
+    extra = {c: rows[c].to_numpy() for c in task.metric_inputs if c in rows}
+    holdout = task.metrics(y, task.predict(champion.pipeline, rows), **extra)
+    metric = result.metrics["metric"]
+    return {
+        "version": version,
+        "holdout": holdout,
+        "score": holdout.get(metric),
+        "rows": len(rows),
+        "challenger_score": task.metrics(y, mine, **extra).get(metric),
+    }
+
+
 def _write_profile(settings: Settings, store: Store, result: TrainResult, run_id: int) -> str:
     """Profile the holdout's inputs, window features and predictions: monitoring's reference."""
     from loopml.validate.profile import build_profile
@@ -140,10 +164,14 @@ def _write_profile(settings: Settings, store: Store, result: TrainResult, run_id
     numeric = [
         *cols.numeric,
         *cols.windows,
-        *([] if settings.task == "multiclass" else ["prediction"]),
+        # A ranking holdout's output is the rank of each bought item, a served list's logged score is
+        # its top item's score: not the same quantity, so there is no reference for it.
+        *([] if settings.task in ("multiclass", "ranking") else ["prediction"]),
     ]
     categorical = [*cols.categorical, *(["prediction"] if settings.task == "multiclass" else [])]
-    data = json.dumps(build_profile(frame, numeric, categorical).to_dict()).encode()
+    labels = np.asarray(result.holdout_labels)
+    positives = labels == 1 if settings.task == "binary" and labels.dtype.kind in "biuf" else None
+    data = json.dumps(build_profile(frame, numeric, categorical, positives=positives).to_dict()).encode()
     key = f"profiles/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.json"
     store.artifacts.put_bytes(key, data)
     return key

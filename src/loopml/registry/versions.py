@@ -20,10 +20,12 @@ __all__ = [
     "get_alias",
     "get_version",
     "list_versions",
+    "move_alias",
     "register",
     "resolve",
     "rollback",
     "set_alias",
+    "version_at",
 ]
 
 
@@ -177,29 +179,35 @@ def set_alias(
 ) -> AliasChange:
     """Point ``alias`` at ``version`` and record the move, in one transaction."""
     get_version(engine, name, version)
-    ma, now = tables.model_aliases, utcnow()
     with engine.begin() as conn:
-        previous = conn.execute(
-            select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias).with_for_update()
-        ).scalar()
-        if previous is None:
-            conn.execute(insert(ma), {"name": name, "alias": alias, "version": version, "updated_at": now})
-        else:
-            conn.execute(
-                update(ma)
-                .where(ma.c.name == name, ma.c.alias == alias)
-                .values(version=version, updated_at=now)
-            )
-        change: dict[str, Any] = {
-            "name": name,
-            "alias": alias,
-            "version": version,
-            "previous_version": previous,
-            "reason": reason,
-            "actor": actor,
-            "created_at": now,
-        }
-        conn.execute(insert(tables.alias_history), change)
+        return move_alias(conn, name, alias, version, reason=reason, actor=actor)
+
+
+def move_alias(
+    conn: Connection, name: str, alias: str, version: int, *, reason: str, actor: str = "loopml"
+) -> AliasChange:
+    """:func:`set_alias` inside the caller's transaction, so that other writes commit with the move
+    (the retraining cycle records its ``promoted`` event in the same transaction)."""
+    ma, now = tables.model_aliases, utcnow()
+    previous = conn.execute(
+        select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias).with_for_update()
+    ).scalar()
+    if previous is None:
+        conn.execute(insert(ma), {"name": name, "alias": alias, "version": version, "updated_at": now})
+    else:
+        conn.execute(
+            update(ma).where(ma.c.name == name, ma.c.alias == alias).values(version=version, updated_at=now)
+        )
+    change: dict[str, Any] = {
+        "name": name,
+        "alias": alias,
+        "version": version,
+        "previous_version": previous,
+        "reason": reason,
+        "actor": actor,
+        "created_at": now,
+    }
+    conn.execute(insert(tables.alias_history), change)
     return AliasChange(**change)
 
 
@@ -231,6 +239,19 @@ def alias_at(engine: Engine, name: str, alias: str, when: datetime) -> int | Non
     with engine.connect() as conn:
         value = conn.execute(query).scalar()
     return int(value) if value is not None else None
+
+
+def version_at(engine: Engine, name: str, alias: str, t: datetime) -> int | None:
+    """Which version served through ``alias`` at time ``t``: the answer an audit asks for.
+
+    The same as :func:`alias_at` (the alias history is the record of what served when).
+
+    Examples
+    --------
+    >>> version_at(store.engine, "fraud", "champion", datetime(2026, 5, 1, tzinfo=UTC))  # doctest: +SKIP
+    2
+    """
+    return alias_at(engine, name, alias, t)
 
 
 def rollback(

@@ -9,9 +9,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from loopml.actions import enqueue_for_predictions
 from loopml.config import Settings
 from loopml.errors import InputError, LoopMLError, UnauthorizedError
+from loopml.serve.access import AccessLogMiddleware
 from loopml.serve.admin import admin_router
 from loopml.serve.auth import (
     ADMIN_ROUTES,
@@ -21,11 +24,15 @@ from loopml.serve.auth import (
     Tokens,
     authorize,
 )
+from loopml.serve.forecast import forecast_router
+from loopml.serve.maintenance import maintenance_router
 from loopml.serve.metrics import Metrics, MetricsMiddleware, metrics_router, route_of
+from loopml.serve.recommend import recommend_router
 from loopml.serve.routes import health_router, predict_router
-from loopml.serve.state import ModelHolder
+from loopml.serve.shadow import ShadowScorer
+from loopml.serve.state import ModelHolder, open_prediction_log
 from loopml.serve.v2 import v2_router
-from loopml.store import PredictionLogWriter, Store, open_store
+from loopml.store import Store, open_store
 
 __all__ = ["ADMIN_ROUTES", "PREDICT_ROUTES", "PROTECTED_ROUTES", "PUBLIC_ROUTES", "create_app"]
 
@@ -37,22 +44,46 @@ def _error_response(request: Request, exc: LoopMLError) -> JSONResponse:
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
 
+_ROUTING = {
+    404: ("not_found", "no route {where}; the routes are listed at /docs and /openapi.json."),
+    405: ("method_not_allowed", "{method} is not allowed on {path}; each route's methods are at /docs."),
+}
+
+
+def _routing_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """An unknown path or a method the path does not take, in the same JSON shape as every error."""
+    code, template = _ROUTING.get(exc.status_code, ("http_error", "{detail}"))
+    method, path = request.method, request.url.path
+    message = template.format(where=f"{method} {path}", method=method, path=path, detail=exc.detail)
+    metrics: Metrics = request.app.state.metrics
+    metrics.error(route_of(request.scope), code)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the API for the project's model, following the alias ``settings.serve.alias``.
 
     Refuses (:class:`~loopml.errors.ConfigError`) an empty or weak token, and admin routes without one.
     """
     tokens = Tokens.from_config(settings.serve)
-    store = store or open_store(settings.db_url, settings.artifacts_url)
+    store = store or open_store(settings.db_url, settings.artifacts_url, settings.store.artifacts_options)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        writer = PredictionLogWriter(store.engine) if settings.serve.log_predictions else None
+        # actions matching a prediction are written in the same transaction as its log record
+        writer = open_prediction_log(settings, store, on_write=enqueue_for_predictions(settings))
         app.state.prediction_log = writer
+        # retrain.shadow: a shadowing challenger scores each request after it was answered
+        shadow = ShadowScorer(store, settings.name) if settings.retrain.shadow else None
+        app.state.shadow = shadow
         try:
             yield
         finally:
             app.state.shutting_down = True
+            if shadow is not None:
+                shadow.close()
             if writer is not None:
                 writer.close()
 
@@ -65,16 +96,31 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.holder = ModelHolder(store, settings.name, settings.serve.alias)
     app.state.prediction_log = None
+    app.state.shadow = None
     app.state.shutting_down = False
-    for router in (predict_router, v2_router, health_router, metrics_router):
+    for router in (
+        predict_router,
+        v2_router,
+        health_router,
+        metrics_router,
+        maintenance_router,
+        forecast_router,
+        recommend_router,
+    ):
         app.include_router(router)
     if tokens.admin_enabled(settings.serve):
         app.include_router(admin_router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AccessLogMiddleware)  # outermost: times and logs every request
 
     @app.exception_handler(LoopMLError)
     async def _loopml_error(request: Request, exc: LoopMLError) -> JSONResponse:
         return _error_response(request, exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Routing errors (an unknown path, a method the path does not take) in the same JSON shape.
+        return _routing_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -36,6 +36,8 @@ PUBLIC_ROUTES = frozenset(
         "/v2/health/ready",
         "/v2/models/{name}",
         "/v2/models/{name}/ready",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/versions/{version}/ready",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
@@ -43,7 +45,18 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 # Need serve.predict_token when one is set.
-PREDICT_ROUTES = frozenset({"/v1/models/{name}/predict", "/v2/models/{name}/infer", "/v1/feedback", "/"})
+PREDICT_ROUTES = frozenset(
+    {
+        "/v1/models/{name}/predict",
+        "/v1/models/{name}/forecast",
+        "/v1/models/{name}/rul",
+        "/v1/models/{name}/recommend",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/v1/feedback",
+        "/",
+    }
+)
 # Always need serve.admin_token (and are mounted only when admin routes are enabled).
 ADMIN_ROUTES = frozenset({"/v1/models/{name}/aliases/{alias}", "/v1/models/{name}/versions"})
 PROTECTED_ROUTES = PREDICT_ROUTES | ADMIN_ROUTES
@@ -73,7 +86,7 @@ def token_weakness(token: str) -> str | None:
     counts = Counter(token)
     bits = -len(token) * sum(c / len(token) * math.log2(c / len(token)) for c in counts.values())
     if bits < MIN_TOKEN_BITS or len(counts) < 10:
-        return f"it has too little entropy ({bits:.0f} bits)"
+        return f"it has too little entropy ({bits + 0.0:.0f} bits)"
     steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(token))
     if steps > len(token) // 2:
         return "it is mostly a run of neighbouring characters"

@@ -113,6 +113,7 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
     version, name = model.version.version, model.name
     results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
     writer: PredictionLogWriter | None = request.app.state.prediction_log
+    inputs = [rec.model_dump(mode="json") for rec in parsed]
     if writer is not None:
         now = utcnow()
         writer.submit(
@@ -123,13 +124,15 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
                     "model_version": version,
                     "created_at": now,
                     "origin": "api",
-                    "inputs": rec.model_dump(mode="json"),
+                    "inputs": logged,
                     "score": r["score"],
                     "output": r,
                 }
-                for r, rec in zip(results, parsed, strict=True)
+                for r, logged in zip(results, inputs, strict=True)
             ]
         )
+        if request.app.state.shadow is not None:  # scored by a challenger later, off this path
+            request.app.state.shadow.submit(rows, inputs, results, version)
     metrics: Metrics = request.app.state.metrics
     metrics.serving(name, version, request.app.state.holder.alias)
     metrics.observe_scores(name, [r["score"] for r in results])

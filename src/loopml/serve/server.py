@@ -42,8 +42,14 @@ def run_server(app: FastAPI, host: str, port: int, *, shutdown_delay: float = 0.
         def _stop(self) -> None:
             self.should_exit = True  # a graceful exit: not re-raised as a signal afterwards
 
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=30
+    config = uvicorn.Config(  # log_config None: uvicorn's records go through loopml's --log-format
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,  # loopml.access logs each request, with its duration and request id
+        timeout_graceful_shutdown=30,
     )
     _Server(config).run()
 

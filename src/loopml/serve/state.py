@@ -9,14 +9,33 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from loopml.config import Settings
 from loopml.errors import LoopMLError, NotFoundError
 from loopml.registry import LoadedModel, get_alias, load_model
 from loopml.serve.schema import record_model
-from loopml.store import Store
+from loopml.store import OnWrite, PredictionLogWriter, Store, journal_dir
 
-__all__ = ["ModelHolder", "Serving"]
+__all__ = ["ModelHolder", "Serving", "journal_dir", "open_prediction_log"]
 
 log = logging.getLogger(__name__)
+
+
+def open_prediction_log(
+    settings: Settings, store: Store, on_write: OnWrite | None = None
+) -> PredictionLogWriter | None:
+    """The API's prediction log (None when ``serve.log_predictions`` is off), journalled on local disk.
+
+    Starting it first replays what a killed server left in the journal, so the store (and the
+    window history the model loads from it) holds every prediction that was ever acknowledged.
+    """
+    if not settings.serve.log_predictions:
+        return None
+    return PredictionLogWriter(
+        store.engine,
+        on_write=on_write,
+        journal_dir=journal_dir(settings),
+        fsync=settings.serve.journal_fsync,
+    )
 
 
 class Serving:

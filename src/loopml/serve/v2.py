@@ -73,9 +73,20 @@ def _check_name(name: str, holder: ModelHolder) -> None:
         raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
 
 
-def _served(name: str, holder: ModelHolder) -> Serving:
+def _served(name: str, holder: ModelHolder, version: str | None = None) -> Serving:
     _check_name(name, holder)
-    return holder.get()
+    serving = holder.get()
+    _check_version(name, version, serving)
+    return serving
+
+
+def _check_version(name: str, version: str | None, serving: Serving) -> None:
+    served = str(serving.model.version.version)
+    if version is not None and version != served:
+        raise NotFoundError(
+            f"version '{version}' of model '{name}' is not served here; this server serves version {served}.",
+            hint=f"Use /v2/models/{name}/versions/{served}/..., or /v2/models/{name}/... for the live one.",
+        )
 
 
 def _package_version() -> str:
@@ -103,7 +114,16 @@ def v2_ready(request: Request, holder: ModelHolder = Depends(get_holder)) -> JSO
 
 @v2_router.get("/v2/models/{name}", summary="Model metadata: inputs and outputs with their datatypes")
 def model_metadata(name: str, holder: ModelHolder = Depends(get_holder)) -> Response:
-    model = _served(name, holder).model
+    return _metadata(name, holder)
+
+
+@v2_router.get("/v2/models/{name}/versions/{version}", summary="Metadata of one version of the model")
+def version_metadata(name: str, version: str, holder: ModelHolder = Depends(get_holder)) -> Response:
+    return _metadata(name, holder, version)
+
+
+def _metadata(name: str, holder: ModelHolder, version: str | None = None) -> Response:
+    model = _served(name, holder, version).model
     contract = model.contract
     inputs = [
         {"name": c, "datatype": DATATYPES[contract.column(c).dtype], "shape": [-1]}
@@ -122,9 +142,25 @@ def model_metadata(name: str, holder: ModelHolder = Depends(get_holder)) -> Resp
 
 @v2_router.get("/v2/models/{name}/ready", summary="The model is loaded (503 when not)")
 def model_ready(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> JSONResponse:
+    return _ready(name, request, holder)
+
+
+@v2_router.get("/v2/models/{name}/versions/{version}/ready", summary="That version is loaded (503 when not)")
+def version_ready(
+    name: str, version: str, request: Request, holder: ModelHolder = Depends(get_holder)
+) -> JSONResponse:
+    return _ready(name, request, holder, version)
+
+
+def _ready(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> JSONResponse:
     _check_name(name, holder)
     ready = not request.app.state.shutting_down and holder.ready
-    return JSONResponse({"name": name, "ready": ready}, status_code=200 if ready else 503)
+    if ready and version is not None:
+        ready = version == str(holder.get().model.version.version)
+    body: dict[str, Any] = {"name": name, "ready": ready}
+    if version is not None:
+        body["version"] = version
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @v2_router.post(
@@ -134,10 +170,27 @@ def model_ready(name: str, request: Request, holder: ModelHolder = Depends(get_h
 )
 async def infer(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> Response:
     """Validate the tensors against the model's contract, score each row and log each prediction."""
+    return await _infer(name, request, holder)
+
+
+@v2_router.post(
+    "/v2/models/{name}/versions/{version}/infer",
+    summary="Score with one version of the model (404 unless it is the one served)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
+async def version_infer(
+    name: str, version: str, request: Request, holder: ModelHolder = Depends(get_holder)
+) -> Response:
+    """As ``/v2/models/{name}/infer``, refused with 404 unless ``version`` is the version served."""
+    return await _infer(name, request, holder, version)
+
+
+async def _infer(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> Response:
     settings = request.app.state.settings.serve
     _check_name(name, holder)
     payload = await read_json(request, settings.max_body_bytes)
     serving = await serving_model(holder)
+    _check_version(name, version, serving)
     try:
         infer_request = _InferRequest.model_validate(payload)
     except ValidationError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -10,18 +12,39 @@ from loopml.store import tables
 from loopml.store.artifacts import ArtifactStore, sha256_bytes
 from loopml.store.engine import create_store_engine, migrate, utcnow
 from loopml.store.feedback import record_feedback
-from loopml.store.predictions import PredictionLogWriter, write_predictions
+from loopml.store.predictions import (
+    OnWrite,
+    PredictionLogWriter,
+    insert_predictions,
+    insert_serialized,
+    replay_journal,
+    write_predictions,
+)
+from loopml.store.retention import (
+    PruneResult,
+    journal_dir,
+    prune_predictions,
+    tend_prediction_log,
+)
 
 __all__ = [
     "ArtifactStore",
+    "OnWrite",
     "PredictionLogWriter",
+    "PruneResult",
     "Store",
     "create_store_engine",
+    "insert_predictions",
+    "insert_serialized",
+    "journal_dir",
     "migrate",
     "open_store",
+    "prune_predictions",
     "record_feedback",
+    "replay_journal",
     "sha256_bytes",
     "tables",
+    "tend_prediction_log",
     "utcnow",
     "write_predictions",
 ]
@@ -35,6 +58,9 @@ class Store:
     artifacts: ArtifactStore
 
 
-def open_store(db_url: str, artifacts_url: str) -> Store:
-    """Open (and migrate) the metadata store and the artifact store."""
-    return Store(engine=create_store_engine(db_url), artifacts=ArtifactStore(artifacts_url))
+def open_store(db_url: str, artifacts_url: str, artifacts_options: Mapping[str, Any] | None = None) -> Store:
+    """Open (and migrate) the metadata store and the artifact store (``artifacts_options`` go to fsspec)."""
+    return Store(
+        engine=create_store_engine(db_url),
+        artifacts=ArtifactStore(artifacts_url, **(artifacts_options or {})),
+    )

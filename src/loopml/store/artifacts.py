@@ -32,9 +32,9 @@ class ArtifactStore:
     b'hello'
     """
 
-    def __init__(self, root_url: str | os.PathLike[str]) -> None:
+    def __init__(self, root_url: str | os.PathLike[str], **options: Any) -> None:
         self.root_url = str(root_url).rstrip("/")
-        self.fs, self._root = fsspec.core.url_to_fs(self.root_url)
+        self.fs, self._root = fsspec.core.url_to_fs(self.root_url, **options)
 
     def uri(self, key: str) -> str:
         """The full URL of ``key``."""

@@ -3,50 +3,186 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert
+import orjson
+from sqlalchemy import Connection, Engine, insert
 
+from loopml.store.journal import Journal, Segment, abandoned_segments
 from loopml.store.tables import predictions
 
-__all__ = ["PredictionLogWriter", "write_predictions"]
+__all__ = [
+    "OnWrite",
+    "PredictionLogWriter",
+    "insert_predictions",
+    "insert_serialized",
+    "replay_journal",
+    "write_predictions",
+]
 
 log = logging.getLogger(__name__)
+_REPLAY_BATCH = 1000
+
+OnWrite = Callable[[Connection, Sequence[dict[str, Any]]], None]
+"""``on_write(connection, rows)``: runs inside the transaction that inserted ``rows`` (e.g. to enqueue
+actions for them); only the rows actually inserted are passed, never ids that were already stored.
+An exception rolls the whole transaction back, predictions included."""
 
 
-def write_predictions(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert prediction records (dicts with the columns of the ``predictions`` table)."""
-    if rows:
-        with engine.begin() as connection:
-            connection.execute(insert(predictions), list(rows))
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(predictions).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(predictions).on_conflict_do_nothing(index_elements=["id"])
+    return insert(predictions)  # other dialects: a duplicate id is an integrity error
+
+
+def insert_predictions(
+    connection: Connection, rows: Sequence[dict[str, Any]], *, on_write: OnWrite | None = None
+) -> int:
+    """Insert prediction records on ``connection`` (the caller's transaction), skipping stored ids.
+
+    ``INSERT ... ON CONFLICT (id) DO NOTHING`` makes a replay idempotent. With ``on_write`` the ids
+    actually inserted come back through ``RETURNING`` and ``on_write(connection, inserted_rows)``
+    runs before the transaction commits. Returns how many rows were inserted.
+    """
+    if not rows:
+        return 0
+    statement = _insert_ignoring_duplicates(connection.dialect.name)
+    # executemany row counts are not reliable across drivers; RETURNING says exactly what went in
+    inserted_ids = set(connection.execute(statement.returning(predictions.c.id), list(rows)).scalars())
+    inserted = [row for row in rows if row["id"] in inserted_ids]
+    if inserted and on_write is not None:
+        on_write(connection, inserted)
+    return len(inserted)
+
+
+_COLUMNS = ("id", "model_name", "model_version", "created_at", "origin", "inputs", "score", "output")
+
+
+def insert_serialized(
+    connection: Connection,
+    *,
+    model_name: str,
+    model_version: int,
+    created_at: datetime,
+    origin: str,
+    ids: Sequence[str],
+    inputs: Sequence[str],
+    scores: Sequence[float | None],
+    outputs: Sequence[str],
+) -> None:
+    """Bulk-insert fresh prediction records whose ``inputs`` and ``output`` are already JSON.
+
+    Batch scoring's fast path: no per-value processing, the driver's bulk insert (``executemany``
+    on SQLite, ``COPY`` on PostgreSQL) in the caller's transaction. The ids must be new (a
+    duplicate is an integrity error, not skipped).
+    """
+    if not ids:
+        return
+    dialect = connection.dialect
+    when = predictions.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    stamp = when(created_at) if when else created_at
+    fixed = (model_name, model_version, stamp, origin)
+    # in id order: time-ordered ids then append to the primary-key index instead of splitting pages
+    rows = sorted(
+        (i, *fixed, inp, sc, out) for i, inp, sc, out in zip(ids, inputs, scores, outputs, strict=True)
+    )
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if dialect.name == "postgresql":
+        _copy(connection, rows)
+    elif mark is not None:
+        values = ", ".join(mark for _ in _COLUMNS)
+        connection.exec_driver_sql(f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({values})", rows)
+    else:  # a driver with named parameters: the general path
+        base = {"model_name": model_name, "model_version": model_version, "created_at": created_at}
+        records = [
+            {"id": pid, **base, "origin": origin, "inputs": orjson.loads(inp), "score": sc}
+            | {"output": orjson.loads(out)}
+            for pid, inp, sc, out in zip(ids, inputs, scores, outputs, strict=True)
+        ]
+        connection.execute(insert(predictions), records)
+
+
+def _copy(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL's ``COPY ... FROM STDIN`` on the connection (and transaction) SQLAlchemy holds."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY predictions ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def write_predictions(
+    engine: Engine, rows: Sequence[dict[str, Any]], *, on_write: OnWrite | None = None
+) -> int:
+    """Insert prediction records (dicts with the columns of ``predictions``) in one transaction.
+
+    Ids already in the store are skipped; ``on_write`` sees only the rows inserted, on the same
+    connection and inside the same transaction. Returns how many rows were inserted.
+    """
+    if not rows:
+        return 0
+    with engine.begin() as connection:
+        return insert_predictions(connection, rows, on_write=on_write)
+
+
+_Item = tuple[Segment | None, list[dict[str, Any]]]
 
 
 class PredictionLogWriter:
     """A background thread that batches prediction records into the store.
 
-    ``submit`` never blocks the caller on the database; ``close`` drains everything submitted.
+    ``submit`` never blocks the caller on the database; ``close`` drains everything submitted. With
+    ``journal_dir`` the records are first appended to this process's journal there (one
+    ``os.write`` inside ``submit``), so a record whose ``submit`` returned survives a ``kill -9``;
+    segments left by dead processes are replayed into the store when the writer starts.
+    ``on_write(connection, rows)`` runs in the transaction that inserts each batch (and replay).
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500, flush_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 500,
+        flush_seconds: float = 0.2,
+        on_write: OnWrite | None = None,
+        journal_dir: str | os.PathLike[str] | None = None,
+        fsync: bool = False,
+    ) -> None:
         self.engine = engine
+        self.on_write = on_write
         self.max_batch = max_batch
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
-        self._thread.start()
         self.written = 0
+        self.replayed = 0
+        self.journal: Journal | None = None
+        if journal_dir is not None:
+            self.replayed = replay_journal(engine, journal_dir, on_write=on_write, raise_errors=False)
+            self.journal = Journal(journal_dir, fsync=fsync)
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._pending = 0  # submitted and not yet written (or failed)
         self._drained = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
+        self._thread.start()
 
     def submit(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queue records for writing."""
+        """Journal the records (when there is a journal), then queue them for the store."""
+        if not rows:
+            return
+        segment = self.journal.append(rows) if self.journal is not None else None
         with self._drained:
             self._pending += len(rows)
-        for row in rows:
-            self._queue.put(row)
+        self._queue.put((segment, list(rows)))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is written; False if ``timeout`` passed first."""
@@ -54,36 +190,84 @@ class PredictionLogWriter:
             return self._drained.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far, then stop the thread."""
+        """Write everything queued so far, then stop the thread (and close the journal)."""
         self._queue.put(None)
         self._thread.join(timeout)
+        if self.journal is not None and not self._thread.is_alive():
+            self.journal.close()
 
     def _run(self) -> None:
         done = False
         while not done:
-            batch, done = self._take_batch()
+            items, done = self._take_batch()
+            batch = [row for _, rows in items for row in rows]
+            ok = True
             try:
-                write_predictions(self.engine, batch)
-                self.written += len(batch)
+                self.written += write_predictions(self.engine, batch, on_write=self.on_write)
             except Exception as exc:  # the log must never take the API down; keep the error visible
+                ok = False
+                kept = " (kept in the journal for replay)" if self.journal is not None else ""
                 log.error(
-                    "could not write %d prediction records: %s", len(batch), str(exc).splitlines()[0][:300]
+                    "could not write %d prediction records%s: %s",
+                    len(batch),
+                    kept,
+                    str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
                 )
-            with self._drained:
-                self._pending -= len(batch)
-                self._drained.notify_all()
+            self._settle(items, ok)
 
-    def _take_batch(self) -> tuple[list[dict[str, Any]], bool]:
+    def _settle(self, items: list[_Item], ok: bool) -> None:
+        if self.journal is not None:
+            for segment, rows in items:
+                if segment is not None:
+                    self.journal.committed(segment, len(rows), ok=ok)
+        with self._drained:
+            self._pending -= sum(len(rows) for _, rows in items)
+            self._drained.notify_all()
+
+    def _take_batch(self) -> tuple[list[_Item], bool]:
         first = self._queue.get()
         if first is None:
             return [], True
-        batch = [first]
-        while len(batch) < self.max_batch:
+        items, size = [first], len(first[1])
+        while size < self.max_batch:
             try:
                 item = self._queue.get(timeout=self.flush_seconds)
             except queue.Empty:
                 break
             if item is None:
-                return batch, True
-            batch.append(item)
-        return batch, False
+                return items, True
+            items.append(item)
+            size += len(item[1])
+        return items, False
+
+
+def replay_journal(
+    engine: Engine,
+    directory: str | os.PathLike[str],
+    *,
+    on_write: OnWrite | None = None,
+    raise_errors: bool = True,
+) -> int:
+    """Move the records of abandoned journal segments in ``directory`` into the store; how many.
+
+    Abandoned: no process holds the segment (its writer was killed, or closed it with records the
+    store refused). Ids already stored are skipped, so replaying twice, or replaying what the dead
+    process had committed already, stores nothing twice; ``on_write`` sees only the rows inserted.
+    A store error leaves the segment in place for the next replay and raises (or, without
+    ``raise_errors``, is logged: the API must start even while the store is down).
+    """
+    total = 0
+    with closing(abandoned_segments(directory)) as segments:
+        try:
+            for path, records in segments:
+                count = sum(
+                    write_predictions(engine, records[i : i + _REPLAY_BATCH], on_write=on_write)
+                    for i in range(0, len(records), _REPLAY_BATCH)
+                )
+                log.info("replayed %d of %d journal records from %s", count, len(records), path.name)
+                total += count
+        except Exception as exc:
+            if raise_errors:
+                raise
+            log.error("could not replay the prediction journal in %s: %s", directory, exc)
+    return total

@@ -24,11 +24,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "action_deliveries",
+    "action_endpoints",
+    "action_outbox",
     "alerts",
     "alias_history",
     "dataset_versions",
     "feedback",
     "ingest_state",
+    "leases",
     "metadata",
     "model_aliases",
     "model_versions",
@@ -196,4 +200,65 @@ retrain_events = Table(
     Column("started_at", _ts, nullable=False),
     Column("finished_at", _ts, nullable=True),
     Index(None, "model_name", "kind", "started_at"),
+)
+
+
+# -- actions: the transactional outbox, one row per attempt, and endpoints disabled by HTTP 410 ----
+
+action_outbox = Table(
+    "action_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),  # idempotency key: the same on every retry
+    Column("event", String(20), nullable=False),  # prediction | alert
+    Column("source_id", String(64), nullable=False),  # the prediction or alert that caused it
+    Column("rule", String(200), nullable=False),
+    Column("endpoint", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("dedupe_key", String(500), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | delivered | dead | suppressed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", _ts, nullable=False),
+    Column("claimed_until", _ts, nullable=True),
+    Column("claim_token", String(36), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", _ts, nullable=False),
+    Column("delivered_at", _ts, nullable=True),
+    UniqueConstraint("key"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "rule", "dedupe_key", "created_at"),
+    Index(None, "rule", "created_at"),
+)
+
+action_deliveries = Table(
+    "action_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("action_outbox.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(20), nullable=False),  # delivered | retry | dead | gone
+    Column("error", Text, nullable=True),
+    Column("retry_after", Float, nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("started_at", _ts, nullable=False),
+    Index(None, "outbox_id"),
+)
+
+action_endpoints = Table(
+    "action_endpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("disabled", Boolean, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("updated_at", _ts, nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", _ts, nullable=False),
+    Column("expires_at", _ts, nullable=False),
 )

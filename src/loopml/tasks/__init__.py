@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from loopml.errors import ConfigError, did_you_mean
-from loopml.tasks import binary, multiclass, regression
+from loopml.tasks import binary, forecast, multiclass, ranking, regression
 from loopml.tasks.base import Task, time_split
 
-__all__ = ["TASKS", "Task", "binary", "get_task", "multiclass", "regression", "time_split"]
+__all__ = [
+    "TASKS",
+    "Task",
+    "binary",
+    "forecast",
+    "get_task",
+    "multiclass",
+    "ranking",
+    "regression",
+    "time_split",
+]
 
-TASKS: dict[str, Task] = {t.name: t for t in (binary.TASK, multiclass.TASK, regression.TASK)}
+TASKS: dict[str, Task] = {
+    t.name: t for t in (binary.TASK, multiclass.TASK, regression.TASK, forecast.TASK, ranking.TASK)
+}
 
 
 def get_task(name: str) -> Task:

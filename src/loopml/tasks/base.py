@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 
 from loopml.errors import ConfigError, DataError
 
-__all__ = ["LIGHTGBM_DEFAULTS", "Task", "lightgbm", "time_split"]
+__all__ = ["LIGHTGBM_DEFAULTS", "CustomFit", "Task", "lightgbm", "time_split"]
 
 
 # One thread: on a busy 2-core machine two OpenMP threads made a fit 8x slower (README, design notes).
@@ -27,6 +27,27 @@ def lightgbm(kind: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     cls = lgb.LGBMClassifier if kind == "classifier" else lgb.LGBMRegressor
     estimator: BaseEstimator = cls(**{**LIGHTGBM_DEFAULTS, **params, "random_state": seed})
     return estimator
+
+
+@dataclass(frozen=True)
+class CustomFit:
+    """What a task with its own trainer (``Task.trainer``) returns to the generic training path.
+
+    ``holdout`` rows are already model inputs (``pipeline.predict`` takes them as they are), with
+    ``holdout_output`` the honest out-of-sample output for each (a backtest's, for forecasts).
+    ``features`` are the numeric model inputs (profiled for drift); ``inputs`` the raw columns a
+    request carries; ``metrics`` hold at least ``holdout`` and ``baseline`` dicts.
+    """
+
+    pipeline: Any
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    holdout: pd.DataFrame
+    holdout_output: np.ndarray
+    holdout_labels: np.ndarray
+    features: tuple[str, ...]
+    inputs: tuple[str, ...]
+    importance: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,15 @@ class Task:
     make_baseline: Callable[[], BaseEstimator]
     predict: Callable[[Any, Any], np.ndarray]
     stratify: bool = False
+    # A task whose rows are not the source's rows (a forecast's series x origin x horizon) fits
+    # through its own trainer: (snapshot frame, settings) -> CustomFit.
+    trainer: Callable[[pd.DataFrame, Any], CustomFit] | None = None
+    # Columns of the holdout (and of logged prediction inputs) that ``metrics`` takes as keyword
+    # arrays, e.g. a forecast's per-series MASE scale.
+    metric_inputs: tuple[str, ...] = ()
+    # Which holdout rows a champion (given its registered metrics) never trained on; the champion
+    # and the challenger are then compared on those rows only (a forecast's later periods).
+    unseen: Callable[[pd.DataFrame, dict[str, Any]], np.ndarray] | None = None
 
     def candidate(self, name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
         """A fresh, unfitted estimator for the candidate ``name`` (or a ``module:Class`` of the user's)."""

@@ -22,12 +22,13 @@ from loopml.errors import ConfigError, DataError, did_you_mean
 from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
 from loopml.tasks import Task, get_task, time_split
 from loopml.train import evaluate
+from loopml.train.distributed import fit_estimator, fit_pipeline
 from loopml.train.tune import TuneResult, tune
 from loopml.validate.contract import DataContract
 
 __all__ = ["LOWER_IS_BETTER", "TrainResult", "fit", "primary_metric"]
 
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "mase", "wape", "smape"})
 
 
 @dataclass(frozen=True)
@@ -121,22 +122,38 @@ def _metrics_fn(task: Task, settings: Settings, classes: np.ndarray | None) -> e
 
 
 def fit(
-    frame: pd.DataFrame, contract: DataContract, settings: Settings, *, storage: str | None = None
+    frame: pd.DataFrame,
+    contract: DataContract,
+    settings: Settings,
+    *,
+    storage: str | None = None,
+    client: Any = None,
 ) -> TrainResult:
-    """Fit, tune (when configured), choose the threshold, and evaluate on the time-ordered holdout."""
+    """Fit, tune (when configured), choose the threshold, and evaluate on the time-ordered holdout.
+
+    With ``train.dask`` set (or an open ``distributed.Client`` as ``client``), LightGBM trains on the
+    Dask cluster and tuning trials run on its workers (:mod:`loopml.train.distributed`).
+    """
     task = get_task(settings.task)
+    if task.trainer is not None:
+        return _fit_custom(task, frame, settings)
     cfg = settings.train
+    if cfg.dask and client is None and (cfg.model == "lightgbm" or cfg.tune.trials):
+        from loopml._dask import dask_client
+
+        with dask_client(cfg.dask, "train.dask") as opened:
+            return fit(frame, contract, settings, storage=storage, client=opened)
     metric, greater = primary_metric(settings, task)
     data, columns = _prepare(frame, contract, settings, task)
     preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
     params, tuning, validation = _validate_and_tune(
-        task, settings, data, preprocessor, metric, greater, storage
+        task, settings, data, preprocessor, metric, greater, storage, client
     )
     pipeline = Pipeline(
         [("features", clone(preprocessor)), ("model", task.candidate(cfg.model, params, cfg.seed))]
     )
     started = time.perf_counter()
-    pipeline.fit(data.X.iloc[data.train], data.y[data.train])
+    pipeline = fit_pipeline(pipeline, data.X.iloc[data.train], data.y[data.train], client)
     seconds = time.perf_counter() - started
     classes = getattr(pipeline, "classes_", None)
     compute = _metrics_fn(task, settings, classes)
@@ -189,6 +206,37 @@ def fit(
     )
 
 
+def _fit_custom(task: Task, frame: pd.DataFrame, settings: Settings) -> TrainResult:
+    """A task with its own trainer (forecast): its rows, backtest and metrics, in a TrainResult."""
+    assert task.trainer is not None
+    out = task.trainer(frame, settings)
+    metric, greater = primary_metric(settings, task)
+    holdout, baseline = out.metrics["holdout"], out.metrics["baseline"]
+    if metric not in holdout:
+        raise ConfigError(
+            f"train.metric '{metric}' is not a {task.name} metric; {did_you_mean(metric, holdout)}"
+        )
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "metric": metric,
+        "greater_is_better": greater,
+        "score": holdout[metric],
+        "baseline_score": baseline.get(metric),
+        **out.metrics,
+    }
+    columns = FeatureColumns(numeric=out.features, categorical=(), datetime=(), inputs=out.inputs)
+    return TrainResult(
+        out.pipeline,
+        columns,
+        metrics,
+        _jsonable(out.params),
+        out.holdout,
+        out.holdout_output,
+        out.holdout_labels,
+        out.importance,
+    )
+
+
 def _validate_and_tune(
     task: Task,
     settings: Settings,
@@ -197,6 +245,7 @@ def _validate_and_tune(
     metric: str,
     greater: bool,
     storage: str | None,
+    client: Any = None,
 ) -> tuple[dict[str, Any], TuneResult | None, dict[str, Any]]:
     """Fit on the older training rows, tune and pick the threshold on the newer ones."""
     cfg = settings.train
@@ -230,11 +279,16 @@ def _validate_and_tune(
             data=(X_fit, y_fit, X_valid, y_valid),
             score=rate,
             seed=cfg.seed,
+            client=client,
         )
         params = tuning.best_params
     # The best trial of this run is already fitted on these rows: reuse it rather than fit it again.
     reuse = tuning.best_estimator if tuning is not None else None
-    estimator = reuse if reuse is not None else task.candidate(cfg.model, params, cfg.seed).fit(X_fit, y_fit)
+    estimator = (
+        reuse
+        if reuse is not None
+        else fit_estimator(task.candidate(cfg.model, params, cfg.seed), X_fit, y_fit, client)
+    )
     valid_output = task.predict(estimator, X_valid)
     validation: dict[str, Any] = {"score": rate(estimator) * (1 if greater else -1), "rows": len(data.valid)}
     if task.name == "binary":

@@ -13,6 +13,7 @@ import numpy as np
 
 from loopml._optional import require
 from loopml.config import TuneConfig
+from loopml.errors import ConfigError
 from loopml.tasks import Task
 
 __all__ = ["TuneResult", "search_space", "tune"]
@@ -133,43 +134,26 @@ def _pruning_callback(trial: Any, optuna: Any, deadline: float, every: int = 25)
 _LGB_METRIC = {"binary": "average_precision", "multiclass": "multi_logloss", "regression": "rmse"}
 
 
-def tune(
+def _objective(
     task: Task,
     model: str,
     fixed: dict[str, Any],
-    config: TuneConfig,
-    *,
-    storage: str,
-    study_name: str,
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     score: Callable[[Any], float],
     seed: int,
-) -> TuneResult:
-    """Search ``model``'s parameters; ``score(fitted)`` rates a fit on validation rows (higher: better).
-
-    LightGBM trials grow trees until the validation metric stops improving (the tree count found is
-    kept), are pruned against the median of earlier trials, and stop at the time budget.
-    """
+    deadline: float,
+    fitted: dict[str, Any],
+    worker: str | None = None,
+) -> Callable[[Any], float]:
+    """The Optuna objective: fit one candidate on the fitting rows, rate it on the validation rows,
+    and keep the best fitted estimator seen in ``fitted``."""
     optuna = require("optuna", "tuning")
     lgb = require("lightgbm", "tuning LightGBM") if model == "lightgbm" else None
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     X_fit, y_fit, X_valid, y_valid = data
-    deadline = time.monotonic() + config.timeout_s
-    pruner = optuna.pruners.MedianPruner(n_warmup_steps=50) if config.pruning else optuna.pruners.NopPruner()
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        load_if_exists=True,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=pruner,
-    )
-    if model in DEFAULTS and not study.trials:
-        defaults = {k: v for k, v in DEFAULTS[model].items() if k not in fixed}
-        study.enqueue_trial(defaults, skip_if_exists=True)
-    fitted: dict[str, Any] = {}
 
     def objective(trial: Any) -> float:
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
         params = {**search_space(model)(_Fixed(trial, fixed)), **fixed}
         estimator = task.candidate(model, params, seed)
         kwargs: dict[str, Any] = {}
@@ -192,8 +176,114 @@ def tune(
             fitted.update(value=value, number=trial.number, estimator=estimator)
         return value
 
+    return objective
+
+
+def _pruner(optuna: Any, config: TuneConfig) -> Any:
+    return optuna.pruners.MedianPruner(n_warmup_steps=50) if config.pruning else optuna.pruners.NopPruner()
+
+
+def _worker_trials(
+    storage: str,
+    study_name: str,
+    config: TuneConfig,
+    n_trials: int,
+    seconds: float,
+    sampler_seed: int,
+    objective: dict[str, Any],
+) -> int:
+    """Run ``n_trials`` of a shared study on a Dask worker, with its own sampler seed; how many ran.
+
+    ``objective`` holds :func:`_objective`'s ``task``, ``model``, ``fixed``, ``data``, ``score``, ``seed``.
+    """
+    optuna = require("optuna", "tuning on Dask")
+    from distributed import get_worker
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=_pruner(optuna, config),
+    )
+    deadline = time.monotonic() + seconds  # this machine's clock, not the client's
+    run = _objective(**objective, deadline=deadline, fitted={}, worker=get_worker().address)
+    before = len(study.trials)
+    study.optimize(run, n_trials=n_trials, timeout=seconds, gc_after_trial=True)
+    return len(study.trials) - before
+
+
+def _wait_for_queue(study: Any, first: Any, optuna: Any, poll: float = 0.05) -> None:
+    """Wait until the first worker has taken the enqueued trials (or finished): two workers taking
+    the same waiting trial at once would both run it where the storage has no row locks (SQLite)."""
+    waiting = (optuna.trial.TrialState.WAITING,)
+    while not first.done() and study.get_trials(deepcopy=False, states=waiting):
+        time.sleep(poll)
+
+
+def _optimize_on_dask(
+    client: Any, study: Any, storage: str, config: TuneConfig, seconds: float, objective: dict[str, Any]
+) -> None:
+    """Spread ``config.trials`` over the workers of ``client`` (one task pinned to each, its own
+    sampler seed); the first worker starts alone, so that it alone takes the enqueued defaults."""
+    optuna = require("optuna", "tuning on Dask")
+    workers = sorted(client.scheduler_info().get("workers", {}))[: config.trials]
+    if not workers:
+        raise ConfigError("train.dask: the Dask scheduler has no workers; start some: `dask worker ADDR`.")
+    shares = [config.trials // len(workers) + (i < config.trials % len(workers)) for i in range(len(workers))]
+    shared = {**objective, "data": client.scatter(objective["data"], broadcast=True, hash=False)}
+    seed = int(objective["seed"])
+    futures = []
+    for i, (worker, n) in enumerate(zip(workers, shares, strict=True)):
+        args = (storage, study.study_name, config, n, seconds, seed + i, shared)
+        futures.append(client.submit(_worker_trials, *args, workers=[worker], pure=False))
+        if i == 0:
+            _wait_for_queue(study, futures[0], optuna)
+    client.gather(futures)
+
+
+def tune(
+    task: Task,
+    model: str,
+    fixed: dict[str, Any],
+    config: TuneConfig,
+    *,
+    storage: str,
+    study_name: str,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    score: Callable[[Any], float],
+    seed: int,
+    client: Any = None,
+) -> TuneResult:
+    """Search ``model``'s parameters; ``score(fitted)`` rates a fit on validation rows (higher: better).
+
+    LightGBM trials grow trees until the validation metric stops improving (the tree count found is
+    kept), are pruned against the median of earlier trials, and stop at the time budget. With a
+    ``distributed.Client``, the trials run on its workers, which share the study through ``storage``
+    (each trial records its ``worker``); the best estimator is then refitted by the caller.
+    """
+    optuna = require("optuna", "tuning")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    deadline = time.monotonic() + config.timeout_s
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=_pruner(optuna, config),
+    )
+    if model in DEFAULTS and not study.trials:
+        defaults = {k: v for k, v in DEFAULTS[model].items() if k not in fixed}
+        study.enqueue_trial(defaults, skip_if_exists=True)
+    fitted: dict[str, Any] = {}
     remaining = max(deadline - time.monotonic(), 1.0)
-    study.optimize(objective, n_trials=config.trials, timeout=remaining, gc_after_trial=True)
+    if client is not None:
+        objective = {"task": task, "model": model, "fixed": fixed, "data": data, "score": score, "seed": seed}
+        _optimize_on_dask(client, study, storage, config, remaining, objective)
+    else:
+        run = _objective(task, model, fixed, data, score, seed, deadline, fitted)
+        study.optimize(run, n_trials=config.trials, timeout=remaining, gc_after_trial=True)
     completed = [t for t in study.trials if t.value is not None]
     if not completed:
         return TuneResult(dict(fixed), float("nan"), [], study_name)

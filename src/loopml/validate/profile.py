@@ -7,6 +7,7 @@ training data. Profiles are plain JSON-able dictionaries, stored with the model 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -14,7 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ColumnProfile", "Profile", "bin_counts", "build_profile"]
+__all__ = [
+    "ColumnProfile",
+    "DriftCounts",
+    "Profile",
+    "bin_counts",
+    "build_profile",
+    "combine_counts",
+    "profile_counts",
+]
 
 OTHER = "__other__"
 MISSING = "__missing__"
@@ -27,7 +36,8 @@ class ColumnProfile:
     Numeric: ``edges`` are the inner quantile cut points (bins are ``(-inf, e0], (e0, e1], ...,
     (e_last, inf)``) and ``shares`` the reference share of each bin, then of missing values.
     Categorical: ``categories`` (the most frequent, then ``__other__`` and ``__missing__``) and their
-    shares.
+    shares. For a binary task, ``positives`` counts the reference rows labelled positive in each bin
+    (empty otherwise), so monitoring can tell whether the positives still fall where they did.
     """
 
     name: str
@@ -36,6 +46,7 @@ class ColumnProfile:
     shares: list[float]
     edges: list[float] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
+    positives: list[float] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -61,44 +72,135 @@ class Profile:
         return cls({k: ColumnProfile(**v) for k, v in data["columns"].items()}, int(data["rows"]))
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """The values as float64 (non-numbers become NaN); no copy when they already are."""
+    if values.dtype == np.float64:
+        return values.to_numpy()
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _category_labels(uniques: Any) -> list[str]:
+    """Distinct raw values as the strings profiles store (``1`` and ``"1"`` are the same category)."""
+    return [str(v) for v in pd.Series(uniques, dtype=object).astype("string")]
+
+
+def _quantiles(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(x, q)`` (linear interpolation) from one sort, faster than its partitions."""
+    ordered = np.sort(x)
+    position = q * (len(ordered) - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def _numeric(name: str, values: pd.Series, bins: int) -> ColumnProfile:
-    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    x = _floats(values)
     finite = x[np.isfinite(x)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
-    profile = ColumnProfile(name, "numeric", len(x), [], edges.tolist())
-    counts = bin_counts(values, profile)
-    return ColumnProfile(name, "numeric", len(x), (counts / max(len(x), 1)).tolist(), edges.tolist())
+    edges = np.unique(_quantiles(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
+    return ColumnProfile(name, "numeric", len(x), [], edges.tolist())
 
 
 def _categorical(name: str, values: pd.Series, top: int) -> ColumnProfile:
-    text = values.astype("string")
-    frequent = text.value_counts().index[:top].tolist()
-    categories = [str(c) for c in frequent] + [OTHER, MISSING]
-    profile = ColumnProfile(name, "categorical", len(values), [], [], categories)
-    counts = bin_counts(values, profile)
-    return ColumnProfile(
-        name, "categorical", len(values), (counts / max(len(values), 1)).tolist(), [], categories
-    )
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    per_value = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    per_label = pd.Series(per_value, index=_category_labels(uniques)).groupby(level=0, sort=False).sum()
+    frequent = per_label.sort_values(ascending=False, kind="stable").index[:top].tolist()
+    return ColumnProfile(name, "categorical", len(values), [], [], [*frequent, OTHER, MISSING])
+
+
+def _with_shares(bins: ColumnProfile, values: pd.Series, positives: np.ndarray | None) -> ColumnProfile:
+    """The profile ``bins`` with the shares of ``values`` (and the positives' counts) filled in."""
+    counts = bin_counts(values, bins)
+    shares = (counts / max(len(values), 1)).tolist()
+    kept = [] if positives is None else bin_counts(values[positives], bins).tolist()
+    return ColumnProfile(bins.name, bins.kind, len(values), shares, bins.edges, bins.categories, kept)
+
+
+def _numeric_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of finite ``x`` in ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
+
+    With few edges, one vectorised comparison per edge beats a binary search per value (about 4x for
+    the default 9 edges); with many, ``searchsorted`` does.
+    """
+    if len(edges) > 16:
+        return np.bincount(np.searchsorted(edges, x, side="left"), minlength=len(edges) + 1).astype(float)
+    at_most = [np.count_nonzero(x <= e) for e in edges]
+    return np.diff(np.array([0, *at_most, len(x)], dtype=float))
 
 
 def bin_counts(values: pd.Series, profile: ColumnProfile) -> np.ndarray:
-    """Counts of ``values`` in the profile's bins (numeric bins then missing; or categories)."""
+    """Counts of ``values`` in the profile's bins (numeric bins then missing; or categories).
+
+    Numeric values go to ``(e_{i-1}, e_i]`` by binary search on the edges; NaN and infinities are
+    missing. Categories are matched through the codes of the distinct values, so the cost is one
+    pass over the rows plus one dictionary lookup per distinct value.
+    """
     if profile.kind == "numeric":
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        missing = ~np.isfinite(x)
-        which = np.searchsorted(np.asarray(profile.edges, dtype=float), x[~missing], side="left")
-        counts = np.bincount(which, minlength=len(profile.edges) + 1).astype(float)
-        return np.append(counts, float(missing.sum()))
-    text = values.astype("string")
+        x = _floats(values)
+        finite = np.isfinite(x)
+        missing = len(x) - int(np.count_nonzero(finite))
+        data = x if missing == 0 else x[finite]
+        return np.append(_numeric_counts(data, np.asarray(profile.edges, dtype=float)), float(missing))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     index = {c: i for i, c in enumerate(profile.categories)}
-    codes = text.map(lambda v: index.get(v, index[OTHER]) if v is not pd.NA else index[MISSING])
-    return np.bincount(codes.to_numpy(dtype=int), minlength=len(profile.categories)).astype(float)
+    other = index[OTHER]
+    lookup = np.array([index.get(c, other) for c in _category_labels(uniques)] + [index[MISSING]])
+    return np.bincount(lookup[codes], minlength=len(profile.categories)).astype(float)
+
+
+@dataclass(frozen=True, eq=False)
+class DriftCounts:
+    """Bin counts of some rows in a reference profile's bins, per column.
+
+    Counts are additive: the counts of a whole window are the :func:`combine_counts` of the counts
+    of its partitions, so drift can be computed on any number of chunks or Dask partitions and
+    merged at the end (``loopml.monitor.compare_counts`` turns them into drift results).
+    """
+
+    rows: int
+    counts: dict[str, np.ndarray]
+
+
+def profile_counts(frame: pd.DataFrame, reference: Profile) -> DriftCounts:
+    """Counts of ``frame``'s rows in ``reference``'s bins, for every profiled column it holds.
+
+    Examples
+    --------
+    >>> ref = build_profile(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}), ["x"], [], bins=2)
+    >>> first = profile_counts(pd.DataFrame({"x": [1.0, 9.0]}), ref)
+    >>> second = profile_counts(pd.DataFrame({"x": [None]}), ref)
+    >>> combine_counts([first, second]).counts["x"].tolist()  # (-inf, 2.5], (2.5, inf), missing
+    [1.0, 1.0, 1.0]
+    """
+    names = [c for c in reference.columns if c in frame.columns]
+    return DriftCounts(len(frame), {c: bin_counts(frame[c], reference.columns[c]) for c in names})
+
+
+def combine_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
+    """The counts of all ``parts`` together (a column missing from a part counts nothing there)."""
+    rows, merged = 0, dict[str, np.ndarray]()
+    for part in parts:
+        rows += part.rows
+        for name, counts in part.counts.items():
+            merged[name] = merged[name] + counts if name in merged else counts.copy()
+    return DriftCounts(rows, merged)
 
 
 def build_profile(
-    frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, bins: int = 10, top: int = 20
+    frame: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    bins: int = 10,
+    top: int = 20,
+    positives: np.ndarray | None = None,
 ) -> Profile:
-    """Profile the named columns of ``frame`` (the prediction is just another numeric column)."""
+    """Profile the named columns of ``frame`` (the prediction is just another numeric column).
+
+    ``positives``, a boolean mask of the rows whose label is the positive class (binary tasks), adds
+    each bin's count of positive rows to the profile.
+    """
+    mask = None if positives is None else np.asarray(positives, dtype=bool)
     columns = {c: _numeric(c, frame[c], bins) for c in numeric}
     columns.update({c: _categorical(c, frame[c], top) for c in categorical})
-    return Profile(columns, len(frame))
+    return Profile({c: _with_shares(p, frame[c], mask) for c, p in columns.items()}, len(frame))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,26 @@ def jsonable_records(day: pd.DataFrame, columns: list[str]) -> list[dict[str, An
     ]
 
 
-def build(example: str, directory: Path) -> tuple[Any, Any, Any]:
-    """Write the example, ingest and train: returns the project, the ingest and the train outcome."""
+def build(
+    example: str,
+    directory: Path,
+    configure: Callable[[Path], None] | None = None,
+    **data_options: Any,
+) -> tuple[Any, Any, Any]:
+    """Write the example, ingest and train: returns the project, the ingest and the train outcome.
+
+    ``configure(directory)`` may edit the project file before the first ingest; ``data_options`` go
+    to the example's data generator.
+    """
     from loopml.examples import write_example
     from loopml.project import Project
 
     if (directory / "loopml.yaml").exists():
         raise InputError(f"{directory} already holds a project; pass an empty --project directory.")
     with err_console.status("generating data ..."):
-        write_example(example, directory)
+        write_example(example, directory, **data_options)
+    if configure is not None:
+        configure(directory)
     proj = Project.open(directory)
     with err_console.status("ingesting ..."):
         ingested = proj.ingest()
