@@ -100,4 +100,5 @@ def configure_logging(
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()  # uvicorn's own text handlers would print each line twice
         uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)  # a level an earlier server set would filter records
     return handler
