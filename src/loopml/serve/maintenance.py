@@ -9,12 +9,10 @@ logged as a prediction of its model, so monitoring, feedback and actions see the
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loopml.config import Settings
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.metrics import Metrics
-from loopml.serve.routes import get_holder, serving_model, validation_error
+from loopml.serve.routes import get_holder, read_json, serving_model, validation_error
 from loopml.serve.state import ModelHolder, Serving
 from loopml.store import PredictionLogWriter, utcnow
 
@@ -71,28 +69,6 @@ def _failure_holder(request: Request) -> ModelHolder:
         holder = ModelHolder(state.store, failure_model_name(state.settings), state.holder.alias)
         state.maintenance_failure_holder = holder
     return holder
-
-
-async def _read_json(request: Request, limit: int) -> Any:
-    """The JSON body, refused (413) past ``limit`` bytes as ``read_json`` does; the ``NaN`` and
-    ``Infinity`` literals many clients write for a missing reading are read, so that validation can
-    name the field that holds one rather than refuse the whole body."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes.")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"request body is not valid JSON: {exc}.") from None
 
 
 def _rows(payload: Any, serving: Serving, max_rows: int) -> list[dict[str, Any]]:
@@ -192,7 +168,7 @@ async def predict_rul(
         )
     if name != holder.name:
         raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
-    payload = await _read_json(request, settings.serve.max_body_bytes)
+    payload = await read_json(request, settings.serve.max_body_bytes, nan_literals=True)
     rul_serving = await serving_model(holder)
     failure_serving = await serving_model(_failure_holder(request))
     rows = _rows(payload, rul_serving, settings.serve.max_batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,8 +42,12 @@ async def serving_model(holder: ModelHolder) -> Serving:
     return await run_in_threadpool(holder.get) if holder.due else holder.get()
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The JSON body, refused (413) once it passes ``limit`` bytes, before anything parses it."""
+async def read_json(request: Request, limit: int, *, nan_literals: bool = False) -> Any:
+    """The JSON body, refused (413) once it passes ``limit`` bytes, before anything parses it.
+
+    ``nan_literals`` also reads the ``NaN`` / ``Infinity`` literals many clients write for a missing
+    reading, so that validation can name the field holding one rather than refuse the whole body.
+    """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes.")
@@ -54,6 +59,11 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if not nan_literals:
+            raise InputError(f"request body is not valid JSON: {exc}.") from None
+    try:
+        return json.loads(body)  # the standard library reads NaN and Infinity
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"request body is not valid JSON: {exc}.") from None
 
 
