@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +163,6 @@ def score_file(
                 coerced, scored = _scored(model, chunk)
                 if pending is not None:
                     pending.result()  # a failed write stops the run here, with its own error
-                    trim_heap()
                 pending = pool.submit(sink.write, coerced, scored)
                 rows += len(scored)
                 if progress:
@@ -177,26 +174,6 @@ def score_file(
                 pending.exception()  # let the writer finish before the file is closed
             sink.close()
     return BatchResult(rows=rows, output=str(output), model_version=model.version.version)
-
-
-@cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:  # not glibc (macOS, musl): nothing to trim
-        return None
-
-
-def trim_heap() -> None:
-    """Hand freed heap pages back to the OS between chunks.
-
-    glibc keeps what a thread freed in that thread's arena; with the writer thread building each
-    chunk's JSON log, the peak grew ~20 MB per million rows without this.
-    """
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 class _Sink:
