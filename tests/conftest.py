@@ -5,6 +5,8 @@
   fresh schema (``t_<uuid hex>``, dropped with CASCADE afterwards); skips when the variable is unset.
 - ``store_url``: parametrized over both backends (the PostgreSQL case is marked ``postgres``).
 - ``tiny_project``: a small fraud example project directory (30 simulated days).
+- ``dask_cluster`` / ``dask_client``: two single-threaded in-process Dask workers on a TCP address (so a
+  project file or the CLI can name the scheduler), one per test module.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -73,3 +76,26 @@ def tiny_project(tmp_path: Path) -> Path:
     directory = tmp_path / "proj"
     write_example("fraud", directory, days=30)
     return directory
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Any]:
+    """Two single-threaded workers in this process, on TCP (skips without the ``dask`` extra)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp://",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def dask_client(dask_cluster: Any) -> Iterator[Any]:
+    """A client of :func:`dask_cluster`."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(dask_cluster) as client:
+        yield client

@@ -7,7 +7,6 @@ events: a partition that did not see the partitions before it would get differen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +24,9 @@ from loopml.serve import BackgroundServer
 from loopml.store import tables
 from loopml.validate import load_snapshot
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 
 COLUMNS = ["transaction_id", "score", "label", "model_version"]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """A small in-process cluster on a TCP address (so the CLI can be pointed at it too)."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def client(cluster: Any) -> Iterator[Any]:
-    with distributed.Client(cluster) as dask_client:
-        yield dask_client
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +48,7 @@ def _read(path: str) -> pd.DataFrame:
 
 
 def test_dask_equals_local_batch_equals_api(
-    batch_project: Project, new_events: Path, client: Any, tmp_path: Path
+    batch_project: Project, new_events: Path, dask_client: Any, tmp_path: Path
 ) -> None:
     store = batch_project.store
     local = score_file(
@@ -88,7 +67,7 @@ def test_dask_equals_local_batch_equals_api(
         batch_project.load_model(),
         new_events,
         tmp_path / "dask",
-        address=client,
+        address=dask_client,
         chunk_rows=60,
         log_predictions=False,
     )
@@ -126,10 +105,10 @@ def _api_scores(project: Project, rows: pd.DataFrame) -> list[tuple[float, int]]
 
 
 def test_dask_logs_every_prediction_once(
-    batch_project: Project, new_events: Path, client: Any, tmp_path: Path
+    batch_project: Project, new_events: Path, dask_client: Any, tmp_path: Path
 ) -> None:
     seen: list[int] = []
-    result = batch_project.predict_file(new_events, tmp_path / "out", dask=client, progress=seen.append)
+    result = batch_project.predict_file(new_events, tmp_path / "out", dask=dask_client, progress=seen.append)
     scored = _read(result.output)
     assert sum(seen) == result.rows == len(scored) == 400
     p = tables.predictions
@@ -145,12 +124,12 @@ def test_dask_logs_every_prediction_once(
 
 
 def test_cli_predict_on_a_dask_scheduler(
-    batch_project: Project, new_events: Path, cluster: Any, tmp_path: Path
+    batch_project: Project, new_events: Path, dask_cluster: Any, tmp_path: Path
 ) -> None:
     directory = batch_project.settings.project_dir
     out = tmp_path / "cli"
     args = ["predict", "-p", str(directory), "-i", str(new_events), "-o", str(out), "--json"]
-    result = CliRunner().invoke(app, [*args, "--dask", cluster.scheduler_address])
+    result = CliRunner().invoke(app, [*args, "--dask", dask_cluster.scheduler_address])
     assert result.exit_code == 0, result.output
     assert '"rows": 400' in result.output and '"partitions": 1' in result.output
     local = batch_project.predict_file(new_events, tmp_path / "local.parquet")
@@ -159,12 +138,12 @@ def test_cli_predict_on_a_dask_scheduler(
 
 
 def test_dask_output_must_be_a_new_folder(
-    batch_project: Project, new_events: Path, client: Any, tmp_path: Path
+    batch_project: Project, new_events: Path, dask_client: Any, tmp_path: Path
 ) -> None:
     model = batch_project.load_model()
     with pytest.raises(InputError, match="must be a folder"):
-        score_file_dask(batch_project.store, model, new_events, tmp_path / "out.csv", address=client)
-    done = score_file_dask(batch_project.store, model, new_events, tmp_path / "twice", address=client)
+        score_file_dask(batch_project.store, model, new_events, tmp_path / "out.csv", address=dask_client)
+    done = score_file_dask(batch_project.store, model, new_events, tmp_path / "twice", address=dask_client)
     assert done.partitions == 1
     with pytest.raises(InputError, match="already holds"):
-        score_file_dask(batch_project.store, model, new_events, tmp_path / "twice", address=client)
+        score_file_dask(batch_project.store, model, new_events, tmp_path / "twice", address=dask_client)

@@ -7,7 +7,6 @@ connects two LightGBM "machines" over TCP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,8 @@ from loopml.monitor import build_profile, compare, profile_counts
 from loopml.monitor.cluster import drift_counts_dask, drift_dask
 from loopml.project import Project, TrainOutcome
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 pytest.importorskip("lightgbm")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """Two single-threaded workers on TCP, so a project file can name the scheduler's address."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def client(cluster: Any) -> Iterator[Any]:
-    with distributed.Client(cluster) as dask_client:
-        yield dask_client
 
 
 # --- drift over partitions -----------------------------------------------------------------------
@@ -57,7 +36,7 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame
     return pd.DataFrame({"x": x, "cat": cat, "k": rng.integers(0, 9, n), "ignored": rng.random(n)})
 
 
-def test_drift_over_parquet_partitions_equals_drift_of_the_whole(client: Any, tmp_path: Path) -> None:
+def test_drift_over_parquet_partitions_equals_drift_of_the_whole(dask_client: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     profile = build_profile(_frame(rng, 3_000), ["x", "k"], ["cat"])
     parts = [_frame(rng, n, shift=0.5) for n in (700, 0, 1_300, 45)]  # uneven, one empty
@@ -68,22 +47,24 @@ def test_drift_over_parquet_partitions_equals_drift_of_the_whole(client: Any, tm
     (tmp_path / "window" / "notes.txt").write_text("not data")
     whole = pd.concat(parts, ignore_index=True)
 
-    counts = drift_counts_dask(profile, str(tmp_path / "window"), address=client, batch_rows=128)
+    counts = drift_counts_dask(profile, str(tmp_path / "window"), address=dask_client, batch_rows=128)
     expected = profile_counts(whole, profile)
     assert counts.rows == len(whole) == 2_045
     assert set(counts.counts) == {"x", "k", "cat"}
     for column, values in expected.counts.items():
         assert np.array_equal(counts.counts[column], values), column
 
-    results = drift_dask(profile, str(tmp_path / "window"), address=client, batch_rows=128)
+    results = drift_dask(profile, str(tmp_path / "window"), address=dask_client, batch_rows=128)
     assert [r.__dict__ for r in results] == [r.__dict__ for r in compare(profile, whole)]
     assert {r.column for r in results if r.drifted} == {"x", "cat"}
 
 
-def test_drift_on_dask_of_a_folder_without_parquet_is_a_one_line_error(client: Any, tmp_path: Path) -> None:
+def test_drift_on_dask_of_a_folder_without_parquet_is_a_one_line_error(
+    dask_client: Any, tmp_path: Path
+) -> None:
     profile = build_profile(_frame(np.random.default_rng(0), 200), ["x"], [])
     with pytest.raises(InputError, match=r"no \.parquet files under .*point to a Parquet file"):
-        drift_dask(profile, str(tmp_path), address=client)
+        drift_dask(profile, str(tmp_path), address=dask_client)
 
 
 # --- training: LightGBM on Dask, Optuna trials over the workers ------------------------------------
@@ -114,9 +95,11 @@ def _binary_project(directory: Path, train: dict[str, Any], n: int = 700) -> Pro
 
 
 @pytest.fixture(scope="module")
-def tuned_on_dask(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, TrainOutcome]:
+def tuned_on_dask(
+    dask_cluster: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Project, TrainOutcome]:
     train = {
-        "dask": cluster.scheduler_address,
+        "dask": dask_cluster.scheduler_address,
         "params": {"n_estimators": 15},
         "tune": {"trials": 2, "timeout_s": 120},
     }
@@ -143,14 +126,14 @@ def test_train_dask_fits_lightgbm_over_both_workers_and_serves_like_a_local_mode
 
 
 def test_optuna_trials_ran_on_both_workers_in_one_study_in_the_store(
-    tuned_on_dask: tuple[Project, TrainOutcome], client: Any
+    tuned_on_dask: tuple[Project, TrainOutcome], dask_client: Any
 ) -> None:
     project, outcome = tuned_on_dask
     study = optuna.load_study(study_name="loopml-dask-binary-lightgbm", storage=project.settings.db_url)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 2 == outcome.version.metrics["tuning"]["trials"]
     workers = {t.user_attrs["worker"] for t in study.trials}
-    assert workers == set(client.scheduler_info()["workers"])  # both workers ran trials
+    assert workers == set(dask_client.scheduler_info()["workers"])  # both workers ran trials
     assert study.trials[0].params["num_leaves"] == 31  # the enqueued defaults went first
     best = max((t for t in finished if t.value is not None), key=lambda t: t.value)
     params = outcome.version.signature["params"]
