@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "_logging": 0,
     "_plugins": 0,
     "_dask": 0,
+    "_durations": 0,
     "config": 1,
     "store": 1,
     "sources": 2,

@@ -583,8 +583,13 @@ class RetentionConfig(_Frozen):
     labelled: str | None = Field(
         None, description="Keep predictions that have feedback this long instead (default: as predictions)."
     )
+    outbox: str | None = Field(
+        None,
+        description="Delete finished actions (delivered, dead, suppressed) older than this, e.g. 30d; "
+        "pending ones are never deleted, nor any inside a rule's dedupe or rate-limit window.",
+    )
 
-    @field_validator("predictions", "labelled")
+    @field_validator("predictions", "labelled", "outbox")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not _DURATION.fullmatch(value):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from loopml.config import RetentionConfig, parse_settings
 from loopml.errors import ConfigError
-from loopml.store import Store, open_store, prune_predictions, tables, utcnow, write_predictions
+from loopml.store import Store, open_store, prune_outbox, prune_predictions, tables, utcnow, write_predictions
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=utcnow().tzinfo)
 
@@ -127,3 +127,68 @@ def test_the_prune_command(tmp_path: Path) -> None:
     assert json.loads(done.stdout.splitlines()[-1])["deleted_predictions"] == 2
     assert _left(Store(opened.engine, opened.artifacts))[0] == {rows[0]["id"]}
     opened.engine.dispose()
+
+
+def _action(status: str, age: timedelta, rule: str = "open-case") -> dict[str, Any]:
+    return {
+        "key": f"msg_{uuid.uuid4().hex}",
+        "event": "prediction",
+        "source_id": str(uuid.uuid4()),
+        "rule": rule,
+        "endpoint": "cases",
+        "kind": "webhook",
+        "payload": {},
+        "status": status,
+        "attempts": 1,
+        "next_attempt_at": NOW - age,
+        "created_at": NOW - age,
+    }
+
+
+def _outbox(store: Store) -> list[tuple[str, datetime]]:
+    o = tables.action_outbox
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(o.c.status, o.c.created_at)).all()
+    return sorted((str(status), created) for status, created in rows)
+
+
+def test_outbox_prune_keeps_pending_actions_and_the_rules_windows(store: Store) -> None:
+    old = [_action(s, timedelta(days=40)) for s in ("delivered", "dead", "suppressed")]
+    pending = _action("pending", timedelta(days=400))  # never delivered yet: never deleted
+    young = _action("delivered", timedelta(days=10))
+    in_window = _action("delivered", timedelta(days=45))  # still inside a 60-day dedupe window
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(tables.action_outbox), [*old, pending, young])
+    assert prune_outbox(store.engine, "30d", now=NOW, batch=2) == 3
+    assert [s for s, _ in _outbox(store)] == ["delivered", "pending"]
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(tables.action_outbox), [in_window])
+    assert prune_outbox(store.engine, "30d", keep=timedelta(days=60), now=NOW) == 0
+    assert prune_outbox(store.engine, "30d", now=NOW) == 1
+
+
+def test_worker_upkeep_prunes_the_outbox_beyond_the_rule_windows(tmp_path: Path, store_url: str) -> None:
+    from loopml.store import tend_prediction_log
+
+    text = (
+        "name: fraud\nsource: {path: data.csv}\ntarget: y\n"
+        f"store: {{db_url: '{store_url}', retention: {{outbox: 1d}}}}\n"
+        "actions:\n  endpoints: {alerts: {kind: log, path: alerts.jsonl}}\n"
+        "  rules:\n    - {name: r, endpoint: alerts, when: [{field: score, op: '>=', value: 0.5}],"
+        " dedupe: {key: '{score}', window: 7d}}\n"
+    )
+    settings = parse_settings(text, project_dir=tmp_path, environ={})
+    opened = open_store(settings.db_url, str(tmp_path / "artifacts"))
+    try:
+        with opened.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tables.action_outbox),
+                [_action("delivered", timedelta(days=d), "r") for d in (3, 8)],
+            )
+        done = tend_prediction_log(settings, opened.engine, now=NOW)
+        assert done["pruned_actions"] == 1  # 3 days old: inside the rule's 7-day dedupe window, kept
+        left = [c.replace(tzinfo=None) for _, c in _outbox(Store(opened.engine, opened.artifacts))]
+        assert left == [(NOW - timedelta(days=3)).replace(tzinfo=None)]
+    finally:
+        opened.engine.dispose()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from loopml._durations import duration
 from loopml.actions.rules import alert_fields, default_payload, matches, prediction_fields, render
 from loopml.config import ActionRuleConfig, ActionsConfig, Settings
 from loopml.store import tables, utcnow
@@ -25,11 +26,6 @@ __all__ = ["action_key", "enqueue", "enqueue_for_alerts", "enqueue_for_predictio
 
 log = logging.getLogger(__name__)
 OnWrite = Callable[[Connection, Sequence[dict[str, Any]]], None]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _seconds(duration: str) -> float:
-    return float(duration[:-1]) * _UNITS[duration[-1]]
 
 
 def action_key(event: str, source_id: str, rule: str) -> str:
@@ -71,7 +67,7 @@ class _Limits:
         if (rule.name, key) in self.seen:
             return True
         o = tables.action_outbox
-        since = self.now - timedelta(seconds=_seconds(rule.dedupe.window))
+        since = self.now - duration(rule.dedupe.window)
         found = self.connection.execute(
             select(o.c.id)
             .where(o.c.rule == rule.name, o.c.dedupe_key == key, o.c.status != "suppressed")
@@ -85,7 +81,7 @@ class _Limits:
         assert rule.rate_limit is not None
         if rule.name not in self.used:
             o = tables.action_outbox
-            since = self.now - timedelta(seconds=_seconds(rule.rate_limit.per))
+            since = self.now - duration(rule.rate_limit.per)
             self.used[rule.name] = self.connection.execute(
                 select(func.count())
                 .select_from(o)

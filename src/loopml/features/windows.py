@@ -9,8 +9,6 @@ ordered slices of history, so they give bit-identical values.
 
 from __future__ import annotations
 
-import functools
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,28 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.errors import ConfigError
+from loopml._durations import parse_duration
 
 __all__ = ["EntityHistory", "WindowSpec", "event_millis", "parse_duration", "window_features"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_MS = 1000
 AGGS = ("count", "sum", "mean", "max")
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_duration(text: str) -> int:
-    """A duration like ``30m``, ``1h``, ``7d`` or ``2w`` in milliseconds.
-
-    Examples
-    --------
-    >>> parse_duration("1d")
-    86400000
-    """
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", str(text))
-    if not match:
-        raise ConfigError(f"duration '{text}' is not like 30m, 1h, 7d or 2w.")
-    return int(match.group(1)) * _UNITS[match.group(2)] * _MS
 
 
 @dataclass(frozen=True)

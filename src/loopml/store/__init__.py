@@ -23,6 +23,7 @@ from loopml.store.predictions import (
 from loopml.store.retention import (
     PruneResult,
     journal_dir,
+    prune_outbox,
     prune_predictions,
     tend_prediction_log,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "journal_dir",
     "migrate",
     "open_store",
+    "prune_outbox",
     "prune_predictions",
     "record_feedback",
     "replay_journal",

@@ -6,26 +6,36 @@ prediction's feedback is deleted with it: every reader (performance windows, ret
 count, the dashboard) reaches a label through its prediction, so an orphan label serves nothing.
 Deletion runs in batches, each its own short transaction, so a large prune never holds a long
 lock on the log that the API is writing to.
+
+``store.retention.outbox`` does the same for the actions outbox: finished actions (delivered, dead,
+suppressed) older than it are deleted; pending ones never are, nor any that a rule's dedupe window
+or rate limit still counts (the cutoff is never later than the longest of those windows allows).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, exists, select
 
+from loopml._durations import duration
 from loopml.config import RetentionConfig, Settings
-from loopml.errors import ConfigError
 from loopml.store.engine import utcnow
 from loopml.store.predictions import OnWrite, replay_journal
-from loopml.store.tables import feedback, predictions
+from loopml.store.tables import action_outbox, feedback, predictions
 
-__all__ = ["PruneResult", "journal_dir", "prune_predictions", "retention_cutoffs", "tend_prediction_log"]
+__all__ = [
+    "PruneResult",
+    "journal_dir",
+    "prune_outbox",
+    "prune_predictions",
+    "retention_cutoffs",
+    "tend_prediction_log",
+]
 
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+FINISHED = ("delivered", "dead", "suppressed")  # outbox states a dispatcher never touches again
 
 
 @dataclass(frozen=True)
@@ -38,13 +48,6 @@ class PruneResult:
     labelled_cutoff: datetime | None
 
 
-def _duration(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
-    if not match:
-        raise ConfigError(f"retention '{text}' is not a duration like 30d, 12w or 24h.")
-    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
-
-
 def retention_cutoffs(
     policy: RetentionConfig, now: datetime | None = None
 ) -> tuple[datetime | None, datetime | None]:
@@ -52,8 +55,8 @@ def retention_cutoffs(
     if policy.predictions is None:
         return None, None
     now = now or utcnow()
-    cutoff = now - _duration(policy.predictions)
-    labelled = now - _duration(policy.labelled) if policy.labelled else cutoff
+    cutoff = now - duration(policy.predictions)
+    labelled = now - duration(policy.labelled) if policy.labelled else cutoff
     return cutoff, min(cutoff, labelled)
 
 
@@ -103,6 +106,42 @@ def prune_predictions(
     return PruneResult(deleted, labels, cutoff, labelled_cutoff)
 
 
+def prune_outbox(
+    engine: Engine,
+    older_than: str,
+    *,
+    keep: timedelta = timedelta(0),
+    now: datetime | None = None,
+    batch: int = 5000,
+) -> int:
+    """Delete finished actions created before ``now - max(older_than, keep)``; return how many.
+
+    ``keep`` is the longest window the rules still look back over (dedupe, rate limit): pruning
+    never changes whether a later action is suppressed. Pending actions are never deleted.
+    """
+    cutoff = (now or utcnow()) - max(duration(older_than), keep)
+    o = action_outbox
+    finished = select(o.c.id).where(o.c.status.in_(FINISHED), o.c.created_at < cutoff)
+    query = finished.order_by(o.c.id).limit(batch)
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return deleted
+            deleted += conn.execute(delete(o).where(o.c.id.in_(ids))).rowcount or 0
+
+
+def _longest_rule_window(settings: Settings) -> timedelta:
+    windows = [timedelta(0)]
+    for rule in settings.actions.rules:
+        if rule.dedupe is not None:
+            windows.append(duration(rule.dedupe.window))
+        if rule.rate_limit is not None:
+            windows.append(duration(rule.rate_limit.per))
+    return max(windows)
+
+
 def journal_dir(settings: Settings) -> Path:
     """Where the API journals prediction records before acknowledging them (``serve.journal_dir``)."""
     configured = settings.serve.journal_dir
@@ -118,9 +157,18 @@ def tend_prediction_log(
     """The log's upkeep, for ``loopml worker`` ticks and before monitoring reads the log.
 
     Replays the journals that killed API processes left behind (so their acknowledged
-    predictions are counted), then applies ``store.retention``. Returns
-    ``{"replayed", "pruned", "pruned_feedback"}``.
+    predictions are counted), then applies ``store.retention`` (to the outbox too, where
+    ``outbox`` is set). Returns ``{"replayed", "pruned", "pruned_feedback", "pruned_actions"}``.
     """
     replayed = replay_journal(engine, journal_dir(settings), on_write=on_write)
-    pruned = prune_predictions(engine, settings.store.retention, now=now)
-    return {"replayed": replayed, "pruned": pruned.predictions, "pruned_feedback": pruned.feedback}
+    policy = settings.store.retention
+    pruned = prune_predictions(engine, policy, now=now)
+    actions = 0
+    if policy.outbox is not None:
+        actions = prune_outbox(engine, policy.outbox, keep=_longest_rule_window(settings), now=now)
+    return {
+        "replayed": replayed,
+        "pruned": pruned.predictions,
+        "pruned_feedback": pruned.feedback,
+        "pruned_actions": actions,
+    }
