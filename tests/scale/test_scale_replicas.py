@@ -7,9 +7,6 @@ cycle or another replica's admin route does); nothing tells the replicas about i
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from scale_procs import start_api, stop, wait_ready
 
 from loopml.examples import write_example
 from loopml.project import Project
 from loopml.registry import set_alias
-from loopml.serve import free_port
 from loopml.validate import load_snapshot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -46,41 +43,16 @@ def two_versions(tmp_path: Path, postgres_url: str) -> Project:
     return project
 
 
-def _start(directory: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "loopml", "serve", "--project", str(directory), "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_") or k.startswith("LOOPML_TEST")}
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the server exited: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the server did not become ready: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture
 def replicas(two_versions: Project, tmp_path: Path) -> Iterator[list[str]]:
     directory = two_versions.settings.project_dir
-    started = [_start(directory, tmp_path / f"api-{i}.log") for i in range(2)]
+    started = [start_api(directory, tmp_path / f"api-{i}.log") for i in range(2)]
     try:
         for i, (process, url) in enumerate(started):
-            _wait_ready(process, url, tmp_path / f"api-{i}.log")
+            wait_ready(process, url, tmp_path / f"api-{i}.log")
         yield [url for _, url in started]
     finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.wait(30)
+        stop(process for process, _ in started)
 
 
 def _record(project: Project) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,10 @@ from loopml.validate.cleaning import as_text, filter_mask, trim
 from loopml.validate.contract import ColumnSpec, DataContract
 from loopml.validate.seen import Seen, row_hashes
 
-__all__ = ["CheckResult", "ChunkChecker", "SchemaChange", "coerce_column", "enforce", "schema_changes"]
+__all__ = [
+    "CheckResult", "CheckedRows", "ChunkChecker", "SchemaChange",
+    "coerce_column", "enforce", "schema_changes",
+]  # fmt: skip
 
 RULES = ("type", "not_null", "range", "category", "pattern", "duplicate_id", "duplicate_row")
 _MIN_TIME, _MAX_TIME = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
@@ -199,6 +203,16 @@ class ChunkChecker:
 
     def check(self, frame: pd.DataFrame) -> CheckResult:
         """Split ``frame`` into accepted (typed, per contract) and quarantined (original values) rows."""
+        rows = self.check_rows(frame)
+        rows.mark_all(self.find_duplicates(rows.open_, self.duplicate_keys(rows.coerced)))
+        return self.result(rows)
+
+    def check_rows(self, frame: pd.DataFrame) -> CheckedRows:
+        """The checks of each row on its own (filters, types, nulls, ranges, ...), not duplicates yet.
+
+        The only state touched is :attr:`stats`, so chunks may be checked on several machines; the
+        duplicates across chunks are then found in order by :meth:`find_duplicates` (Dask ingest).
+        """
         change = schema_changes(frame, self.contract)
         if change.missing:
             raise ContractError(
@@ -207,33 +221,27 @@ class ChunkChecker:
             )
         frame = frame.reset_index(drop=True)
         raw = trim(frame) if self.cleaning.trim else frame
-        rule = np.full(len(frame), None, dtype=object)
-        column = rule.copy()
-        open_ = np.ones(len(frame), dtype=bool)  # rows that failed no rule yet
-
-        def mark(name: str, col: str, failed: np.ndarray) -> None:
-            new = failed & open_
-            if new.any():
-                rule[new], column[new], open_[new] = name, col, False
-
+        rows = CheckedRows(frame, pd.DataFrame(index=frame.index), change)
         for item in self.cleaning.filters:
-            mark(item.rule, item.column, filter_mask(raw, item))
-        coerced = pd.DataFrame(index=frame.index)
+            rows.mark(item.rule, item.column, filter_mask(raw, item))
         for spec in self.contract.columns:
-            coerced[spec.name] = self._column(raw[spec.name], spec, mark)
-        self._duplicates(coerced, open_, mark)
-        bad = ~open_
-        counts = pd.Series(rule[bad]).value_counts()
+            rows.coerced[spec.name] = self._column(raw[spec.name], spec, rows.mark)
+        return rows
+
+    def result(self, rows: CheckedRows) -> CheckResult:
+        """The accepted and quarantined frames of checked rows (numbered after the rows before them)."""
+        bad = ~rows.open_
+        counts = pd.Series(rows.rule[bad]).value_counts()
         result = CheckResult(
-            accepted=_finalise(coerced.loc[~bad], self.contract),
-            quarantined=_quarantine(frame.loc[bad], rule[bad], column[bad], self.offset),
-            schema=change,
+            accepted=_finalise(rows.coerced.loc[~bad], self.contract),
+            quarantined=_quarantine(rows.frame.loc[bad], rows.rule[bad], rows.column[bad], self.offset),
+            schema=rows.change,
             counts={str(k): int(v) for k, v in counts.items()},
         )
-        self.offset += len(frame)
+        self.offset += len(rows.frame)
         return result
 
-    def _column(self, raw: pd.Series, spec: ColumnSpec, mark: object) -> pd.Series:
+    def _column(self, raw: pd.Series, spec: ColumnSpec, mark: Callable[..., None]) -> pd.Series:
         value = coerce_column(raw, spec)
         was_null = raw.isna()
         stats = self.stats[spec.name]
@@ -245,20 +253,65 @@ class ChunkChecker:
             was_null = was_null & value.isna()
         checks, value = _failures(was_null, value, spec, self.cleaning)
         for name, failed in checks:
-            mark(name, spec.name, failed.to_numpy(dtype=bool))  # type: ignore[operator]
+            mark(name, spec.name, failed.to_numpy(dtype=bool))
         return value
 
-    def _duplicates(self, coerced: pd.DataFrame, open_: np.ndarray, mark: object) -> None:
-        for name, seen in self.ids.items():
-            good = open_ & coerced[name].notna().to_numpy()
-            dup = np.zeros(len(open_), dtype=bool)
-            dup[good] = seen.duplicates(row_hashes(coerced.loc[good, [name]], [name]))
-            mark("duplicate_id", name, dup)  # type: ignore[operator]
+    def duplicate_keys(self, coerced: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per unique column (and ``*`` for whole rows with ``cleaning.dedupe: row``): every row's
+        64-bit key and whether it has one. Small (8 bytes a row), so it travels from Dask workers."""
+        keys = {
+            name: (row_hashes(coerced[[name]], [name]), coerced[name].notna().to_numpy()) for name in self.ids
+        }
         if self.cleaning.dedupe == "row":
-            good = open_.copy()
+            keys["*"] = (row_hashes(coerced, self.contract.names), np.ones(len(coerced), dtype=bool))
+        return keys
+
+    def find_duplicates(
+        self, open_: np.ndarray, keys: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> list[tuple[str, str, np.ndarray]]:
+        """The duplicates among the rows still open, against every row seen before (in call order):
+        ``(rule, column, which rows)`` for :meth:`CheckedRows.mark_all`."""
+        open_ = open_.copy()
+        marks = []
+        for name, seen in self.ids.items():
+            hashes, present = keys[name]
+            good = open_ & present
             dup = np.zeros(len(open_), dtype=bool)
-            dup[good] = self.rows.duplicates(row_hashes(coerced.loc[good], self.contract.names))
-            mark("duplicate_row", "*", dup)  # type: ignore[operator]
+            dup[good] = seen.duplicates(hashes[good])
+            marks.append(("duplicate_id", name, dup))
+            open_ &= ~dup
+        if "*" in keys:
+            dup = np.zeros(len(open_), dtype=bool)
+            dup[open_] = self.rows.duplicates(keys["*"][0][open_])
+            marks.append(("duplicate_row", "*", dup))
+        return marks
+
+
+@dataclass
+class CheckedRows:
+    """One chunk part-way through :class:`ChunkChecker`: the first rule each row failed so far."""
+
+    frame: pd.DataFrame  # the rows as read (index 0..n-1)
+    coerced: pd.DataFrame  # typed per contract
+    change: SchemaChange
+    rule: np.ndarray = field(init=False)
+    column: np.ndarray = field(init=False)
+    open_: np.ndarray = field(init=False)  # rows that failed no rule yet
+
+    def __post_init__(self) -> None:
+        self.rule = np.full(len(self.frame), None, dtype=object)
+        self.column = self.rule.copy()
+        self.open_ = np.ones(len(self.frame), dtype=bool)
+
+    def mark(self, name: str, col: str, failed: np.ndarray) -> None:
+        """Rows of ``failed`` still open fail rule ``name`` on column ``col``."""
+        new = failed & self.open_
+        if new.any():
+            self.rule[new], self.column[new], self.open_[new] = name, col, False
+
+    def mark_all(self, marks: list[tuple[str, str, np.ndarray]]) -> None:
+        for name, col, failed in marks:
+            self.mark(name, col, failed)
 
 
 def enforce(

@@ -218,20 +218,34 @@ def _contract(settings: Settings) -> DataContract | None:
 
 
 def ingest(
-    settings: Settings, store: Store, *, input_path: Path | None = None, progress: Progress | None = None
+    settings: Settings,
+    store: Store,
+    *,
+    input_path: Path | None = None,
+    progress: Progress | None = None,
+    dask: Any = None,
 ) -> IngestResult:
     """Read the source into a new data set version (its contract inferred on the first ingest).
 
     With ``source.watermark``, only rows past the last ingest's watermark are read and the new version
     holds the previous version's rows plus the new ones; ``input_path`` adds the rows of one file the
     same way (fixed quarantine rows, for example). When there is nothing new, no version is written.
+
+    ``dask`` (a scheduler address, ``"local"`` or a ``distributed.Client``) checks the rows of a
+    Parquet source on a Dask cluster (:mod:`loopml.validate.cluster`), with the same result; a first
+    ingest there infers the contract from the first :data:`~loopml.validate.cluster.SAMPLE_ROWS` rows.
     """
     plan = _plan(settings, store, input_path)
     chunk = settings.source.chunk_rows
     with tempfile.TemporaryDirectory(prefix="loopml-ingest-") as tmp:
         found = _contract(settings)
+        created = found is None
         spool: _Spool | None = None
-        if found is None:
+        if found is None and dask is not None:  # a sample here, every row checked on the cluster
+            from loopml.validate.cluster import sample
+
+            found = infer_from_source(settings, sample(_batches(plan, None, chunk)), progress)
+        elif found is None:
             spool = _Spool(Path(tmp))
             frames = _batches(plan, None, chunk)
             found = infer_from_source(settings, _spooled(frames, spool), progress)
@@ -241,9 +255,14 @@ def ingest(
                    ParquetSink(Path(tmp) / "quarantine.parquet"))  # fmt: skip
         try:
             _seed(checker, plan, store, run.accepted, contract)
-            wm_dtype = contract.column(plan.watermark_column).dtype if plan.watermark_column else None
-            frames = iter(spool) if spool is not None and spool.ok else _batches(plan, wm_dtype, chunk)
-            _check_all(plan, frames, checker, run, progress)
+            if dask is not None:
+                from loopml.validate.cluster import check_on_dask
+
+                check_on_dask(dask, plan, checker, run, chunk, progress)
+            else:
+                wm_dtype = contract.column(plan.watermark_column).dtype if plan.watermark_column else None
+                frames = iter(spool) if spool is not None and spool.ok else _batches(plan, wm_dtype, chunk)
+                _check_all(plan, frames, checker, run, progress)
         finally:
             run.accepted.close()
             run.quarantined.close()
@@ -253,7 +272,7 @@ def ingest(
                 f"data breaks contract '{contract.name}' v{contract.version}: {schema.describe()}.",
                 hint="Fix the source, or run `loopml data accept-schema` to write the next contract version.",
             )
-        result = _finish(settings, store, plan, run, contract, found if spool is not None else None, schema)
+        result = _finish(settings, store, plan, run, contract, found if created else None, schema)
     return _with_report(settings, store, result) if result.new_version else result
 
 
