@@ -39,10 +39,10 @@ def parquet_parts(path: str, storage_options: dict[str, Any] | None = None) -> t
 
 def part_counts(fs: Any, file: str, profile: Profile, batch_rows: int) -> DriftCounts:
     """The counts of one Parquet file's rows in ``profile``'s bins, read ``batch_rows`` at a time."""
-    import pyarrow.parquet as pq
+    from loopml.sources.files import stream_parquet
 
     with fs.open(file, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
+        parquet = stream_parquet(handle)
         columns = [c for c in profile.columns if c in parquet.schema_arrow.names]
         parts = [
             profile_counts(batch.to_pandas(), profile)

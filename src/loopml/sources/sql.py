@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from loopml._optional import require
 from loopml.errors import DataError
 
-__all__ = ["SqlSource", "resolve_sqlite_url"]
+__all__ = ["SqlSource", "one_line", "resolve_sqlite_url"]
 
 
 def resolve_sqlite_url(url: str, base_dir: Path) -> str:
@@ -31,7 +31,7 @@ def resolve_sqlite_url(url: str, base_dir: Path) -> str:
     return parsed.set(database=str(base_dir / database)).render_as_string(hide_password=False)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The driver's own message, first line only (pandas and SQLAlchemy wrap it in more text)."""
     if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ is not None:
         exc = exc.__cause__
@@ -113,7 +113,7 @@ class SqlSource:
             engine = sa.create_engine(self._url())
         except (ArgumentError, ImportError) as exc:
             raise DataError(
-                f"SQL source '{self._shown}' cannot be opened: {_one_line(exc)}.",
+                f"SQL source '{self._shown}' cannot be opened: {one_line(exc)}.",
                 hint="Check source.url in loopml.yaml and that its driver is installed.",
             ) from None
         try:
@@ -123,7 +123,7 @@ class SqlSource:
                 yield from pd.read_sql_query(sa.text(sql), streaming, params=params, chunksize=batch_rows)
         except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
             raise DataError(
-                f"SQL source '{self._shown}' ({self._where()}) failed: {_one_line(exc)}",
+                f"SQL source '{self._shown}' ({self._where()}) failed: {one_line(exc)}",
                 hint="Check source.table / source.query in loopml.yaml and that the database is reachable.",
             ) from None
         finally:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
 from loopml.errors import ConfigError, NotFoundError
+from loopml.sources.files import stream_parquet
 from loopml.store import Store, tables
 from loopml.validate.seen import row_hashes
 
@@ -165,7 +166,7 @@ def _schema(store: Store, dataset: DatasetVersion) -> dict[str, str]:
 
 def _hashes(store: Store, dataset: DatasetVersion, columns: list[str]) -> np.ndarray:
     with store.artifacts.open(dataset.uri) as fh:
-        parquet = pq.ParquetFile(fh)
+        parquet = stream_parquet(fh)
         parts = [row_hashes(b.to_pandas(), columns) for b in parquet.iter_batches(columns=columns)]
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError
+from loopml.sources.files import stream_parquet
 from loopml.validate.checks import coerce_column
 from loopml.validate.contract import ColumnSpec, DataContract
 
@@ -105,6 +106,6 @@ def iter_parquet(
     source: Any, batch_rows: int = 100_000, columns: list[str] | None = None
 ) -> Iterator[pd.DataFrame]:
     """Frames of at most ``batch_rows`` rows from a Parquet file (a path or an open file object)."""
-    parquet = pq.ParquetFile(source)
+    parquet = stream_parquet(source)
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
         yield batch.to_pandas()
