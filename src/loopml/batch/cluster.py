@@ -23,7 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml._dask import LOCAL, dask_client, worker_count
-from loopml.batch.score import BatchResult, assemble, id_columns, new_ids, prepare, write_log
+from loopml.batch.score import (
+    BatchResult,
+    SequenceCarry,
+    assemble,
+    id_columns,
+    new_ids,
+    prepare,
+    write_log,
+)
 from loopml.errors import InputError
 from loopml.registry import LoadedModel
 from loopml.sources import ParquetSource
@@ -32,9 +40,14 @@ from loopml.store import OnWrite, Store
 __all__ = ["LOCAL", "score_file_dask"]
 
 
-def score_partition(model: LoadedModel, features: pd.DataFrame, ids: pd.DataFrame, path: str) -> np.ndarray:
-    """Score one chunk's features on a worker and write its Parquet partition; returns the scores."""
-    scores = model.score(features)
+def score_partition(
+    model: LoadedModel, features: pd.DataFrame, ids: pd.DataFrame, path: str, skip: int = 0
+) -> np.ndarray:
+    """Score one chunk's features on a worker and write its Parquet partition; returns the scores.
+
+    ``skip``: leading context rows (a :class:`~loopml.batch.score.SequenceCarry`'s), scored, not kept.
+    """
+    scores = model.score(features)[skip:]
     scored = assemble(model, ids.drop(columns="prediction_id"), scores, list(ids["prediction_id"]))
     tmp = f"{path}.tmp"
     pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
@@ -78,12 +91,14 @@ def score_file_dask(
         remote = client.scatter(LoadedModel(model.version, model.pipeline), broadcast=True, hash=False)
         limit = 2 * worker_count(client)
         pending: deque[tuple[Any, pd.DataFrame, pd.DataFrame]] = deque()
+        carry = SequenceCarry.for_model(model)  # sequence windows: each unit's earlier rows go along
         for chunk in source.iter_batches(chunk_rows):
             coerced, features = prepare(model, chunk)
+            features, skip = carry.with_context(features) if carry is not None else (features, 0)
             ids = id_columns(model, coerced)
             ids.insert(0, "prediction_id", new_ids(len(ids)))
             path = str(output / f"part-{parts:05d}.parquet")
-            future = client.submit(score_partition, remote, features, ids.copy(), path, pure=False)
+            future = client.submit(score_partition, remote, features, ids.copy(), path, skip, pure=False)
             pending.append((future, coerced, ids))
             parts += 1
             while len(pending) >= limit:

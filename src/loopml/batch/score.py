@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from loopml.batch.log import write_log
-from loopml.errors import InputError
+from loopml.batch.outputs import Output, database_url, is_url, open_output, shown_url
+from loopml.errors import DataError, InputError
 from loopml.registry import LoadedModel
-from loopml.sources import CsvSource, ParquetSource, Source
+from loopml.sources import CsvSource, ParquetSource, Source, SqlSource
 from loopml.store import OnWrite, Store
 
 _HEX_POSITIONS = [i for i in range(36) if i not in (8, 13, 18, 23)]  # where a UUID's dashes are not
 
 __all__ = [
     "BatchResult",
+    "SequenceCarry",
     "assemble",
     "forget_unreachable",
     "id_columns",
     "new_ids",
+    "open_input",
     "prepare",
     "score_file",
     "write_log",
@@ -42,6 +44,7 @@ class BatchResult:
     output: str
     model_version: int
     partitions: int = 1
+    table: str | None = None  # the output table when ``output`` is a database URL
 
 
 def _source_for(path: Path) -> Source:
@@ -50,6 +53,50 @@ def _source_for(path: Path) -> Source:
     if path.suffix == ".parquet" or path.is_dir():
         return ParquetSource(str(path))
     raise InputError(f"input '{path}' must be a .csv or .parquet file (or a folder of Parquet files).")
+
+
+def open_input(
+    target: str | Path, *, table: str | None = None, query: str | None = None, base_dir: Path | None = None
+) -> Source:
+    """The rows to score: a CSV or Parquet file (or a folder of Parquet files), or the ``table`` or
+    ``query`` (exactly one) of a database URL, streamed by :class:`~loopml.sources.SqlSource`. A
+    relative SQLite path in the URL starts at ``base_dir`` (the project), as in ``source.url``."""
+    if not is_url(target):
+        if table is not None or query is not None:
+            raise InputError(
+                f"--input-table / --input-query read a database, but --input '{target}' is a file; pass a "
+                "database URL as --input, e.g. sqlite:///data/rows.db or postgresql://user@host/db."
+            )
+        return _source_for(Path(target))
+    if (table is None) == (query is None):
+        raise InputError(
+            f"input '{shown_url(str(target))}' is a database URL: pass exactly one of --input-table NAME or "
+            "--input-query 'SELECT ...'."
+        )
+    url = database_url(str(target), "input", base_dir)
+    database = url.database or ":memory:"
+    if url.get_backend_name() == "sqlite" and database != ":memory:" and not Path(database).is_file():
+        raise InputError(
+            f"input database file '{database}' does not exist; a relative SQLite path starts at the project."
+        )
+    return _SqlInput(SqlSource(url.render_as_string(hide_password=False), table=table, query=query))
+
+
+class _SqlInput:
+    """An :class:`SqlSource` whose errors name ``loopml predict``'s options instead of loopml.yaml's."""
+
+    def __init__(self, source: SqlSource) -> None:
+        self.source = source
+
+    def describe(self) -> dict[str, Any]:
+        return self.source.describe()
+
+    def iter_batches(self, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+        try:
+            yield from self.source.iter_batches(batch_rows)
+        except DataError as exc:
+            hint = "Check --input-table / --input-query and that the database at --input is reachable."
+            raise DataError(exc.message, hint=hint) from None
 
 
 def prepare(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -127,17 +174,82 @@ def id_columns(model: LoadedModel, coerced: pd.DataFrame) -> pd.DataFrame:
     return coerced[keep].reset_index(drop=True)
 
 
-def _scored(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+class SequenceCarry:
+    """For a model with sequence window features (a :class:`~loopml.features.CycleWindows` step): each
+    unit's last ``window - 1`` rows from earlier chunks, put in front of the next chunk as context.
+
+    A row's features read its unit's previous rows; without the carry, the rows of a unit whose
+    history straddles a chunk boundary would lose the rows before it. With it, each chunk is scored
+    with the context its units need, and the context rows' own scores are dropped. Exact when each
+    unit's rows arrive in order across chunks (sorted by unit then order, or by order); a unit whose
+    row comes in a later chunk than a later row of its own is an error naming the fix.
+    """
+
+    def __init__(self, entity: str, order: str, window: int) -> None:
+        self.entity, self.order, self.keep = entity, order, max(window - 1, 1)
+        self.tail: pd.DataFrame | None = None
+
+    @classmethod
+    def for_model(cls, model: LoadedModel) -> SequenceCarry | None:
+        """The carry ``model`` needs, or None for a model without sequence windows."""
+        step = _sequence_step(model.pipeline)
+        return None if step is None else cls(step.entity, step.order, step.window)
+
+    def with_context(self, features: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """``features`` behind the earlier rows of its units; returns the frame and how many rows lead."""
+        tail, self.tail = self.tail, self._last(features if self.tail is None else [self.tail, features])
+        if tail is None or features.empty:
+            return features, 0
+        context = tail[tail[self.entity].isin(features[self.entity].unique())]
+        if context.empty:
+            return features, 0
+        self._check_order(context, features)
+        return pd.concat([context, features], ignore_index=True), len(context)
+
+    def _last(self, frames: pd.DataFrame | list[pd.DataFrame]) -> pd.DataFrame:
+        frame = frames if isinstance(frames, pd.DataFrame) else pd.concat(frames, ignore_index=True)
+        ordered = frame.sort_values([self.entity, self.order], kind="stable")
+        return ordered.groupby(self.entity, sort=False).tail(self.keep).reset_index(drop=True)
+
+    def _check_order(self, context: pd.DataFrame, features: pd.DataFrame) -> None:
+        seen = context.groupby(self.entity)[self.order].max()
+        first = features.groupby(self.entity)[self.order].min()
+        late = first[first <= seen.reindex(first.index)]
+        if len(late):
+            unit = late.index[0]
+            raise InputError(
+                f"input rows of {self.entity} {unit} are out of order across chunks ({self.order} "
+                f"{late.iloc[0]} after {seen[unit]}); sort the input by {self.entity}, {self.order}."
+            )
+
+
+def _sequence_step(step: Any) -> Any:
+    """The :class:`~loopml.features.CycleWindows` inside a (nested) pipeline, or None."""
+    from loopml.features import CycleWindows
+
+    if isinstance(step, CycleWindows):
+        return step
+    for _, inner in getattr(step, "steps", None) or []:
+        found = _sequence_step(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _scored(
+    model: LoadedModel, chunk: pd.DataFrame, carry: SequenceCarry | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     coerced, features = prepare(model, chunk)
-    scores = model.score(features)
+    features, skip = carry.with_context(features) if carry is not None else (features, 0)
+    scores = model.score(features)[skip:]
     return coerced, assemble(model, id_columns(model, coerced), scores, new_ids(len(coerced)))
 
 
 def score_file(
     store: Store,
     model: LoadedModel,
-    input_path: str | Path,
-    output_path: str | Path,
+    input_path: str | Path | Source,
+    output_path: str | Path | Output,
     *,
     chunk_rows: int = 100_000,
     log_predictions: bool = True,
@@ -146,21 +258,23 @@ def score_file(
 ) -> BatchResult:
     """Score every row of ``input_path`` into ``output_path`` (.parquet or .csv), chunk by chunk.
 
+    Either may instead be an opened :func:`open_input` source or :func:`~loopml.batch.outputs.open_output`
+    writer (a table or query of a database in, a database table out).
+
     ``on_write`` runs in each chunk's prediction-log transaction (the actions outbox hook). One
     writer thread logs and writes chunk ``n`` while chunk ``n + 1`` is scored (SQLite, Parquet and
     LightGBM release the GIL), never more than one chunk behind, so memory stays at two chunks.
     """
-    source, output = _source_for(Path(input_path)), Path(output_path)
-    if output.suffix not in {".parquet", ".csv"}:
-        raise InputError(f"output '{output}' must end in .parquet or .csv.")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    source = open_input(input_path) if isinstance(input_path, str | Path) else input_path
+    output = open_output(output_path) if isinstance(output_path, str | Path) else output_path
     sink = _Sink(store, model, output, log_predictions, on_write)
+    carry = SequenceCarry.for_model(model)
     rows = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopml-batch-write") as pool:
         pending: Future[None] | None = None
         try:
             for chunk in source.iter_batches(chunk_rows):
-                coerced, scored = _scored(model, chunk)
+                coerced, scored = _scored(model, chunk, carry)
                 if pending is not None:
                     pending.result()  # a failed write stops the run here, with its own error
                 pending = pool.submit(sink.write, coerced, scored)
@@ -173,30 +287,22 @@ def score_file(
             if pending is not None:
                 pending.exception()  # let the writer finish before the file is closed
             sink.close()
-    return BatchResult(rows=rows, output=str(output), model_version=model.version.version)
+    version = model.version.version
+    return BatchResult(rows=rows, output=output.target, model_version=version, table=output.table)
 
 
 class _Sink:
-    """The writer thread's side: the prediction log and the output file, one chunk at a time."""
+    """The writer thread's side: the prediction log and the output, one chunk at a time."""
 
     def __init__(
-        self, store: Store, model: LoadedModel, output: Path, log: bool, on_write: OnWrite | None
+        self, store: Store, model: LoadedModel, output: Output, log: bool, on_write: OnWrite | None
     ) -> None:
         self.store, self.model, self.output, self.log, self.on_write = store, model, output, log, on_write
-        self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
 
     def write(self, coerced: pd.DataFrame, scored: pd.DataFrame) -> None:
         if self.log:
             write_log(self.store, self.model, coerced, scored, on_write=self.on_write)
-        if self.output.suffix == ".csv":
-            scored.to_csv(self.output, mode="a" if self.rows else "w", header=not self.rows, index=False)
-        else:
-            table = pa.Table.from_pandas(scored, preserve_index=False)
-            self.writer = self.writer or pq.ParquetWriter(self.output, table.schema)
-            self.writer.write_table(table)
-        self.rows += len(scored)
+        self.output.write(scored)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.output.close()

@@ -71,12 +71,22 @@ def ingest(
             "--input", "-i", help="Add the rows of this CSV/Parquet file (e.g. fixed quarantine rows)."
         ),
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            metavar="ADDRESS",
+            help="Check the rows on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' "
+            "for a LocalCluster on this machine. Source: Parquet (a file or a folder of files).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read the source, clean it, enforce (first: infer and save) the data contract, write a snapshot.
 
     With source.watermark only rows past the last ingest are read. Rows that fail a rule go to the
-    quarantine snapshot (see `loopml data quarantine`).
+    quarantine snapshot (see `loopml data quarantine`). With --dask the workers read and check the
+    Parquet files (same snapshot, same quarantine); a first ingest infers the contract from a sample.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -89,7 +99,7 @@ def ingest(
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("reading", total=None)
         result = proj.ingest(
-            input, progress=lambda phase, rows: bar.update(task, description=phase, completed=rows)
+            input, progress=lambda phase, rows: bar.update(task, description=phase, completed=rows), dask=dask
         )
     ds = result.dataset
     payload = {
@@ -143,6 +153,13 @@ def _train_text(outcome: Any, report: str | None) -> None:
         if outcome.promoted
         else "Registered; the champion is unchanged (promote with `loopml models promote VERSION`)."
     )
+    for c in outcome.companions:
+        cm = c.version.metrics
+        console.print(
+            f"Also trained [bold]{c.version.name}[/] version {c.version.version}: {cm['metric']} "
+            f"{cm['score']:.4f} (baseline {cm['baseline_score']:.4f})"
+            + (", promoted to champion." if c.promoted else ", registered.")
+        )
 
 
 @handle_errors
@@ -170,14 +187,66 @@ def train(
         "sha256": v.sha256,
         "dataset_version": outcome.dataset_version,
         "metrics": v.metrics,
+        "companions": [  # models trained beside it (the maintenance failure model)
+            {
+                "model": c.version.name,
+                "model_version": c.version.version,
+                "promoted": c.promoted,
+                "metric": c.version.metrics["metric"],
+                "score": c.version.metrics["score"],
+            }
+            for c in outcome.companions
+        ],
     }
     emit(payload, as_json, lambda: _train_text(outcome, report))
 
 
 @handle_errors
 def predict(
-    input: Annotated[Path, typer.Option("--input", "-i", help="CSV or Parquet file (or folder) to score.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write: .parquet or .csv.")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write: a .parquet or .csv file, or a database URL with --output-table.",
+        ),
+    ],
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="CSV or Parquet file (or folder) to score, or a database URL with --input-table or "
+            "--input-query (SQLAlchemy: sqlite:///data/x.db, a relative path starting at the project; "
+            "postgresql://user@host/db). A forecast model: the series to forecast "
+            "(item, optional group and horizon); leave out for every series at every step.",
+        ),
+    ] = None,
+    input_table: Annotated[
+        str | None,
+        typer.Option("--input-table", metavar="NAME", help="Table to score (NAME or SCHEMA.NAME)."),
+    ] = None,
+    input_query: Annotated[
+        str | None,
+        typer.Option("--input-query", metavar="SQL", help="Query whose rows to score: 'SELECT ...'."),
+    ] = None,
+    output_table: Annotated[
+        str | None,
+        typer.Option(
+            "--output-table",
+            metavar="NAME",
+            help="Table to write the scores to (NAME or SCHEMA.NAME): the Parquet output's columns, "
+            "typed from the first chunk; each chunk is committed on its own.",
+        ),
+    ] = None,
+    if_exists: Annotated[
+        str | None,
+        typer.Option(
+            "--if-exists",
+            metavar="fail|append|replace",
+            help="When the output table is already there: fail (default), append, or replace it.",
+        ),
+    ] = None,
     project: ProjectOpt = Path("."),
     model: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
     dask: Annotated[
@@ -191,14 +260,32 @@ def predict(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Batch-score a file with the same code path as the API (locally, or on Dask with --dask)."""
+    """Batch-score a file or a database table with the same code path as the API (locally, or on Dask
+    with --dask), into a file or a database table.
+
+    A database is an SQLAlchemy URL (a relative SQLite path starts at the project). Examples:
+
+    loopml predict -i rows.parquet -o scored.parquet
+
+    loopml predict -i sqlite:///data/tx.db --input-table tx -o sqlite:///data/tx.db --output-table scores
+
+    loopml predict -i postgresql://me@db/shop --input-query "SELECT * FROM tx" -o scored.csv
+    """
     from rich.progress import Progress
 
     proj = open_project(project)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("scoring", total=None)
         result = proj.predict_file(
-            input, output, ref=model, progress=lambda n: bar.advance(task, n), dask=dask
+            input,
+            output,
+            ref=model,
+            progress=lambda n: bar.advance(task, n),
+            dask=dask,
+            input_table=input_table,
+            input_query=input_query,
+            output_table=output_table,
+            if_exists=if_exists,
         )
     payload = {
         "rows": result.rows,
@@ -206,11 +293,14 @@ def predict(
         "model_version": result.model_version,
         "partitions": result.partitions,
     }
+    where = result.output if result.table is None else f"table {result.table} at {result.output}"
+    if result.table is not None:
+        payload["table"] = result.table
     emit(
         payload,
         as_json,
         lambda: console.print(
-            f"Scored {result.rows:,} rows with version {result.model_version} into {result.output}"
+            f"Scored {result.rows:,} rows with version {result.model_version} into {where}"
         ),
     )
 

@@ -1,0 +1,112 @@
+"""Batch forecasts: every series' forecasts (or the listed series') into a file, as the API gives them.
+
+A forecast model scores feature rows built from the latest data version, not rows of an input file,
+so ``loopml predict`` on one takes an optional list of series (``item``, and optionally ``group`` and
+``horizon``) instead. The rows come from :func:`~loopml.serve.forecast.forecast_source` and
+:func:`~loopml.serve.forecast.select_steps` and are scored by the same :class:`LoadedModel`, so each
+forecast equals the endpoint's for the same series and step; each step is logged as the endpoint logs
+it (origin ``batch``), so actual demand sent later as feedback is joined to it by the monitor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from loopml.batch.outputs import Output, open_output
+from loopml.batch.score import BatchResult, new_ids
+from loopml.errors import InputError, LoopMLError
+from loopml.registry import LoadedModel
+from loopml.store import OnWrite, Store, utcnow, write_predictions
+
+if TYPE_CHECKING:
+    from loopml.serve.forecast import ForecastSource
+
+__all__ = ["forecast_file"]
+
+COLUMNS = [
+    "prediction_id", "item", "group", "origin", "period", "horizon", "forecast", "on_hand", "model_version",
+]  # fmt: skip
+
+
+def forecast_file(
+    store: Store,
+    model: LoadedModel,
+    output_path: str | Path | Output,
+    *,
+    input_path: str | Path | None = None,
+    stock: Path | None = None,
+    log_predictions: bool = True,
+    on_write: OnWrite | None = None,
+) -> BatchResult:
+    """Write forecasts to ``output_path`` (.parquet or .csv, or an opened
+    :func:`~loopml.batch.outputs.open_output` writer such as a database table): every series and every
+    step of the model's horizon, or the series listed in ``input_path`` (CSV or Parquet with ``item``
+    and optional ``group`` and ``horizon`` columns). ``stock``: the ``forecast.stock`` CSV of stock on
+    hand."""
+    from loopml.serve.forecast import forecast_source  # fastapi: only when forecasting
+
+    output = open_output(output_path) if isinstance(output_path, str | Path) else output_path
+    version = model.version.version
+    try:
+        source = forecast_source(store, model, stock=stock)
+        rows = source.rows if input_path is None else _requested(source, Path(input_path))
+        rows = rows.reset_index(drop=True)
+        values = model.score(rows)
+        ids = new_ids(len(rows))
+        table = rows.assign(prediction_id=ids, forecast=values, model_version=version)[COLUMNS]
+        if log_predictions:
+            write_predictions(store.engine, _records(model, rows, values, ids), on_write=on_write)
+        output.write(table)
+    finally:
+        output.close()
+    return BatchResult(rows=len(table), output=output.target, model_version=version, table=output.table)
+
+
+def _requested(source: ForecastSource, path: Path) -> pd.DataFrame:
+    """The feature rows of each listed series, in the file's order, checked as the endpoint checks."""
+    from pydantic import ValidationError
+
+    from loopml.serve.forecast import ForecastRequest, select_steps
+
+    if not path.is_file() or path.suffix not in {".csv", ".parquet"}:
+        raise InputError(f"input '{path}' must be an existing .csv or .parquet file of series to forecast.")
+    text = {"item": str, "group": str}
+    frame = pd.read_csv(path, dtype=text) if path.suffix == ".csv" else pd.read_parquet(path)
+    if "item" not in frame.columns:
+        raise InputError(
+            f"input '{path}' needs an 'item' column (optional: 'group', 'horizon'); "
+            "leave --input out to forecast every series."
+        )
+    parts = []
+    for number, row in enumerate(frame.to_dict("records"), start=1):
+        request = {
+            "item": str(row["item"]),
+            "group": None if pd.isna(row.get("group")) else str(row.get("group")),
+            "horizon": source.config.horizon if pd.isna(row.get("horizon")) else row.get("horizon"),
+        }
+        try:
+            parts.append(select_steps(source, ForecastRequest.model_validate(request))[0])
+        except (ValidationError, LoopMLError) as exc:
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+            detail = f"field '{first['loc'][0]}': {first['msg']}" if first else str(exc)
+            raise InputError(f"input '{path}' row {number}: {detail}.") from None
+    return pd.concat(parts, ignore_index=True) if parts else source.rows.iloc[:0]
+
+
+def _records(
+    model: LoadedModel, rows: pd.DataFrame, values: np.ndarray, ids: list[str]
+) -> list[dict[str, Any]]:
+    """Each step's prediction-log record, the running totals and shortfall per series as the API's."""
+    from loopml.serve.forecast import forecast_outputs, forecast_record
+
+    now, records = utcnow(), []
+    for positions in rows.groupby(["item", "group"], sort=False).indices.values():
+        series = rows.iloc[positions]
+        outputs = forecast_outputs(series, values[positions])
+        for position, row, output in zip(positions, series.to_dict("records"), outputs, strict=True):
+            records.append(forecast_record(model, ids[position], row, output, now, origin="batch"))
+    return records
