@@ -58,6 +58,8 @@ __all__ = [
     "TrainConfig",
     "WindowFeatureConfig",
     "action_fields",
+    "failure_model_name",
+    "failure_settings",
     "load_settings",
     "parse_settings",
 ]
@@ -359,6 +361,11 @@ class RetrainConfig(_Frozen):
     new_labels: int = Field(0, ge=0, description="Retrain after this many new labels; 0: off.")
     cooldown: str = Field("1d", description="Least time between two cycles.")
     gate: GateConfig = GateConfig()
+    refit: bool = Field(
+        True,
+        description="Serve the challenger refitted on every labelled row, the gate's window included "
+        "(the gate judges the fit that never saw that window; the version's metrics record the refit).",
+    )
     shadow: str | None = Field(None, description="Score live traffic with the challenger this long first.")
     watch: str = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
     interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")
@@ -665,6 +672,38 @@ class Settings(_Frozen):
     @property
     def artifacts_url(self) -> str:
         return self.store.artifacts_url or str(self.state_dir / "artifacts")
+
+
+def failure_model_name(settings: Settings) -> str:
+    """The registry name of the maintenance failure model (``maintenance.failure_model`` or
+    ``<name>-failure``)."""
+    config = settings.maintenance
+    return (config.failure_model if config else None) or f"{settings.name}-failure"
+
+
+def failure_settings(settings: Settings) -> Settings:
+    """The maintenance failure model's settings: the project's, with the binary failure label as
+    target and the RUL (the other label) dropped from its features.
+
+    ``loopml train`` and ``loopml retrain`` train, gate and promote this second model beside the
+    project's own (the RUL) whenever the project file has a ``maintenance:`` section.
+    """
+    config = settings.maintenance
+    if config is None:
+        raise ConfigError(
+            f"project '{settings.name}' has no 'maintenance' section in {PROJECT_FILE}; "
+            "add one (see the maintenance example) to train its failure model."
+        )
+    features = settings.features.model_copy(update={"drop": [*settings.features.drop, settings.target]})
+    return settings.model_copy(
+        update={
+            "name": failure_model_name(settings),
+            "task": "binary",
+            "target": config.failure_target,
+            "features": features,
+            "train": settings.train.model_copy(update={"metric": None}),
+        }
+    )
 
 
 def load_settings(

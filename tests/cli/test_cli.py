@@ -60,6 +60,7 @@ TRAIN_KEYS = {
     "baseline_score",
     "threshold",
     "report",
+    "companions",  # models trained beside it (the maintenance failure model); [] here
 }
 SUMMARY_KEYS = {
     "name",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loopml.cli.demos.maintenance import _replay_requests, failure_settings, render
-from loopml.config import Settings, load_settings
+from loopml.cli.demos.maintenance import _replay_requests, render
+from loopml.config import Settings, failure_settings, load_settings
 from loopml.errors import ConfigError
 from loopml.examples.maintenance import PUBLISHED
 
@@ -44,7 +44,11 @@ def test_the_replay_runs_the_fleet_side_by_side() -> None:
 
 
 def test_render_puts_the_run_next_to_the_published_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    published = [{k: p[k] for k in ("model", "rmse", "phm08_score")} for p in PUBLISHED]
-    render({"test_rmse": 12.43, "phm08_score": 240.6, "published": published, "retrain_reasons": ["x"]})
+    published = [{k: p[k] for k in ("model", "rmse", "phm08_score", "checked")} for p in PUBLISHED]
+    render(
+        {"test_rmse": 12.43, "phm08_score": 240.6, "published": published, "retrain_reasons": ["rejected: x"]}
+    )
     out = capsys.readouterr().out
     assert "12.43" in out and "240.6" in out and "16.14" in out and "DCNN" in out
+    assert "as widely quoted" in out  # the CNN and DCNN figures were not checked against their papers
+    assert "rejected: x" in out  # a list (the retraining reasons) is shown, joined

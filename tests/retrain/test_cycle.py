@@ -121,3 +121,27 @@ def test_worker_once_runs_a_policy_check(project: Project) -> None:
     result = CliRunner().invoke(app, ["worker", "--once", "-p", str(project.settings.project_dir)])
     assert result.exit_code == 0, result.output
     assert list_events(project.store.engine, project.name, "decision")
+
+
+def test_a_decision_made_before_another_workers_cycle_is_not_acted_on(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker B decides; worker A runs a whole cycle before B gets the lease: B does not run a
+    second cycle on its stale decision (the triggers were answered, the cooldown restarted)."""
+    from dataclasses import replace
+
+    import loopml.retrain.cycle as cycle
+
+    real = cycle.decide
+
+    def decide_then_lose_the_race(*args: object, **kwargs: object) -> cycle.Decision:
+        decision = replace(real(*args, **kwargs), retrain=True, reasons=["new labelled rows"])
+        monkeypatch.setattr(cycle, "decide", real)  # worker A: decides, takes the lease, runs
+        assert run_cycle(project.settings, project.store, force=True).ran
+        return decision
+
+    monkeypatch.setattr(cycle, "decide", decide_then_lose_the_race)
+    late = run_cycle(project.settings, project.store)
+    assert late.status == "skipped" and not late.ran
+    assert "started after this decision" in late.reasons[0]
+    assert len(list_events(project.store.engine, project.name, "cycle")) == 1

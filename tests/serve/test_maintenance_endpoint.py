@@ -16,13 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from loopml.cli.demos.maintenance import failure_settings
+from loopml.config import failure_settings
 from loopml.examples import write_example
 from loopml.project import Project
-from loopml.registry import train_and_register
 from loopml.serve import create_app
 from loopml.store import tables
-from loopml.validate import ingest
 
 ROUTE = "/v1/models/maintenance/rul"
 
@@ -40,13 +38,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     directory = tmp_path_factory.mktemp("maintenance-api")
     write_example("maintenance", directory, engines=12)
     proj = Project.open(directory, environ=FAST)
-    failure = failure_settings(proj.settings)
     with pytest.MonkeyPatch.context() as patch:  # the data quality report (plotly) is tested elsewhere
         patch.setattr(sys.modules["loopml.validate.ingest"], "write_quality_report", lambda *a, **k: None)
-        proj.ingest()
-        ingest(failure, proj.store)
-    proj.train()
-    train_and_register(failure, proj.store)
+        proj.ingest()  # the failure model's data set too
+    outcome = proj.train()  # both models: the RUL and, beside it, the failure model
+    assert [c.version.name for c in outcome.companions] == [failure_settings(proj.settings).name]
     return proj
 
 

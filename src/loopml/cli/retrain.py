@@ -64,12 +64,20 @@ def retrain(
     A challenger is promoted only if it beats the champion on the same newest labelled rows by
     retrain.gate.min_improvement, no segment is worse than the tolerance, and its calibration is sane.
     """
-    from loopml.retrain import run_cycle
-
     proj = open_project(project)
     with err_console.status("evaluating the retraining policy ..."):
-        result = run_cycle(proj.settings, proj.store, force=force, dry_run=dry_run).to_dict()
-    emit(result, as_json, lambda: _render(result))
+        own, *others = proj.retrain(force=force, dry_run=dry_run)
+    result = own.to_dict()
+    if others:  # companion models (the maintenance failure model): one cycle each, on its own labels
+        result["companions"] = {c.name: r.to_dict() for c, r in zip(proj.companions, others, strict=True)}
+    emit(result, as_json, lambda: _render_all(result))
+
+
+def _render_all(result: dict[str, Any]) -> None:
+    _render(result)
+    for name, other in result.get("companions", {}).items():
+        console.print(f"[bold]{name}[/]")
+        _render(other)
 
 
 def _actions_thread(proj: Any, stop: threading.Event) -> threading.Thread | None:
@@ -96,9 +104,10 @@ def _tend_prediction_log(proj: Any) -> None:
     except Exception as exc:
         err_console.print(f"[red]prediction log upkeep failed[/]: {type(exc).__name__}: {exc}")
         return
-    if done["replayed"] or done["pruned"]:
+    if done["replayed"] or done["pruned"] or done["pruned_actions"]:
         err_console.print(
-            f"prediction log: {done['replayed']:,} replayed from the journal, {done['pruned']:,} pruned"
+            f"prediction log: {done['replayed']:,} replayed from the journal, {done['pruned']:,} pruned; "
+            f"{done['pruned_actions']:,} finished actions pruned from the outbox"
         )
 
 
@@ -109,16 +118,8 @@ def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
     actions = None if once else _actions_thread(proj, stop)
     while not stop.is_set():
         _tend_prediction_log(proj)
-        try:
-            rolled, result = tick(proj.settings, proj.store)
-            if rolled:
-                err_console.print(f"rolled back: v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})")
-            if result.ran:
-                err_console.print(f"cycle {result.status}: challenger v{result.challenger_version}")
-        except BusyError as exc:  # another worker holds this model's cycle lease
-            err_console.print(f"another worker is running a cycle: {exc}")
-        except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)
-            err_console.print(f"[red]cycle failed[/]: {type(exc).__name__}: {exc}")
+        for settings in (proj.settings, *proj.companions):  # companions: the maintenance failure model
+            _tick(tick, settings, proj.store)
         if once:
             if proj.settings.actions.endpoints:
                 dispatch_once(proj.settings, proj.store.engine)
@@ -126,6 +127,23 @@ def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
         stop.wait(proj.settings.retrain.interval_s)
     if actions is not None:
         actions.join(30)
+
+
+def _tick(tick: Any, settings: Any, store: Any) -> None:
+    """One model's policy check (and cycle, when due); a failure is printed, never raised."""
+    try:
+        rolled, result = tick(settings, store)
+        if rolled:
+            err_console.print(
+                f"{settings.name}: rolled back v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})"
+            )
+        if result.ran:
+            version = result.challenger_version
+            err_console.print(f"{settings.name}: cycle {result.status}: challenger v{version}")
+    except BusyError as exc:  # another worker holds this model's cycle lease
+        err_console.print(f"another worker is running a cycle: {exc}")
+    except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)
+        err_console.print(f"[red]cycle failed[/]: {type(exc).__name__}: {exc}")
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

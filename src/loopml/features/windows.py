@@ -94,6 +94,22 @@ class _Events:
         order = np.lexsort((i, t))
         return _Events(t[order], i[order], v[order])
 
+    def relabelled(self, times: np.ndarray, ids: np.ndarray, values: np.ndarray) -> tuple[_Events, int]:
+        """These events with the given (non-NaN) values for the ones found by (time, id); how many changed."""
+        new, changed = self.values, 0
+        lo = np.searchsorted(self.times, times, side="left")
+        hi = np.searchsorted(self.times, times, side="right")
+        for start, end, event_id, value in zip(
+            lo.tolist(), hi.tolist(), ids.tolist(), values.tolist(), strict=True
+        ):
+            if np.isnan(value):
+                continue
+            for at in range(start, end):
+                if self.ids[at] == event_id and new[at] != value:
+                    new = new.copy() if new is self.values else new
+                    new[at], changed = value, changed + 1
+        return (self if changed == 0 else _Events(self.times, self.ids, new)), changed
+
     def inserted(self, time: int, event_id: Any, value: float) -> _Events:
         """One more event at its (time, id) place: what :meth:`merged` gives for it, without a sort."""
         lo = int(np.searchsorted(self.times, time, side="left"))
@@ -204,6 +220,40 @@ class EntityHistory:
                     self._insert(spec, row[spec.entity], when, event_id, np.nan if value is None else value)
                 added += 1
         return added
+
+    def learn(self, frame: pd.DataFrame) -> int:
+        """Late values (labels) of events: known events take them, unknown ones are added with them.
+
+        ``frame`` holds :attr:`columns` (the id column is required); a NaN value teaches nothing.
+        Each changed entity gets new arrays in one assignment, so a concurrent query sees the old
+        or the new values, never a mix. Returns how many events learnt a value (once per window
+        group that aggregates it, for known events).
+        """
+        if not self.id_column:
+            raise ValueError("learning late values needs the id column")
+        rows = frame.reindex(columns=self.columns)
+        valued = [s for s in self.specs if s.column is not None and s.column in frame.columns]
+        with self._lock:
+            seen = self._seen
+            known = np.fromiter(
+                (i in seen for i in rows[self.id_column].tolist()), dtype=bool, count=len(rows)
+            )
+        fresh = rows[~known & ~rows[self.id_column].duplicated().to_numpy()]
+        changed = (
+            int(np.any([~np.isnan(_values(fresh, spec)) for spec in valued], axis=0).sum()) if valued else 0
+        )
+        self.extend(fresh)  # events never scored here (another replica's): added with their values
+        rows = rows[known]
+        times, ids = _millis(rows[self.event_time]), rows[self.id_column].to_numpy()
+        with self._lock:
+            for spec in valued:
+                values, store = _values(rows, spec), self._events[spec]
+                for key, positions in _groups(rows[spec.entity]).items():
+                    old = store.get(key)
+                    if old is not None:
+                        new, count = old.relabelled(times[positions], ids[positions], values[positions])
+                        store[key], changed = new, changed + count
+        return changed
 
     def _insert(self, spec: WindowSpec, key: Any, when: int, event_id: Any, value: float) -> None:
         store = self._events[spec]

@@ -36,6 +36,8 @@ class LoadedModel:
     version: ModelVersion
     pipeline: Any = field(repr=False)
     history: EntityHistory | None = field(default=None, repr=False)
+    # The newest feedback row whose label reached the history (see learn_feedback).
+    feedback_cursor: list[int] = field(default_factory=lambda: [0], repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -86,6 +88,23 @@ class LoadedModel:
         """Add scored events to the window history (ids already known are skipped)."""
         if self.history is not None:
             self.history.extend(coerced)
+
+    @cached_property
+    def label_windows(self) -> bool:
+        """Whether a window aggregates the target (a terminal's fraud rate): labels feed the history."""
+        return any(spec.column == self.version.signature.get("target") for spec in self.windows)
+
+    def learn_feedback(self, store: Store) -> int:
+        """Labels sent as feedback since the last call reach the window history, so windows over the
+        target (with their label delay) keep up between versions, as the next snapshot would have
+        them. Returns how many history values changed (0 without such windows)."""
+        if self.history is None or not self.label_windows:
+            return 0
+        newest, rows = _feedback_since(store, self.name, self.feedback_cursor[0], self.contract)
+        self.feedback_cursor[0] = newest
+        if rows.empty:
+            return 0
+        return self.history.learn(rows.rename(columns={"label": self.version.signature["target"]}))
 
     @cached_property
     def compiled(self) -> CompiledScorer | None:
@@ -216,6 +235,26 @@ def load_history(store: Store, version: ModelVersion, specs: list[WindowSpec]) -
     return history
 
 
+def _feedback_since(store: Store, name: str, after: int, contract: DataContract) -> tuple[int, pd.DataFrame]:
+    """Feedback rows newer than id ``after`` for ``name``'s predictions: the newest id, and each
+    labelled prediction's inputs (coerced to the contract) with its ``label``."""
+    f, p = tables.feedback, tables.predictions
+    query = (
+        select(f.c.id, f.c.label, p.c.inputs)
+        .join(p, p.c.id == f.c.prediction_id)
+        .where(p.c.model_name == name, f.c.id > after)
+        .order_by(f.c.id)
+    )
+    with store.engine.connect() as conn:
+        found = conn.execute(query).all()
+    if not found:
+        return after, pd.DataFrame()
+    inputs = pd.DataFrame.from_records([row.inputs for row in found])
+    coerced = {c: coerce_column(inputs[c], contract.column(c)) for c in inputs.columns if c in contract.names}
+    labels = pd.to_numeric(pd.Series([row.label for row in found]), errors="coerce")
+    return int(found[-1].id), pd.DataFrame(coerced).assign(label=labels.to_numpy())
+
+
 def _logged_inputs(store: Store, name: str) -> pd.DataFrame:
     p = tables.predictions
     query = select(p.c.inputs).where(p.c.model_name == name).order_by(p.c.created_at.desc())
@@ -224,11 +263,14 @@ def _logged_inputs(store: Store, name: str) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(reversed(rows))) if rows else pd.DataFrame()
 
 
-def load_model(store: Store, name: str, ref: str | int = "champion") -> LoadedModel:
-    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its history."""
+def load_model(store: Store, name: str, ref: str | int = "champion", *, history: bool = True) -> LoadedModel:
+    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its history.
+
+    ``history=False``: without the window history (for a caller that brings its own, in ``replace``)."""
     version = resolve(store.engine, name, ref)
     data = store.artifacts.get_bytes(version.artifact_key, sha256=version.sha256)
     model = LoadedModel(version=version, pipeline=loads(data))
-    if model.windows:
+    if model.windows and history:
         model = LoadedModel(version, model.pipeline, load_history(store, version, model.windows))
+        model.learn_feedback(store)  # labels that came back since the snapshot
     return model

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from loopml.config import Settings
 from loopml.features import window_specs
 from loopml.registry.loaded import load_model
 from loopml.registry.versions import ModelVersion, get_alias, register, set_alias
 from loopml.store import Store, sha256_bytes
-from loopml.tasks import get_task
+from loopml.tasks import get_task, group_in_holdout
 from loopml.train import TrainResult, finish_run, fit, start_run
 from loopml.train.evaluate import segment_metrics
 from loopml.validate import load_snapshot
@@ -35,18 +36,26 @@ class TrainOutcome:
     promoted: bool
     dataset_version: int
     report: str | None = None
+    companions: tuple[TrainOutcome, ...] = ()  # models trained beside it (Project.train)
 
 
 def train_and_register(
-    settings: Settings, store: Store, dataset_version: int | None = None, *, promote_if_first: bool = True
+    settings: Settings,
+    store: Store,
+    dataset_version: int | None = None,
+    *,
+    promote_if_first: bool = True,
+    refit: bool = False,
 ) -> TrainOutcome:
     """Fit on a snapshot (the latest by default), compare with the champion on the same holdout,
-    write the report, register the version, and make it champion if there is none."""
+    write the report, register the version, and make it champion if there is none.
+
+    ``refit``: the registered pipeline is refitted on the holdout too, once judged (see ``fit``)."""
     dataset, frame = load_snapshot(store, settings.name, dataset_version)
     contract = _contract_for(settings, dataset.contract_version)
     run_id = start_run(store.engine, settings.name, dataset.id, {"model": settings.train.model})
     try:
-        result = fit(frame, contract, settings, storage=settings.db_url)
+        result = fit(frame, contract, settings, storage=settings.db_url, refit=refit)
         champion = _champion_on(settings, store, result)
         report = _write_report(settings, store, result, run_id, dataset.version, champion)
         profile = _write_profile(settings, store, result, run_id)
@@ -113,25 +122,59 @@ def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[
     task = get_task(settings.task)
     if task.trainer is not None:
         return _custom_champion_on(task, champion, result, version)
+    rows, y, mine = result.holdout, result.holdout_labels, result.holdout_output
+    unseen = _unseen_groups(rows, champion.version.metrics)
+    if unseen is None:
+        unseen = _after_refit(rows, champion.version.metrics, settings.event_time)
+    if unseen is not None:
+        if not unseen.any():
+            return None  # the champion trained on every holdout group: no fair comparison
+        rows, y, mine = rows[unseen].reset_index(drop=True), y[unseen], mine[unseen]
     # The task's own output (LoadedModel.score gives a positive-class probability: binary only).
-    output = task.predict(champion.pipeline, champion.features(champion.coerce(result.holdout)))
+    output = task.predict(champion.pipeline, champion.features(champion.coerce(rows)))
     classes = champion.version.signature.get("classes")
     k, labels = settings.train.precision_at_k, None if classes is None else np.asarray(classes)
 
     def compute(y: np.ndarray, out: np.ndarray) -> dict[str, float]:
         return task.metrics(y, out, k=k, classes=labels)
 
-    holdout = compute(result.holdout_labels, output)
-    found: dict[str, Any] = {
-        "version": version,
-        "holdout": holdout,
-        "score": holdout.get(result.metrics["metric"]),
-    }
+    holdout = compute(y, output)
+    metric = result.metrics["metric"]
+    found: dict[str, Any] = {"version": version, "holdout": holdout, "score": holdout.get(metric)}
+    if unseen is not None:  # judged on a subset: the challenger on the same rows
+        found.update(rows=len(rows), challenger_score=compute(y, mine).get(metric))
     if settings.train.segments:
-        found["segments"] = segment_metrics(
-            result.holdout, settings.train.segments, result.holdout_labels, output, compute
-        )
+        found["segments"] = segment_metrics(rows, settings.train.segments, y, output, compute)
     return found
+
+
+def _unseen_groups(holdout: pd.DataFrame, champion_metrics: dict[str, Any]) -> np.ndarray | None:
+    """With a grouped split: which holdout rows belong to groups on the champion's holdout side, so
+    that it never trained on them. None when the champion was not split by group.
+
+    Groups sit on the side :func:`~loopml.tasks.group_in_holdout` puts them, so with the same seed
+    and fraction every row qualifies; after a change of ``train.seed`` or ``holdout_fraction`` only
+    the rows of groups the champion held out remain (a group it never saw but would have trained on
+    is left out too: fewer rows, never a comparison biased toward the champion).
+    """
+    split = champion_metrics.get("split")
+    if not split or split["group_column"] not in holdout.columns:
+        return None
+    values = holdout[split["group_column"]]
+    return group_in_holdout(values, split["holdout_fraction"], split["seed"])
+
+
+def _after_refit(
+    holdout: pd.DataFrame, champion_metrics: dict[str, Any], event_time: str | None
+) -> np.ndarray | None:
+    """With a champion refitted on its own holdout: which holdout rows are newer than every row it
+    learned from. None when it was not refitted or every row is newer; None too when no row is
+    (then the whole holdout judges it, which can only favour the champion, never the challenger)."""
+    through = (champion_metrics.get("refit") or {}).get("through")
+    if through is None or event_time is None or event_time not in holdout.columns:
+        return None
+    newer = (pd.to_datetime(holdout[event_time]) > pd.Timestamp(through)).to_numpy()
+    return newer if 0 < newer.sum() < len(newer) else None
 
 
 def _custom_champion_on(task: Any, champion: Any, result: TrainResult, version: int) -> dict[str, Any] | None:

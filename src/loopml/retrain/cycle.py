@@ -22,7 +22,7 @@ from loopml.config import Settings
 from loopml.errors import LoopMLError
 from loopml.monitor import MonitorReport
 from loopml.registry import get_alias, get_version, move_alias, train_and_register
-from loopml.retrain.events import Event, list_events, start_event, transition
+from loopml.retrain.events import Event, last_event, list_events, start_event, transition
 from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
 from loopml.retrain.shadow import compare_shadow
@@ -79,6 +79,7 @@ def run_cycle(
     ``dry_run`` only explains. Another worker running a cycle for this model is a
     :class:`~loopml.errors.BusyError`; ``lease_ttl_s`` bounds how long a dead worker blocks the next.
     """
+    decided_at = utcnow()
     decision = decide(settings, store, record=not dry_run, report=report, now=now)
     champion = get_alias(store.engine, settings.name, "champion")
     if dry_run:
@@ -89,6 +90,12 @@ def run_cycle(
             return resumed
         if not (decision.retrain or force):
             return CycleResult(decision, False, "skipped", champion_version=champion)
+        since = last_event(store.engine, settings.name, "cycle")
+        if not force and since is not None and since.started_at >= decided_at:
+            # Another worker ran a cycle between this decision and the lease: the decision is stale
+            # (its triggers were answered, the cooldown has restarted); the next check decides again.
+            why = [f"cycle {since.id} started after this decision (another worker)"]
+            return CycleResult(decision, False, "skipped", champion_version=champion, reasons=why)
         event = start_event(
             store.engine,
             settings.name,
@@ -128,7 +135,8 @@ def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now
             raise
     with store.engine.begin() as conn:
         transition(conn, event, "running", expect=("running",), details={"step": "training"})
-    challenger = train_and_register(settings, store, promote_if_first=False).version.version
+    refit = settings.retrain.refit  # the gate judges the fit without its window; the refit serves
+    challenger = train_and_register(settings, store, promote_if_first=False, refit=refit).version.version
     with store.engine.begin() as conn:
         transition(conn, event, "trained", expect=("running",), challenger_version=challenger)
         reason = f"retrain cycle {event}"

@@ -36,9 +36,12 @@ __all__ = [
     "ForecastRequest",
     "ForecastResponse",
     "ForecastSource",
+    "forecast_outputs",
+    "forecast_record",
     "forecast_router",
     "forecast_source",
     "forecast_table",
+    "select_steps",
 ]
 
 forecast_router = APIRouter(tags=["forecast"])
@@ -157,7 +160,8 @@ def _sources(request: Request) -> _Sources:
     return found
 
 
-def _select(source: ForecastSource, body: ForecastRequest) -> tuple[pd.DataFrame, str]:
+def select_steps(source: ForecastSource, body: ForecastRequest) -> tuple[pd.DataFrame, str]:
+    """The feature rows of one request's series and steps, and its group (the default filled in)."""
     config = source.config
     if body.horizon > config.horizon:
         raise InputError(
@@ -180,7 +184,7 @@ def _select(source: ForecastSource, body: ForecastRequest) -> tuple[pd.DataFrame
     return rows.reset_index(drop=True), group
 
 
-def _outputs(rows: pd.DataFrame, values: np.ndarray) -> list[dict[str, Any]]:
+def forecast_outputs(rows: pd.DataFrame, values: np.ndarray) -> list[dict[str, Any]]:
     """Each step's output: the forecast, the running total, and at the last step the shortfall
     against stock on hand (what a reorder rule in ``actions:`` matches on)."""
     total = np.cumsum(values)
@@ -201,16 +205,21 @@ def _log(request: Request, model: LoadedModel, rows: pd.DataFrame, values: np.nd
     writer: PredictionLogWriter | None = request.app.state.prediction_log
     if writer is not None:
         now = utcnow()
-        records = zip(ids, rows.to_dict("records"), _outputs(rows, values), strict=True)
-        writer.submit([_record(model, i, row, out, now) for i, row, out in records])
+        records = zip(ids, rows.to_dict("records"), forecast_outputs(rows, values), strict=True)
+        writer.submit([forecast_record(model, i, row, out, now) for i, row, out in records])
     metrics: Metrics = request.app.state.metrics
     metrics.serving(model.name, model.version.version, request.app.state.holder.alias)
     metrics.observe_scores(model.name, [float(v) for v in values])
     return ids
 
 
-def _record(
-    model: LoadedModel, pid: str, row: Mapping[Any, Any], output: dict[str, Any], now: Any
+def forecast_record(
+    model: LoadedModel,
+    pid: str,
+    row: Mapping[Any, Any],
+    output: dict[str, Any],
+    now: Any,
+    origin: str = "api",
 ) -> dict[str, Any]:
     """A prediction-log record: the series, its period (the event time), features and the forecast."""
     period = pd.Timestamp(row["period"]).isoformat()
@@ -231,7 +240,7 @@ def _record(
         "model_name": model.name,
         "model_version": model.version.version,
         "created_at": now,
-        "origin": "api",
+        "origin": origin,
         "inputs": inputs,
         "score": output["score"],
         "output": {**output, "prediction_id": pid},
@@ -255,7 +264,7 @@ async def forecast(
     stock = settings.forecast.stock if settings.forecast is not None else None
     path = None if stock is None else settings.project_dir / stock
     source = await run_in_threadpool(_sources(request).get, request.app.state.store, model, path)
-    rows, group = _select(source, body)
+    rows, group = select_steps(source, body)
     values = model.score(rows)
     ids = _log(request, model, rows, values)
     steps = [

@@ -17,7 +17,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loopml.config import Settings
+from loopml.config import Settings, failure_model_name
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.metrics import Metrics
 from loopml.serve.routes import get_holder, read_json, serving_model, validation_error
@@ -54,12 +54,6 @@ class RulPrediction(BaseModel):
     failure_model: str
     failure_model_version: int
     prediction_ids: dict[str, str] = Field(..., description="Ids to send feedback for: rul, failure.")
-
-
-def failure_model_name(settings: Settings) -> str:
-    """The registry name of the failure model (``maintenance.failure_model`` or ``<name>-failure``)."""
-    config = settings.maintenance
-    return (config.failure_model if config else None) or f"{settings.name}-failure"
 
 
 def _failure_holder(request: Request) -> ModelHolder:

@@ -48,7 +48,8 @@ class Serving:
 
 
 class ModelHolder:
-    """Holds the version an alias points at; re-checks the alias at most every ``refresh`` seconds."""
+    """Holds the version an alias points at; re-checks the alias at most every ``refresh`` seconds,
+    and then hands the labels that came back as feedback to its window history."""
 
     def __init__(self, store: Store, name: str, alias: str, refresh: float = 1.0) -> None:
         self.store, self.name, self.alias, self.refresh = store, name, alias, refresh
@@ -87,6 +88,8 @@ class ModelHolder:
         self._checked = time.monotonic()
         version = get_alias(self.store.engine, self.name, self.alias)
         if version is None or (self._current and self._current.model.version.version == version):
+            if self._current is not None:  # labels sent as feedback reach the label windows
+                self._current.model.learn_feedback(self.store)
             return
         try:
             self._current = Serving(load_model(self.store, self.name, version))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loopml.errors import ConfigError, did_you_mean
 from loopml.tasks import binary, forecast, multiclass, ranking, regression
-from loopml.tasks.base import Task, time_split
+from loopml.tasks.base import Task, group_in_holdout, time_split
 
 __all__ = [
     "TASKS",
@@ -12,6 +12,7 @@ __all__ = [
     "binary",
     "forecast",
     "get_task",
+    "group_in_holdout",
     "multiclass",
     "ranking",
     "regression",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopml.train.fit import LOWER_IS_BETTER, TrainResult, fit, primary_metric
+from loopml.train.fit import LOWER_IS_BETTER, TrainResult, fit, fit_served, primary_metric
 from loopml.train.runs import finish_run, start_run
 from loopml.train.tune import TuneResult, tune
 
@@ -12,6 +12,7 @@ __all__ = [
     "TuneResult",
     "finish_run",
     "fit",
+    "fit_served",
     "primary_metric",
     "start_run",
     "tune",

@@ -128,11 +128,17 @@ def fit(
     *,
     storage: str | None = None,
     client: Any = None,
+    refit: bool = False,
 ) -> TrainResult:
     """Fit, tune (when configured), choose the threshold, and evaluate on the time-ordered holdout.
 
     With ``train.dask`` set (or an open ``distributed.Client`` as ``client``), LightGBM trains on the
     Dask cluster and tuning trials run on its workers (:mod:`loopml.train.distributed`).
+
+    ``refit`` (a time split only): once judged, the returned pipeline is fitted again on every row,
+    the holdout's newest ones included, as the retraining loop promotes it. The metrics stay those
+    of the fit that never saw the holdout; ``metrics["refit"]`` records the rows and the newest time
+    the served pipeline learned from (a later gate judges it only on rows newer than that).
     """
     task = get_task(settings.task)
     if task.trainer is not None:
@@ -142,18 +148,15 @@ def fit(
         from loopml._dask import dask_client
 
         with dask_client(cfg.dask, "train.dask") as opened:
-            return fit(frame, contract, settings, storage=storage, client=opened)
+            return fit(frame, contract, settings, storage=storage, client=opened, refit=refit)
     metric, greater = primary_metric(settings, task)
     data, columns = _prepare(frame, contract, settings, task)
     preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
     params, tuning, validation = _validate_and_tune(
         task, settings, data, preprocessor, metric, greater, storage, client
     )
-    pipeline = Pipeline(
-        [("features", clone(preprocessor)), ("model", task.candidate(cfg.model, params, cfg.seed))]
-    )
     started = time.perf_counter()
-    pipeline = fit_pipeline(pipeline, data.X.iloc[data.train], data.y[data.train], client)
+    pipeline = _fit_final(task, settings, data, preprocessor, params, data.train, client)
     seconds = time.perf_counter() - started
     classes = getattr(pipeline, "classes_", None)
     compute = _metrics_fn(task, settings, classes)
@@ -183,6 +186,12 @@ def fit(
     metrics.update(_extras(task, settings, data, output, compute, validation))
     if cfg.cv_folds:
         metrics["cv"] = _cross_validate(task, settings, data, preprocessor, params, metric)
+    if cfg.group_column and not settings.event_time:  # which groups it held out (a later gate needs it)
+        metrics["split"] = {
+            "group_column": cfg.group_column,
+            "holdout_fraction": cfg.holdout_fraction,
+            "seed": cfg.seed,
+        }
     if settings.event_time:
         metrics["holdout_start"] = str(
             pd.to_datetime(data.frame[settings.event_time]).iloc[data.holdout].min()
@@ -193,6 +202,11 @@ def fit(
             "trials": len(tuning.trials),
             "best_validation": tuning.best_score,
         }
+    if refit and settings.event_time and len(data.holdout):
+        every = np.concatenate([data.train, data.holdout])
+        pipeline = _fit_final(task, settings, data, preprocessor, params, every, client)
+        newest = pd.to_datetime(data.frame[settings.event_time]).iloc[every].max()
+        metrics["refit"] = {"rows": len(every), "through": str(newest)}
     return TrainResult(
         pipeline,
         columns,
@@ -204,6 +218,41 @@ def fit(
         _importance(pipeline),
         tuning,
     )
+
+
+def fit_served(
+    frame: pd.DataFrame, contract: DataContract, settings: Settings, *, refit: bool = False
+) -> Pipeline:
+    """The pipeline ``fit(frame, contract, settings, refit=refit)`` returns, without judging it: one
+    fit instead of three (no validation fit, threshold or holdout metrics). For comparisons that
+    need only the served model (the fraud demo's no-label-delay counterparts of the loop's models).
+    With tuning, a custom trainer or Dask the parameters come from the full procedure: it runs."""
+    task, cfg = get_task(settings.task), settings.train
+    if task.trainer is not None or cfg.tune.trials or cfg.dask:
+        return fit(frame, contract, settings, refit=refit).pipeline
+    data, columns = _prepare(frame, contract, settings, task)
+    preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
+    rows = data.train
+    if refit and settings.event_time and len(data.holdout):
+        rows = np.concatenate([data.train, data.holdout])
+    return _fit_final(task, settings, data, preprocessor, dict(cfg.params), rows, None)
+
+
+def _fit_final(
+    task: Task,
+    settings: Settings,
+    data: _Data,
+    preprocessor: Any,
+    params: dict[str, Any],
+    rows: np.ndarray,
+    client: Any,
+) -> Pipeline:
+    """A fresh ``features -> model`` pipeline with the chosen parameters, fitted on ``rows``."""
+    cfg = settings.train
+    pipeline = Pipeline(
+        [("features", clone(preprocessor)), ("model", task.candidate(cfg.model, params, cfg.seed))]
+    )
+    return fit_pipeline(pipeline, data.X.iloc[rows], data.y[rows], client)
 
 
 def _fit_custom(task: Task, frame: pd.DataFrame, settings: Settings) -> TrainResult:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import PROJECT_FILE, MaintenanceConfig, parse_settings
+from loopml.errors import InputError
 
 __all__ = [
     "PUBLISHED",
@@ -34,12 +35,14 @@ __all__ = [
 
 SENSORS = tuple(f"s{i}" for i in range(1, 22))
 
-# Published FD001 test figures (last cycle, RUL capped near 125), as reported by their authors.
+# Published FD001 test figures (last cycle, RUL capped near 125). ``checked``: read in the paper itself;
+# the others are as widely quoted in later papers' comparison tables, not checked against the original.
 PUBLISHED: tuple[dict[str, Any], ...] = (
     {
         "model": "CNN",
         "rmse": 18.45,
         "phm08_score": 1286.7,
+        "checked": False,
         "source": "Babu, Zhao, Li: Deep convolutional neural network based regression approach for "
         "estimation of remaining useful life, DASFAA 2016",
     },
@@ -47,6 +50,7 @@ PUBLISHED: tuple[dict[str, Any], ...] = (
         "model": "LSTM",
         "rmse": 16.14,
         "phm08_score": 338.0,
+        "checked": True,
         "source": "Zheng, Ristovski, Farahat, Gupta: Long short-term memory network for remaining "
         "useful life estimation, IEEE ICPHM 2017",
     },
@@ -54,6 +58,7 @@ PUBLISHED: tuple[dict[str, Any], ...] = (
         "model": "DCNN",
         "rmse": 12.61,
         "phm08_score": 273.7,
+        "checked": False,
         "source": "Li, Ding, Sun: Remaining useful life estimation in prognostics using deep "
         "convolution neural networks, Reliability Engineering & System Safety 172 (2018)",
     },
@@ -139,16 +144,23 @@ def _config() -> MaintenanceConfig:
     return settings.maintenance or MaintenanceConfig()
 
 
-def write_data(data_dir: Path, engines: int | None = None) -> None:
+def write_data(data_dir: Path, engines: int | None = None, hold_back: int = 0) -> None:
     """Labelled training trajectories and the test ones to replay (the first ``engines`` only, if given).
 
     ``cycles.parquet``: every training cycle with ``rul`` and the failure label (the project's source).
+    ``later_cycles.parquet``: with ``hold_back``, the last ``hold_back`` training engines, kept out of
+    ``cycles.parquet``: run-to-failure data that arrives later (the demo's retraining cycle).
     ``test_cycles.parquet``: the test trajectories, cut before failure, unlabelled.
     ``test_rul.csv``: the true RUL after each test engine's last cycle (NASA's ``RUL_FD001.txt``).
     """
     config = _config()
-    label_trajectories(load_fd001("train", engines), config).to_parquet(
-        data_dir / "cycles.parquet", index=False
-    )
+    cycles = label_trajectories(load_fd001("train", engines), config)
+    ids = np.sort(cycles["engine"].unique())
+    if not 0 <= hold_back < len(ids):
+        raise InputError(f"hold_back: at most {len(ids) - 1} of the {len(ids)} engines; got {hold_back}.")
+    later = cycles["engine"].isin(ids[len(ids) - hold_back :]) if hold_back else cycles["engine"] < 0
+    cycles[~later].to_parquet(data_dir / "cycles.parquet", index=False)
+    if hold_back:
+        cycles[later].to_parquet(data_dir / "later_cycles.parquet", index=False)
     load_fd001("test", engines).to_parquet(data_dir / "test_cycles.parquet", index=False)
     test_truth(engines).to_csv(data_dir / "test_rul.csv", index=False)

@@ -1,0 +1,95 @@
+"""The loop's refit (the promoted challenger learns the gate's window too, and a later gate judges it
+only on newer rows) and labels sent as feedback reaching the served model's window history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from loopml.examples import write_example
+from loopml.examples.fraud import simulate
+from loopml.project import Project
+from loopml.registry import load_model, set_alias
+from loopml.retrain import run_cycle
+from loopml.store import record_feedback
+
+
+@pytest.fixture(scope="module")
+def events() -> pd.DataFrame:
+    return simulate(days=40, regime_change_day=None, n_customers=300, n_terminals=1_500)
+
+
+def _project(root: Path, rows: pd.DataFrame) -> Project:
+    write_example("fraud", root, days=5, regime_change_day=None, n_customers=50, n_terminals=100)
+    rows.to_parquet(root / "data" / "transactions.parquet", index=False)
+    config = yaml.safe_load((root / "loopml.yaml").read_text())
+    config["train"].update(bootstrap=0, report=False, params={"n_estimators": 30, "n_jobs": 1})
+    config["source"]["watermark"] = "tx_datetime"
+    config["retrain"] = {"cooldown": "1s"}
+    (root / "loopml.yaml").write_text(yaml.safe_dump(config))
+    proj = Project.open(root)
+    proj.ingest()
+    proj.train()
+    return proj
+
+
+def test_the_challenger_is_refitted_and_a_later_gate_judges_it_on_newer_rows(
+    tmp_path: Path, events: pd.DataFrame
+) -> None:
+    days = events["tx_time_days"]
+    proj = _project(tmp_path / "p", events[days < 34])
+    result = run_cycle(proj.settings, proj.store, force=True)
+    v2 = load_model(proj.store, proj.name, result.challenger_version)
+    m = v2.version.metrics
+    assert m["refit"]["rows"] == m["rows_train"] + m["rows_holdout"]  # the gate's window too
+    assert pd.Timestamp(m["refit"]["through"]) == events.loc[days < 34, "tx_datetime"].max()
+    assert pd.Timestamp(m["holdout_start"]) < pd.Timestamp(m["refit"]["through"])
+    set_alias(proj.store.engine, proj.name, "champion", v2.version.version, reason="test", actor="test")
+    # Six more days: the next holdout (the newest 20%, ~8 days) starts before v2's newest row.
+    events.to_parquet(tmp_path / "p" / "data" / "transactions.parquet", index=False)
+    later = run_cycle(proj.settings, proj.store, force=True)
+    m3 = load_model(proj.store, proj.name, later.challenger_version).version.metrics
+    champion = m3["champion"]
+    assert champion["version"] == v2.version.version
+    assert 0 < champion["rows"] < m3["rows_holdout"]  # only rows v2 never learned from
+    assert champion["rows"] == int((events["tx_datetime"] > pd.Timestamp(m["refit"]["through"])).sum())
+    assert "challenger_score" in champion  # the challenger judged on the same rows
+
+
+def test_labels_sent_as_feedback_reach_the_served_window_history(
+    tmp_path: Path, events: pd.DataFrame
+) -> None:
+    days = events["tx_time_days"]
+    proj = _project(tmp_path / "p", events[days < 20])
+    served = proj.load_model()  # loaded once, as the API holds it
+    scored = events[days.between(20, 29)]
+    proj.predict_file(
+        _parquet(tmp_path, scored.drop(columns=["tx_fraud", "tx_fraud_scenario"])), tmp_path / "o.parquet"
+    )
+    later = events[days.between(36, 39)].drop(columns=["tx_fraud", "tx_fraud_scenario"])
+    risk = ["terminal_id__tx_fraud__count_1d", "terminal_id__tx_fraud__count_7d"]  # back to days 22-31
+    stale = served.features(served.coerce(later))[risk]
+    assert (stale == 0).all().all()  # days 20-29 scored, their labels unknown: windows see nothing
+    out = pd.read_parquet(tmp_path / "o.parquet").merge(scored[["transaction_id", "tx_fraud"]])
+    record_feedback(
+        proj.store.engine,
+        [
+            {"prediction_id": p, "label": int(y)}
+            for p, y in zip(out["prediction_id"], out["tx_fraud"], strict=True)
+        ],
+    )
+    assert served.learn_feedback(proj.store) == len(out)
+    assert served.learn_feedback(proj.store) == 0  # nothing new
+    learnt = served.features(served.coerce(later))[risk]
+    assert (learnt > 0).any().all()
+    fresh = proj.load_model()  # a model loaded now learns the same labels at start-up
+    pd.testing.assert_frame_equal(fresh.features(fresh.coerce(later))[risk], learnt)
+
+
+def _parquet(tmp_path: Path, rows: pd.DataFrame) -> Path:
+    path = tmp_path / "in.parquet"
+    rows.to_parquet(path, index=False)
+    return path
