@@ -120,6 +120,7 @@ def test_chunking_gives_the_same_result(
     assert len(chunked) == len(holdout_rows)  # a CSV written in chunks has one header
     assert list(chunked.columns) == OUTPUT_COLUMNS
     assert chunked["transaction_id"].tolist() == holdout_rows["transaction_id"].tolist()  # order kept
+    assert chunked["transaction_id"].dtype == holdout_rows["transaction_id"].dtype == "int64"  # as read
     cols = ["transaction_id", "score", "label", "model_version"]
     pd.testing.assert_frame_equal(chunked[cols], whole[cols], check_exact=True)
     assert chunked["prediction_id"].is_unique

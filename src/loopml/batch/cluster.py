@@ -95,7 +95,7 @@ def score_file_dask(
         for chunk in source.iter_batches(chunk_rows):
             coerced, features = prepare(model, chunk)
             features, skip = carry.with_context(features) if carry is not None else (features, 0)
-            ids = id_columns(model, coerced)
+            ids = id_columns(model, chunk)
             ids.insert(0, "prediction_id", new_ids(len(ids)))
             path = str(output / f"part-{parts:05d}.parquet")
             future = client.submit(score_partition, remote, features, ids.copy(), path, skip, pure=False)

@@ -167,11 +167,12 @@ def assemble(
     return out
 
 
-def id_columns(model: LoadedModel, coerced: pd.DataFrame) -> pd.DataFrame:
-    """The row-id column of ``coerced`` (empty frame when the contract has none or it is absent)."""
+def id_columns(model: LoadedModel, chunk: pd.DataFrame) -> pd.DataFrame:
+    """The row-id column of the input ``chunk`` as it was read (integer ids stay integers; empty
+    frame when the contract has none or it is absent)."""
     id_column = model.contract.id_column
-    keep = [id_column] if id_column and id_column in coerced.columns else []
-    return coerced[keep].reset_index(drop=True)
+    keep = [id_column] if id_column and id_column in chunk.columns else []
+    return chunk[keep].reset_index(drop=True)
 
 
 class SequenceCarry:
@@ -242,7 +243,7 @@ def _scored(
     coerced, features = prepare(model, chunk)
     features, skip = carry.with_context(features) if carry is not None else (features, 0)
     scores = model.score(features)[skip:]
-    return coerced, assemble(model, id_columns(model, coerced), scores, new_ids(len(coerced)))
+    return coerced, assemble(model, id_columns(model, chunk), scores, new_ids(len(coerced)))
 
 
 def score_file(
