@@ -72,6 +72,41 @@ def test_json_records_are_exact_json_of_each_row() -> None:
     assert json_records(frame.iloc[:0]) == []
 
 
+def test_bulk_inserted_records_read_back_exactly(store_url: str, tmp_path: Path) -> None:
+    """The bulk path (one ``json_each`` statement on SQLite, ``COPY`` on PostgreSQL) stores what
+    the per-row path would: the same JSON values, exact floats, ids in any order."""
+    from loopml.store import insert_serialized, open_store, utcnow
+
+    frame = pd.DataFrame(
+        {"amount": [0.1 + 0.2, np.nan, 1e-300], "text": ['a,"b"}{', "é\n", None], "n": [3, 2, 1]}
+    )
+    ids = ["0000000c", "0000000a", "0000000b"]  # not in order
+    scores = [0.30000000000000004, None, 5e-324]
+    store = open_store(store_url, str(tmp_path / "artifacts"))
+    try:
+        with store.engine.begin() as conn:
+            insert_serialized(
+                conn,
+                model_name="m",
+                model_version=3,
+                created_at=utcnow(),
+                origin="batch",
+                ids=ids,
+                inputs=json_records(frame),
+                scores=scores,
+                outputs=json_records(frame[["n"]]),
+            )
+        p = tables.predictions
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(p.c.id, p.c.inputs, p.c.score, p.c.output, p.c.model_version)).all()
+    finally:
+        store.engine.dispose()
+    stored = {r.id: (r.inputs, r.score, r.output, r.model_version) for r in rows}
+    for pid, record, score, n in zip(ids, frame.to_dict("records"), scores, frame["n"], strict=True):
+        expected = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()}
+        assert stored[pid] == (expected, score, {"n": n}, 3)
+
+
 def test_forgetting_unreachable_events_changes_no_feature_and_bounds_memory() -> None:
     spec = WindowSpec(entity="card", column="amount", aggs=("count", "sum", "max"), windows=("1h", "1d"))
     rng = np.random.default_rng(3)

@@ -145,6 +145,7 @@ def new_ids(rows: int) -> list[str]:
     raw[:, :6] = np.frombuffer(millis.to_bytes(8, "big")[2:], dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70  # version 7
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    raw = raw[np.lexsort(raw.T[::-1])]  # ascending: the batch appends to the index in order
     digits = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(rows, 32)
     text = np.full((rows, 36), ord("-"), dtype=np.uint8)
     text[:, _HEX_POSITIONS] = digits

@@ -94,6 +94,9 @@ def insert_serialized(
     when = predictions.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     stamp = when(created_at) if when else created_at
     fixed = (model_name, model_version, stamp, origin)
+    if dialect.name == "sqlite":
+        _insert_json_each(connection, fixed, ids, inputs, scores, outputs)
+        return
     # in id order: time-ordered ids then append to the primary-key index instead of splitting pages
     rows = sorted(
         (i, *fixed, inp, sc, out) for i, inp, sc, out in zip(ids, inputs, scores, outputs, strict=True)
@@ -112,6 +115,39 @@ def insert_serialized(
             for pid, inp, sc, out in zip(ids, inputs, scores, outputs, strict=True)
         ]
         connection.execute(insert(predictions), records)
+
+
+_JSON_EACH = (
+    f"INSERT INTO predictions ({', '.join(_COLUMNS)}) "
+    "SELECT value ->> 0, ?, ?, ?, ?, value -> 1, value ->> 2, value -> 3 FROM json_each(?)"
+)
+
+
+def _insert_json_each(
+    connection: Connection,
+    fixed: tuple[Any, ...],
+    ids: Sequence[str],
+    inputs: Sequence[str],
+    scores: Sequence[float | None],
+    outputs: Sequence[str],
+) -> None:
+    """SQLite: the whole chunk as one JSON array unpacked by ``json_each`` in one statement.
+
+    ``executemany`` hands the GIL back and forth once per row (it is released around each
+    ``sqlite3_step``), so a writer thread inserting beside a scoring thread advanced only while
+    the scorer was in C code; one statement runs the whole insert in C with the GIL released.
+    Rows go in id order (time-ordered ids append to the primary-key index).
+    """
+    order = sorted(range(len(ids)), key=ids.__getitem__) if not _ascending(ids) else range(len(ids))
+    texts = orjson.dumps([scores[i] for i in order]).decode()[1:-1].split(",")
+    body = ",".join(
+        f'["{ids[i]}",{inputs[i]},{score},{outputs[i]}]' for i, score in zip(order, texts, strict=True)
+    )
+    connection.exec_driver_sql(_JSON_EACH, (*fixed, f"[{body}]"))
+
+
+def _ascending(ids: Sequence[str]) -> bool:
+    return all(map(str.__lt__, ids[:-1], ids[1:]))
 
 
 def _copy(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
