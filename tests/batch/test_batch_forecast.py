@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from forecast_support import forecast_project
 from loopml.cli import app
 from loopml.errors import InputError
 from loopml.monitor import load_predictions
@@ -39,23 +40,7 @@ train:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    directory: Path = tmp_path_factory.mktemp("forecast-batch")
-    (directory / "data").mkdir()
-    rng = np.random.default_rng(5)
-    days = pd.date_range("2021-01-04 10:00", periods=26 * 7, freq="D")
-    series = [("10001", "UK", 20), ("10002", "UK", 6), ("10001", "FR", 4), ("10003", "DE", 2)]
-    lines = pd.DataFrame(
-        [
-            {"item": i, "country": c, "time": d, "qty": int(rng.poisson(m)) + 1}
-            for i, c, m in series
-            for d in days
-        ]
-    )
-    lines.to_parquet(directory / "data" / "lines.parquet", index=False)
-    (directory / "loopml.yaml").write_text(PROJECT, encoding="utf-8")
-    proj = Project.open(directory, environ={})
-    proj.ingest()
-    proj.train()
+    proj = forecast_project(tmp_path_factory.mktemp("forecast-batch"), PROJECT)
     yield proj
     proj.store.engine.dispose()
 

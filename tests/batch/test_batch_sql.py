@@ -10,13 +10,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
+from forecast_support import SERIES, forecast_project
 from loopml.batch import score_file
 from loopml.batch.outputs import open_output
 from loopml.batch.score import open_input
@@ -294,23 +294,8 @@ train: {params: {n_estimators: 10}}
 @pytest.fixture(scope="module")
 def forecaster(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A small demand forecast model: two countries, three items, 26 weeks of daily lines."""
-    directory = tmp_path_factory.mktemp("forecast-sql")
-    (directory / "data").mkdir()
-    rng = np.random.default_rng(5)
-    days = pd.date_range("2021-01-04 10:00", periods=26 * 7, freq="D")
-    series = [("10001", "UK", 20), ("10002", "UK", 6), ("10001", "FR", 4)]
-    lines = pd.DataFrame(
-        [
-            {"item": i, "country": c, "time": d, "qty": int(rng.poisson(m)) + 1}
-            for i, c, m in series
-            for d in days
-        ]
-    )
-    lines.to_parquet(directory / "data" / "lines.parquet", index=False)
-    (directory / "loopml.yaml").write_text(FORECAST_PROJECT, encoding="utf-8")
-    project = Project.open(directory, environ={})
-    project.ingest()
-    project.train()
+    series = SERIES[:3]  # two countries, three items
+    project = forecast_project(tmp_path_factory.mktemp("forecast-sql"), FORECAST_PROJECT, series=series)
     return project
 
 

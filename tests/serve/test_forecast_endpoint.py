@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from forecast_support import demand_lines
 from loopml.actions import dispatch_once
 from loopml.project import Project
 from loopml.serve.forecast import forecast_source, forecast_table
@@ -46,16 +47,7 @@ actions:
 
 
 def _lines() -> pd.DataFrame:
-    rng = np.random.default_rng(3)
-    days = pd.date_range("2021-01-04 10:00", periods=26 * 7, freq="D")
-    series = [("10001", "UK", 20), ("10002", "UK", 6), ("10001", "FR", 4), ("10003", "DE", 2)]
-    return pd.DataFrame(
-        [
-            {"item": i, "country": c, "time": d, "qty": int(rng.poisson(m)) + 1}
-            for i, c, m in series
-            for d in days
-        ]
-    )
+    return demand_lines(seed=3)
 
 
 @pytest.fixture(scope="module")
