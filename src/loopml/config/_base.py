@@ -1,0 +1,35 @@
+"""What every section of the project file shares: frozen models, durations, a missing-key error."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+)
+from pydantic_core import InitErrorDetails
+
+PROJECT_FILE = "loopml.yaml"
+ENV_PREFIX = "LOOPML_"
+_DURATION = re.compile(r"\d+[smhdw]")
+_ENV_ALIASES = {"DB_URL": ("store", "db_url"), "ARTIFACTS_URL": ("store", "artifacts_url")}
+
+
+DatetimePart = Literal["hour", "dayofweek", "day", "month", "is_weekend", "is_night"]
+_DEFAULT_PARTS: tuple[DatetimePart, ...] = ("hour", "dayofweek", "is_weekend", "is_night")
+Aggregate = Literal["count", "sum", "mean", "max"]
+_DEFAULT_AGGS: tuple[Aggregate, ...] = ("count", "mean")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+def _missing(key: str) -> ValidationError:
+    """A pydantic "missing key" error located at ``key`` (reported like any other missing key)."""
+    return ValidationError.from_exception_data(
+        "source", [InitErrorDetails(type="missing", loc=(key,), input={})]
+    )

@@ -1,0 +1,145 @@
+"""Data sections of the project file: the source, cleaning and the contract, the store and retention."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from loopml.config._base import (
+    _DURATION,
+    _Frozen,
+    _missing,
+)
+
+
+class SourceConfig(_Frozen):
+    """Where the training data comes from.
+
+    Files: ``{kind: csv, path: data/*.csv}``. SQL: ``{kind: sql, url: postgresql://..., table: orders}``
+    or a ``query``. With ``watermark: <column>`` each ingest reads only rows whose value in that column
+    is greater than the largest one already ingested (the column must grow for new rows).
+    """
+
+    kind: str = Field("parquet", description="Source plugin: csv, parquet, sql (or a third-party name).")
+    path: str | None = Field(None, description="File, folder or glob, relative to the project directory.")
+    url: str | None = Field(None, description="SQLAlchemy URL of an SQL source.")
+    table: str | None = Field(None, description="Table of an SQL source.")
+    query: str | None = Field(None, description="SELECT of an SQL source (instead of a table).")
+    watermark: str | None = Field(None, description="Column for incremental ingest: only newer rows.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows read per chunk (bounds memory).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Passed to the reader.")
+
+    @model_validator(mode="after")
+    def _where(self) -> SourceConfig:
+        if self.kind == "sql":
+            if not self.url:
+                raise _missing("url")
+            if (self.table is None) == (self.query is None):
+                raise ValueError("an sql source takes exactly one of 'table' or 'query'")
+        elif self.path is None and self.url is None:
+            raise _missing("path")
+        return self
+
+
+FilterOp = Literal[
+    "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in",
+    "startswith", "endswith", "matches", "not_matches", "is_null", "not_null",
+]  # fmt: skip
+
+
+class FilterConfig(_Frozen):
+    """A row filter: rows for which ``column op value`` holds go to quarantine under ``rule``.
+
+    ``{rule: cancellation, column: InvoiceNo, op: startswith, value: C}``. Filters never drop a row
+    silently: accepted + quarantined = rows read, always.
+    """
+
+    rule: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    column: str
+    op: FilterOp
+    value: Any = None
+
+
+class FillPolicy(_Frozen):
+    """Replace a missing value with ``fill``."""
+
+    fill: Any
+
+
+MissingPolicy = Literal["keep", "quarantine"] | FillPolicy
+
+
+class CleaningConfig(_Frozen):
+    """How raw rows are cleaned before the contract is enforced (every key has a default)."""
+
+    trim: bool = Field(True, description="Strip surrounding whitespace from text values.")
+    dedupe: Literal["none", "id", "row"] = Field("none", description="Quarantine repeated ids or rows.")
+    missing: dict[str, MissingPolicy] = Field(
+        default_factory=dict, description="Per column: keep, quarantine, or {fill: value}."
+    )
+    out_of_range: Literal["quarantine", "clip"] = "quarantine"
+    unknown_category: Literal["quarantine", "keep"] = "quarantine"
+    filters: list[FilterConfig] = Field(default_factory=list, description="Rows to quarantine by rule.")
+
+
+class ColumnRuleConfig(_Frozen):
+    """Extra contract rules for one column; each set key overrides what was inferred."""
+
+    dtype: Literal["int", "float", "bool", "string", "datetime"] | None = None
+    nullable: bool | None = None
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    pattern: str | None = Field(None, description="A regular expression every value must match.")
+    unique: bool | None = None
+
+
+class ContractConfig(_Frozen):
+    """Rules added to the inferred data contract."""
+
+    category_cap: int = Field(50, ge=0, description="Infer allowed categories up to this many values.")
+    columns: dict[str, ColumnRuleConfig] = Field(default_factory=dict)
+
+
+class RetentionConfig(_Frozen):
+    """How long the prediction log keeps records (``loopml predictions prune``, and every worker tick).
+
+    ``None`` keeps them forever. A prediction's feedback goes with it (every reader reaches a label
+    through its prediction). Labelled predictions may be kept longer (``labelled``), as training
+    and performance data outlive the rest of the log.
+    """
+
+    predictions: str | None = Field(None, description="Delete predictions older than this, e.g. 90d.")
+    labelled: str | None = Field(
+        None, description="Keep predictions that have feedback this long instead (default: as predictions)."
+    )
+    outbox: str | None = Field(
+        None,
+        description="Delete finished actions (delivered, dead, suppressed) older than this, e.g. 30d; "
+        "pending ones are never deleted, nor any inside a rule's dedupe or rate-limit window.",
+    )
+
+    @field_validator("predictions", "labelled", "outbox")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30d, 12w or 24h; got {value!r}")
+        return value
+
+
+class StoreConfig(_Frozen):
+    """Where metadata and artifacts live; defaults sit under ``<project>/.loopml/``."""
+
+    retention: RetentionConfig = RetentionConfig()
+
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under .loopml/.")
+    artifacts_url: str | None = Field(None, description="Any fsspec URL (s3://bucket/prefix, gs://...).")
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to the fsspec filesystem, e.g. {client_kwargs: {endpoint_url: ...}} for S3.",
+    )

@@ -1,0 +1,110 @@
+"""Serving and loop sections of the project file: serve, monitor, retrain and its gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+)
+
+from loopml.config._base import (
+    _DURATION,
+    _Frozen,
+)
+
+
+class ServeConfig(_Frozen):
+    """The prediction API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    log_predictions: bool = True
+    journal_dir: str | None = Field(
+        None,
+        description="Folder of the crash journal of logged predictions (default <project>/.loopml/journal); "
+        "keep it on a disk that outlives the process.",
+    )
+    journal_fsync: bool = Field(
+        False, description="fsync the journal before each response: survives power loss, costs a disk flush."
+    )
+    alias: str = "champion"
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin routes (LOOPML_SERVE__ADMIN_TOKEN); 24+ random chars."
+    )
+    predict_token: SecretStr | None = Field(
+        None, description="When set, the prediction routes need this bearer token too."
+    )
+    admin_routes: bool | None = Field(
+        None, description="Mount the admin routes; default: when an admin token is set."
+    )
+    shutdown_delay: float = Field(
+        0.0, ge=0.0, le=300.0, description="Seconds to answer 503 on readiness after SIGTERM, still serving."
+    )
+
+    @field_validator("admin_token", "predict_token", mode="before")
+    @classmethod
+    def _token_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class MonitorConfig(_Frozen):
+    """Monitoring windows and the thresholds that raise alerts."""
+
+    window: str = Field("1d", description="Length of a monitoring window, e.g. 1h, 1d, 7d.")
+    psi_threshold: float = Field(0.2, gt=0, description="PSI above which a numeric feature has drifted.")
+    js_threshold: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance for categoricals.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="False discovery rate across the features.")
+    min_rows: int = Field(200, ge=1, description="Fewer predictions in a window: no drift verdict.")
+    min_labels: int = Field(30, ge=1, description="Fewer labels in a window: no realized metrics.")
+    min_positives: int = Field(
+        10, ge=1, description="Binary tasks: fewer labelled positives in a window, no realized alert."
+    )
+    performance_floor: dict[str, float] = Field(default_factory=dict, description="metric -> lowest value.")
+    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Same, for the estimate.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"window must look like 1h, 1d or 7d; got {value!r}")
+        return value
+
+
+class GateConfig(_Frozen):
+    """What a challenger must show, on the same newest labelled rows, to replace the champion."""
+
+    min_improvement: float = Field(0.005, ge=0, description="In the primary metric's units.")
+    segment_tolerance: float = Field(0.05, ge=0, description="No segment may be worse by more.")
+    calibration_tolerance: float = Field(0.5, gt=0, description="|mean predicted / observed - 1| at most.")
+
+
+class RetrainConfig(_Frozen):
+    """When to retrain, and how a new model is allowed to serve."""
+
+    schedule: str | None = Field(None, description="Cron expression (UTC), e.g. '0 3 * * *'.")
+    drift_features: int = Field(0, ge=0, description="Retrain when this many features drift; 0: off.")
+    performance_floor: dict[str, float] = Field(default_factory=dict, description="Realized metric floors.")
+    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Estimated metric floors.")
+    new_labels: int = Field(0, ge=0, description="Retrain after this many new labels; 0: off.")
+    cooldown: str = Field("1d", description="Least time between two cycles.")
+    gate: GateConfig = GateConfig()
+    refit: bool = Field(
+        True,
+        description="Serve the challenger refitted on every labelled row, the gate's window included "
+        "(the gate judges the fit that never saw that window; the version's metrics record the refit).",
+    )
+    shadow: str | None = Field(None, description="Score live traffic with the challenger this long first.")
+    watch: str = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
+    interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")
+
+    @field_validator("cooldown", "watch", "shadow")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
+        return value

@@ -1,0 +1,188 @@
+"""Modelling sections of the project file: features, training, and the task sections (forecast,
+ranking, maintenance)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from loopml.config._base import (
+    _DEFAULT_AGGS,
+    _DEFAULT_PARTS,
+    _DURATION,
+    Aggregate,
+    DatetimePart,
+    _Frozen,
+)
+
+
+class WindowFeatureConfig(_Frozen):
+    """Aggregates of a column per entity over time windows, computed point-in-time.
+
+    ``{entity: customer_id, column: tx_amount, aggs: [count, mean], windows: [1d, 7d]}`` gives the
+    card's number of transactions and mean amount over the previous day and week. A ``label_delay``
+    (for a column such as the fraud label, known only days later) shifts the windows back so that
+    only events older than the delay count.
+    """
+
+    entity: str
+    column: str | None = Field(None, description="Column to aggregate; omitted: count events.")
+    aggs: list[Aggregate] = Field(default_factory=lambda: list(_DEFAULT_AGGS))
+    windows: list[str] = Field(default_factory=lambda: ["1d", "7d", "30d"])
+    label_delay: str | None = None
+
+    @field_validator("windows", "label_delay")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        bad = [v for v in ([value] if isinstance(value, str) else value or []) if not _DURATION.fullmatch(v)]
+        if bad:
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {bad}")
+        return value
+
+
+SequenceStat = Literal["mean", "std", "slope"]
+_SEQUENCE_STATS: tuple[SequenceStat, ...] = ("mean", "std", "slope")
+
+
+class SequenceFeaturesConfig(_Frozen):
+    """Rolling statistics over each entity's last ``window`` rows in ``order``, computed point-in-time.
+
+    ``{entity: engine, order: cycle, window: 30}`` gives each row the mean, standard deviation and
+    slope of every sensor over that engine's last 30 cycles (see ``loopml.features.sequences``). The
+    model then sees ``order``, the informative columns and their statistics; columns with fewer than
+    ``min_distinct`` distinct training values (constant sensors) are dropped.
+    """
+
+    entity: str = Field(..., description="Column naming the unit (engine, pump, ...); never a feature.")
+    order: str = Field(..., description="Column ordering a unit's rows (cycle number); also a feature.")
+    columns: list[str] | None = Field(None, description="Columns to window; default: every numeric one.")
+    window: int = Field(30, ge=2, description="Rows per window.")
+    stats: list[SequenceStat] = Field(default_factory=lambda: list(_SEQUENCE_STATS))
+    min_distinct: int = Field(3, ge=1, description="Fewer distinct training values: dropped as constant.")
+
+
+class FeaturesConfig(_Frozen):
+    """Which columns feed the model and how."""
+
+    include: list[str] | None = Field(None, description="Columns to use; default: all but the reserved.")
+    drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    categorical: list[str] = Field(default_factory=list, description="Force these columns categorical.")
+    datetime_parts: list[DatetimePart] = Field(default_factory=lambda: list(_DEFAULT_PARTS))
+    windows: list[WindowFeatureConfig] = Field(default_factory=list, description="Entity window features.")
+    sequences: SequenceFeaturesConfig | None = Field(
+        None, description="Per-unit rolling window statistics (predictive maintenance)."
+    )
+    rare_category_count: int = Field(
+        20, ge=1, description="High-cardinality columns: categories seen fewer times share one code."
+    )
+    max_categories: int = Field(100, ge=2, description="High-cardinality columns: at most this many codes.")
+
+
+class TuneConfig(_Frozen):
+    """Hyper-parameter search with Optuna; the study is kept in the metadata store."""
+
+    trials: int = Field(0, ge=0, description="Trial budget; 0 turns tuning off.")
+    timeout_s: float = Field(120.0, gt=0, description="Time budget in seconds.")
+    pruning: bool = True
+
+
+class CostConfig(_Frozen):
+    """What each kind of mistake costs, for choosing a binary decision threshold."""
+
+    false_negative: float = Field(1.0, ge=0, description="Cost of a missed positive (a fraud let through).")
+    false_positive: float = Field(1.0, ge=0, description="Cost of a false alarm (an investigation).")
+
+
+class TrainConfig(_Frozen):
+    """How a model is fitted and judged."""
+
+    model: str = Field(
+        "lightgbm",
+        description="lightgbm | hist_gradient_boosting | logistic (classification) | ridge (regression), "
+        "or any scikit-learn-compatible estimator as 'package.module:Class'.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Of the training part, for tuning.")
+    metric: str | None = Field(None, description="Primary metric; default: the task's.")
+    precision_at_k: int = Field(100, ge=1)
+    cv_folds: int = Field(0, ge=0, description="Time-ordered cross-validation folds on the training part.")
+    bootstrap: int = Field(100, ge=0, description="Bootstrap resamples for confidence intervals.")
+    segments: list[str] = Field(default_factory=list, description="Columns to report metrics per value of.")
+    group_column: str | None = Field(
+        None, description="Without an event time: keep each group's rows on one side of the split."
+    )
+    costs: CostConfig = CostConfig()
+    tune: TuneConfig = TuneConfig()
+    dask: str | None = Field(
+        None,
+        description="Train on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'. LightGBM "
+        "trains with lightgbm.dask over the workers; Optuna trials run on the workers, sharing the study "
+        "in the store (use PostgreSQL when the workers are on other machines). See docs/scaling.md.",
+    )
+    report: bool = True
+    seed: int = 42
+
+
+class ForecastConfig(_Frozen):
+    """Demand forecasting (``task: forecast``): which series, how far ahead, how it is backtested.
+
+    The source holds transaction lines; ``target`` is the quantity summed into demand per ``item``
+    (and per group of ``group_column``) and per period of ``event_time``.
+    """
+
+    item: str = Field(..., description="Column naming the product (one series per item and group).")
+    group_column: str | None = Field(None, description="Column splitting each item's demand, e.g. Country.")
+    groups: list[str] = Field(
+        default_factory=list, description="Values of group_column kept apart; every other value is 'rest'."
+    )
+    frequency: Literal["W", "D"] = Field("W", description="W: weeks starting Monday; D: days.")
+    horizon: int = Field(4, ge=1, le=52, description="Periods ahead forecast from each origin.")
+    series_per_group: int = Field(100, ge=1, description="Keep the top series by volume in each group.")
+    min_active: int = Field(26, ge=1, description="Least periods with demand for a series to be kept.")
+    origins: int = Field(8, ge=1, description="Rolling backtest origins (the newest periods).")
+    tuning_origins: int = Field(4, ge=1, description="Earlier origins, before the backtest, for tuning.")
+    stock: str | None = Field(
+        None, description="CSV of stock on hand (columns item, group, on_hand), relative to the project."
+    )
+
+
+RankingModel = Literal["popularity", "cooccurrence", "als"]
+_RANKING_MODELS: tuple[RankingModel, ...] = ("popularity", "cooccurrence", "als")
+
+
+class RankingConfig(_Frozen):
+    """Recommendations (``task: ranking``): purchase lines as implicit feedback of ``user`` x ``item``.
+
+    Evaluated on items new to each user after the time cut: what a user bought before it is neither
+    a candidate nor a hit. Unknown users get the most popular items (of their ``segment`` value, e.g.
+    Country, when it has enough buyers).
+    """
+
+    user: str = Field(..., description="Column naming the customer (rows without one are not used).")
+    item: str = Field(..., description="Column naming the product.")
+    segment: str | None = Field(None, description="Column for cold-start popularity, e.g. Country.")
+    k: int = Field(10, ge=1, le=1000, description="List length: recall@k, NDCG@k, hit rate@k.")
+    candidates: list[RankingModel] = Field(
+        default_factory=lambda: list(_RANKING_MODELS),
+        description="Models fitted and compared; train.model 'auto' keeps the best on validation.",
+    )
+
+
+class MaintenanceConfig(_Frozen):
+    """Predictive maintenance: remaining useful life (the project's target) and a failure model.
+
+    The project's own model predicts ``target`` (the RUL, capped at ``rul_cap``); a second, binary
+    model named ``failure_model`` (default ``<name>-failure``) predicts ``failure_target``, "fails
+    within ``failure_within`` cycles". The maintenance endpoint answers both for one unit's readings.
+    """
+
+    rul_cap: int = Field(125, ge=1, description="RUL targets are capped here (early life is flat).")
+    failure_within: int = Field(30, ge=1, description="Horizon of the failure label, in cycles.")
+    failure_target: str = Field("fails_within_30", description="Binary label column of the failure model.")
+    failure_model: str | None = Field(None, description="Registry name of the failure model.")
+    alert_probability: float = Field(0.5, gt=0, lt=1, description="Failure probability flagged as alert.")
