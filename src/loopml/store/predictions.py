@@ -117,6 +117,7 @@ def insert_serialized(
         connection.execute(insert(predictions), records)
 
 
+_JSON_EACH_ROWS = 10_000
 _JSON_EACH = (
     f"INSERT INTO predictions ({', '.join(_COLUMNS)}) "
     "SELECT value ->> 0, ?, ?, ?, ?, value -> 1, value ->> 2, value -> 3 FROM json_each(?)"
@@ -138,12 +139,13 @@ def _insert_json_each(
     the scorer was in C code; one statement runs the whole insert in C with the GIL released.
     Rows go in id order (time-ordered ids append to the primary-key index).
     """
-    order = sorted(range(len(ids)), key=ids.__getitem__) if not _ascending(ids) else range(len(ids))
+    order = sorted(range(len(ids)), key=ids.__getitem__) if not _ascending(ids) else list(range(len(ids)))
     texts = orjson.dumps([scores[i] for i in order]).decode()[1:-1].split(",")
-    body = ",".join(
-        f'["{ids[i]}",{inputs[i]},{score},{outputs[i]}]' for i, score in zip(order, texts, strict=True)
-    )
-    connection.exec_driver_sql(_JSON_EACH, (*fixed, f"[{body}]"))
+    for start in range(0, len(texts), _JSON_EACH_ROWS):  # bounded: SQLite parses each text whole
+        stop = start + _JSON_EACH_ROWS
+        part = zip(order[start:stop], texts[start:stop], strict=True)
+        body = ",".join(f'["{ids[i]}",{inputs[i]},{score},{outputs[i]}]' for i, score in part)
+        connection.exec_driver_sql(_JSON_EACH, (*fixed, f"[{body}]"))
 
 
 def _ascending(ids: Sequence[str]) -> bool:
