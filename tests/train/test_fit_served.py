@@ -36,3 +36,24 @@ def test_fit_served_is_the_pipeline_fit_serves(tmp_path: Path, rows: pd.DataFram
         assert alone == served  # the same rows, parameters and seed: the very same trees
         trees[refit] = alone
     assert trees[True] != trees[False]  # the refit learned the holdout's rows too
+
+
+def test_train_window_fits_on_the_newest_rows_only(tmp_path: Path, rows: pd.DataFrame) -> None:
+    """``train.window``: the fit sees only rows within the window of the newest training row; the
+    holdout is the same; a cycle's challenger gets it from ``retrain.train_window``."""
+    from loopml.retrain.cycle import challenger_settings
+
+    settings = _settings(tmp_path)
+    contract = infer_contract(rows, settings.name, id_column="transaction_id", event_time="tx_datetime")
+    every = fit(rows, contract, settings).metrics
+    windowed = settings.model_copy(update={"train": settings.train.model_copy(update={"window": "5d"})})
+    recent = fit(rows, contract, windowed).metrics
+    assert recent["rows_holdout"] == every["rows_holdout"]
+    times = pd.to_datetime(rows["tx_datetime"]).sort_values().reset_index(drop=True)
+    train_part = times.iloc[: every["rows_train"]]
+    expected = int((train_part >= train_part.max() - pd.Timedelta("5d")).sum())
+    assert recent["rows_train"] == expected < every["rows_train"]
+
+    retrain = settings.retrain.model_copy(update={"train_window": "5d"})
+    cycle = settings.model_copy(update={"retrain": retrain})
+    assert challenger_settings(cycle).train.window == "5d" and challenger_settings(settings) is settings

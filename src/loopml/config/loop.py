@@ -98,11 +98,16 @@ class RetrainConfig(_Frozen):
         description="Serve the challenger refitted on every labelled row, the gate's window included "
         "(the gate judges the fit that never saw that window; the version's metrics record the refit).",
     )
+    train_window: str | None = Field(
+        None,
+        description="A challenger learns from the newest rows only, e.g. 35d (train.window for cycles): "
+        "after a regime change, old rows no longer dilute the new pattern. Default: train.window.",
+    )
     shadow: str | None = Field(None, description="Score live traffic with the challenger this long first.")
     watch: str = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
     interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")
 
-    @field_validator("cooldown", "watch", "shadow")
+    @field_validator("cooldown", "watch", "shadow", "train_window")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not _DURATION.fullmatch(value):

@@ -116,6 +116,11 @@ class TrainConfig(_Frozen):
     group_column: str | None = Field(
         None, description="Without an event time: keep each group's rows on one side of the split."
     )
+    window: str | None = Field(
+        None,
+        description="Fit on the rows within this long of the newest event time only, e.g. 35d (a time "
+        "split; the holdout and the window features still see every row). Default: every row.",
+    )
     costs: CostConfig = CostConfig()
     tune: TuneConfig = TuneConfig()
     dask: str | None = Field(
@@ -126,6 +131,13 @@ class TrainConfig(_Frozen):
     )
     report: bool = True
     seed: int = 42
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.fullmatch(value):
+            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
+        return value
 
 
 class ForecastConfig(_Frozen):

@@ -30,7 +30,7 @@ from loopml.store import Store, tables, utcnow
 from loopml.store.leases import lease
 from loopml.validate import ingest
 
-__all__ = ["ACTOR", "CycleResult", "run_cycle"]
+__all__ = ["ACTOR", "CycleResult", "challenger_settings", "run_cycle"]
 
 ACTOR = "loopml retrain"
 LEASE_TTL_S = 60.0
@@ -111,6 +111,14 @@ def run_cycle(
             raise
 
 
+def challenger_settings(settings: Settings) -> Settings:
+    """The settings a cycle trains its challenger with: ``retrain.train_window`` as ``train.window``."""
+    window = settings.retrain.train_window
+    if window is None:
+        return settings
+    return settings.model_copy(update={"train": settings.train.model_copy(update={"window": window})})
+
+
 def _resume_open(settings: Settings, store: Store, decision: Decision, now: datetime) -> CycleResult | None:
     """Under the lease every open cycle's worker is gone: resume what can be, abandon the rest."""
     found: CycleResult | None = None
@@ -136,7 +144,9 @@ def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now
     with store.engine.begin() as conn:
         transition(conn, event, "running", expect=("running",), details={"step": "training"})
     refit = settings.retrain.refit  # the gate judges the fit without its window; the refit serves
-    challenger = train_and_register(settings, store, promote_if_first=False, refit=refit).version.version
+    challenger = train_and_register(
+        challenger_settings(settings), store, promote_if_first=False, refit=refit
+    ).version.version
     with store.engine.begin() as conn:
         transition(conn, event, "trained", expect=("running",), challenger_version=challenger)
         reason = f"retrain cycle {event}"

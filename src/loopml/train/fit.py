@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from loopml._durations import duration
 from loopml.config import Settings
 from loopml.errors import ConfigError, DataError, did_you_mean
 from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
@@ -100,6 +101,12 @@ def _prepare(
         )
     groups = frame[cfg.group_column].to_numpy() if cfg.group_column else None
     train, holdout = time_split(frame, settings.event_time, cfg.holdout_fraction, strat, cfg.seed, groups)
+    if cfg.window is not None and settings.event_time is not None:  # fit on the newest rows only
+        times = pd.to_datetime(frame[settings.event_time])
+        newest = times.iloc[train].max() if len(train) else times.max()
+        train = train[(times.iloc[train] >= newest - duration(cfg.window)).to_numpy()]
+        if not len(train):
+            raise DataError(f"train.window {cfg.window} leaves no row to train on; make it longer.")
     inner_fit, inner_valid = time_split(
         frame.iloc[train],
         settings.event_time,
