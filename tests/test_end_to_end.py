@@ -1,6 +1,7 @@
 """The whole loop, for real: ``loopml demo fraud --json --quick`` in a child process (a smaller
-population and fewer trees than ``make demo``, the same steps: serve, batch, actions, then four weeks of
-traffic across the regime change with the retraining loop running)."""
+population and fewer trees than ``make demo``, the same steps: serve, batch, actions, then eight
+weeks of traffic across the regime change with the retraining loop running, and the loop against a
+model trained with full knowledge of the new regime and against the same loop without label delay)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ SUMMARY_KEYS = {
 }  # fmt: skip
 LOOP_KEYS = {
     "ap_before_change", "ap_after_change_old_model", "ap_after_promotion", "promotions", "rollbacks",
-    "ap_full_knowledge", "ap_loop_same_days", "cycles", "alerts", "days",
+    "ap_regime_oracle", "ap_no_label_delay", "ap_loop_same_days", "cycles", "alerts", "days",
+    "loop_within_10pct_of_full_knowledge", "loop_within_10pct_judged_on",
 }  # fmt: skip
 
 
@@ -51,16 +53,33 @@ def test_demo_fraud_end_to_end(tmp_path: Path) -> None:
     assert (project / "loopml.yaml").is_file()
     assert (project / ".loopml" / "loopml.db").is_file()
 
-    # The loop: the regime change hurts the old model, a policy-triggered cycle promotes a gated
-    # challenger, and the days it serves are better than the old model's after the change.
+    # The loop: the regime change hurts the old model; the policy keeps starting cycles as labels
+    # arrive (weekly), the gate promotes the challengers that beat the champion, and the days they
+    # serve are better than the old model's after the change.
     assert summary["ap_after_change_old_model"] < summary["ap_before_change"]
-    assert summary["promotions"] >= 1 and summary["rollbacks"] == 0
+    assert summary["replayed_days"] == 56  # the API's day (119), then 55 days with weekly checks
+    assert len(summary["cycles"]) >= 5 and all(c["triggers"] for c in summary["cycles"])
     promoted = [c for c in summary["cycles"] if c["status"] == "promoted"]
-    assert promoted[0]["triggers"] and "realized" in promoted[0]["triggers"][0]
+    assert summary["promotions"] == len(promoted) >= 3  # it keeps learning, not promote once and stop
     assert summary["ap_after_promotion"] > summary["ap_after_change_old_model"]
-    assert summary["alerts"].get("performance", 0) >= 1
+    assert sum(summary["alerts"].values()) >= 1  # concept drift, and performance when v1 serves long enough
     served = {d["version"] for d in summary["days"]}
-    assert served == {1, promoted[0]["challenger_version"]}
+    assert served <= {1} | {c["challenger_version"] for c in promoted} and len(served) >= 3
+    # The loop against its yardsticks, on every day after the first promotion: every served model has
+    # the regime oracle's and its no-delay counterpart's figures beside its own.
+    periods = summary["periods"]
+    assert sum(p["days"] for p in periods) == summary["days_compared"] == 174 - summary["promotion_day"]
+    assert summary["frauds_compared"] > summary["frauds_compared_steady"] > 200
+    assert all(0 < p["ap_regime_oracle"] <= 1 and 0 < p["ap_no_label_delay"] <= 1 for p in periods)
+    # The regime oracle (trained on the new pattern only, another population) knows it: it beats the
+    # old model on the days after the change by far. The loop is not within 10% of it at every seed
+    # (0.75 at steady state at this one): the flag says so, judged on the key it names.
+    assert summary["ap_regime_oracle_steady"] > 2 * summary["ap_after_change_old_model"]
+    judged = summary["loop_within_10pct_judged_on"]
+    assert judged == "loop_to_regime_oracle_steady"
+    assert summary["loop_within_10pct_of_full_knowledge"] is (summary[judged] >= 0.9)
+    # What the label delay costs: at steady state the loop is within 10% of the same loop without it.
+    assert summary["loop_to_no_label_delay_steady"] >= 0.9
     _which_model_served_when(project)
 
 
