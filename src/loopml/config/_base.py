@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    ValidationError,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails
 
 PROJECT_FILE = "loopml.yaml"
@@ -22,6 +18,15 @@ DatetimePart = Literal["hour", "dayofweek", "day", "month", "is_weekend", "is_ni
 _DEFAULT_PARTS: tuple[DatetimePart, ...] = ("hour", "dayofweek", "is_weekend", "is_night")
 Aggregate = Literal["count", "sum", "mean", "max"]
 _DEFAULT_AGGS: tuple[Aggregate, ...] = ("count", "mean")
+
+
+def _check_duration(value: str) -> str:
+    if not _DURATION.fullmatch(value):
+        raise ValueError("durations look like 30m, 1h, 7d or 2w")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]  # 30s, 10m, 1h, 7d, 2w
 
 
 class _Frozen(BaseModel):

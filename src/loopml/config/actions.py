@@ -9,12 +9,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
 from loopml.config._base import (
-    _DURATION,
+    Duration,
     _Frozen,
 )
 from loopml.errors import did_you_mean
@@ -67,28 +66,14 @@ class DedupeConfig(_Frozen):
     """At most one action per rendered ``key`` within ``window`` (later ones are kept as suppressed)."""
 
     key: str = Field(..., min_length=1, description="Template, e.g. '{inputs.card_id}'.")
-    window: str = Field("1h", description="e.g. 10m, 1h, 1d.")
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        if not _DURATION.fullmatch(value):
-            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
-        return value
+    window: Duration = Field("1h", description="e.g. 10m, 1h, 1d.")
 
 
 class RateLimitConfig(_Frozen):
     """At most ``max`` actions of the rule per ``per`` (the excess is recorded as suppressed)."""
 
     max: int = Field(..., ge=1)
-    per: str = Field("1m", description="e.g. 1s, 1m, 1h.")
-
-    @field_validator("per")
-    @classmethod
-    def _per(cls, value: str) -> str:
-        if not _DURATION.fullmatch(value):
-            raise ValueError(f"durations look like 30s, 1m, 1h; got {value!r}")
-        return value
+    per: Duration = Field("1m", description="e.g. 1s, 1m, 1h.")
 
 
 class ActionRuleConfig(_Frozen):

@@ -6,12 +6,11 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
-    field_validator,
     model_validator,
 )
 
 from loopml.config._base import (
-    _DURATION,
+    Duration,
     _Frozen,
     _missing,
 )
@@ -114,22 +113,15 @@ class RetentionConfig(_Frozen):
     and performance data outlive the rest of the log.
     """
 
-    predictions: str | None = Field(None, description="Delete predictions older than this, e.g. 90d.")
-    labelled: str | None = Field(
+    predictions: Duration | None = Field(None, description="Delete predictions older than this, e.g. 90d.")
+    labelled: Duration | None = Field(
         None, description="Keep predictions that have feedback this long instead (default: as predictions)."
     )
-    outbox: str | None = Field(
+    outbox: Duration | None = Field(
         None,
         description="Delete finished actions (delivered, dead, suppressed) older than this, e.g. 30d; "
         "pending ones are never deleted, nor any inside a rule's dedupe or rate-limit window.",
     )
-
-    @field_validator("predictions", "labelled", "outbox")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not _DURATION.fullmatch(value):
-            raise ValueError(f"durations look like 30d, 12w or 24h; got {value!r}")
-        return value
 
 
 class StoreConfig(_Frozen):

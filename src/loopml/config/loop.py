@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from loopml.config._base import (
-    _DURATION,
+    Duration,
     _Frozen,
 )
 
@@ -55,7 +55,7 @@ class ServeConfig(_Frozen):
 class MonitorConfig(_Frozen):
     """Monitoring windows and the thresholds that raise alerts."""
 
-    window: str = Field("1d", description="Length of a monitoring window, e.g. 1h, 1d, 7d.")
+    window: Duration = Field("1d", description="Length of a monitoring window, e.g. 1h, 1d, 7d.")
     psi_threshold: float = Field(0.2, gt=0, description="PSI above which a numeric feature has drifted.")
     js_threshold: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance for categoricals.")
     alpha: float = Field(0.05, gt=0, lt=1, description="False discovery rate across the features.")
@@ -66,13 +66,6 @@ class MonitorConfig(_Frozen):
     )
     performance_floor: dict[str, float] = Field(default_factory=dict, description="metric -> lowest value.")
     estimated_floor: dict[str, float] = Field(default_factory=dict, description="Same, for the estimate.")
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        if not _DURATION.fullmatch(value):
-            raise ValueError(f"window must look like 1h, 1d or 7d; got {value!r}")
-        return value
 
 
 class GateConfig(_Frozen):
@@ -91,25 +84,20 @@ class RetrainConfig(_Frozen):
     performance_floor: dict[str, float] = Field(default_factory=dict, description="Realized metric floors.")
     estimated_floor: dict[str, float] = Field(default_factory=dict, description="Estimated metric floors.")
     new_labels: int = Field(0, ge=0, description="Retrain after this many new labels; 0: off.")
-    cooldown: str = Field("1d", description="Least time between two cycles.")
+    cooldown: Duration = Field("1d", description="Least time between two cycles.")
     gate: GateConfig = GateConfig()
     refit: bool = Field(
         True,
         description="Serve the challenger refitted on every labelled row, the gate's window included "
         "(the gate judges the fit that never saw that window; the version's metrics record the refit).",
     )
-    train_window: str | None = Field(
+    train_window: Duration | None = Field(
         None,
         description="A challenger learns from the newest rows only, e.g. 35d (train.window for cycles): "
         "after a regime change, old rows no longer dilute the new pattern. Default: train.window.",
     )
-    shadow: str | None = Field(None, description="Score live traffic with the challenger this long first.")
-    watch: str = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
+    shadow: Duration | None = Field(
+        None, description="Score live traffic with the challenger this long first."
+    )
+    watch: Duration = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
     interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")
-
-    @field_validator("cooldown", "watch", "shadow", "train_window")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not _DURATION.fullmatch(value):
-            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
-        return value

@@ -7,15 +7,14 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
-    field_validator,
 )
 
 from loopml.config._base import (
     _DEFAULT_AGGS,
     _DEFAULT_PARTS,
-    _DURATION,
     Aggregate,
     DatetimePart,
+    Duration,
     _Frozen,
 )
 
@@ -32,16 +31,8 @@ class WindowFeatureConfig(_Frozen):
     entity: str
     column: str | None = Field(None, description="Column to aggregate; omitted: count events.")
     aggs: list[Aggregate] = Field(default_factory=lambda: list(_DEFAULT_AGGS))
-    windows: list[str] = Field(default_factory=lambda: ["1d", "7d", "30d"])
-    label_delay: str | None = None
-
-    @field_validator("windows", "label_delay")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        bad = [v for v in ([value] if isinstance(value, str) else value or []) if not _DURATION.fullmatch(v)]
-        if bad:
-            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {bad}")
-        return value
+    windows: list[Duration] = Field(default_factory=lambda: ["1d", "7d", "30d"])
+    label_delay: Duration | None = None
 
 
 SequenceStat = Literal["mean", "std", "slope"]
@@ -116,7 +107,7 @@ class TrainConfig(_Frozen):
     group_column: str | None = Field(
         None, description="Without an event time: keep each group's rows on one side of the split."
     )
-    window: str | None = Field(
+    window: Duration | None = Field(
         None,
         description="Fit on the rows within this long of the newest event time only, e.g. 35d (a time "
         "split; the holdout and the window features still see every row). Default: every row.",
@@ -131,13 +122,6 @@ class TrainConfig(_Frozen):
     )
     report: bool = True
     seed: int = 42
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str | None) -> str | None:
-        if value is not None and not _DURATION.fullmatch(value):
-            raise ValueError(f"durations look like 30m, 1h, 7d or 2w; got {value!r}")
-        return value
 
 
 class ForecastConfig(_Frozen):
