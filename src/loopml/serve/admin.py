@@ -10,9 +10,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from loopml.errors import NotFoundError
 from loopml.registry import list_versions, set_alias
-from loopml.serve.routes import get_holder, read_json, validation_error
+from loopml.serve.routes import check_served, get_holder, read_json, validation_error
 from loopml.serve.state import ModelHolder
 
 __all__ = ["admin_router"]
@@ -36,11 +35,6 @@ def _json(body: Any) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
 
 
-def _check_name(name: str, holder: ModelHolder) -> None:
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
-
-
 @admin_router.post(
     "/v1/models/{name}/aliases/{alias}",
     summary="Point an alias at a version (admin)",
@@ -58,7 +52,7 @@ async def move_alias(
     holder: ModelHolder = Depends(get_holder),
 ) -> Response:
     """Move ``alias`` to ``version``; the server takes up a move of its own alias at once."""
-    _check_name(name, holder)
+    check_served(name, holder)
     payload = await read_json(request, request.app.state.settings.serve.max_body_bytes)
     try:
         move = AliasMove.model_validate(payload)
@@ -85,7 +79,7 @@ async def move_alias(
 
 @admin_router.get("/v1/models/{name}/versions", summary="Every version of the model, newest first (admin)")
 async def versions(request: Request, name: str, holder: ModelHolder = Depends(get_holder)) -> Response:
-    _check_name(name, holder)
+    check_served(name, holder)
     found = await run_in_threadpool(list_versions, request.app.state.store.engine, name)
     return _json(
         {

@@ -26,7 +26,7 @@ from loopml.config import ForecastConfig
 from loopml.errors import InputError, NotFoundError
 from loopml.registry import LoadedModel
 from loopml.serve.metrics import Metrics
-from loopml.serve.routes import get_holder, serving_model
+from loopml.serve.routes import check_served, get_holder, serving_model
 from loopml.serve.state import ModelHolder
 from loopml.store import PredictionLogWriter, Store, utcnow
 from loopml.tasks.forecast import FEATURES, Panel, demand_panel, feature_rows
@@ -256,8 +256,7 @@ async def forecast(
     name: str, body: ForecastRequest, request: Request, holder: ModelHolder = Depends(get_holder)
 ) -> ForecastResponse:
     """Demand of ``item`` (in ``group``) for each of the next ``horizon`` periods, each step logged."""
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    check_served(name, holder)
     serving = await serving_model(holder)
     model = serving.model
     settings = request.app.state.settings

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loopml.config import Settings, failure_model_name
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.metrics import Metrics
-from loopml.serve.routes import get_holder, read_json, serving_model, validation_error
+from loopml.serve.routes import check_served, get_holder, read_json, serving_model, validation_error
 from loopml.serve.state import ModelHolder, Serving
 from loopml.store import PredictionLogWriter, utcnow
 
@@ -160,8 +160,7 @@ async def predict_rul(
             f"project '{settings.name}' has no maintenance section (and features.sequences); "
             "this route serves predictive-maintenance projects."
         )
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    check_served(name, holder)
     payload = await read_json(request, settings.serve.max_body_bytes, nan_literals=True)
     rul_serving = await serving_model(holder)
     failure_serving = await serving_model(_failure_holder(request))

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from loopml.errors import InputError, NotFoundError
+from loopml.errors import InputError
 from loopml.serve.metrics import Metrics
-from loopml.serve.routes import get_holder, serving_model
+from loopml.serve.routes import check_served, get_holder, serving_model
 from loopml.serve.state import ModelHolder
 from loopml.store import PredictionLogWriter, utcnow
 
@@ -98,8 +98,7 @@ async def recommend(
     name: str, payload: RecommendRequest, request: Request, holder: ModelHolder = Depends(get_holder)
 ) -> RecommendResponse:
     """The ``k`` items the customer is most likely to buy next, never one they already bought."""
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    check_served(name, holder)
     serving = await serving_model(holder)
     model = serving.model
     if model.task != "ranking":

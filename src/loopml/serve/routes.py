@@ -37,6 +37,12 @@ async def get_holder(request: Request) -> ModelHolder:
     return holder
 
 
+def check_served(name: str, holder: ModelHolder) -> None:
+    """A 404 naming the served model when a route's ``{name}`` is another model."""
+    if name != holder.name:
+        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+
+
 async def serving_model(holder: ModelHolder) -> Serving:
     """The holder's model; a re-check of the alias (and a load) runs off the event loop."""
     return await run_in_threadpool(holder.get) if holder.due else holder.get()
@@ -156,8 +162,7 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
 )
 async def predict(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> Response:
     """Validate the records against the model's contract, score them and log each prediction."""
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
+    check_served(name, holder)
     settings = request.app.state.settings
     payload = await read_json(request, settings.serve.max_body_bytes)
     serving = await serving_model(holder)

@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
-from loopml.serve.routes import get_holder, read_json, score_records, serving_model, validation_error
+from loopml.serve.routes import (
+    check_served,
+    get_holder,
+    read_json,
+    score_records,
+    serving_model,
+    validation_error,
+)
 from loopml.serve.state import ModelHolder, Serving
 
 __all__ = ["DATATYPES", "v2_router"]
@@ -68,13 +75,8 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _check_name(name: str, holder: ModelHolder) -> None:
-    if name != holder.name:
-        raise NotFoundError(f"model '{name}' is not served here; this server serves '{holder.name}'.")
-
-
 def _served(name: str, holder: ModelHolder, version: str | None = None) -> Serving:
-    _check_name(name, holder)
+    check_served(name, holder)
     serving = holder.get()
     _check_version(name, version, serving)
     return serving
@@ -153,7 +155,7 @@ def version_ready(
 
 
 def _ready(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> JSONResponse:
-    _check_name(name, holder)
+    check_served(name, holder)
     ready = not request.app.state.shutting_down and holder.ready
     if ready and version is not None:
         ready = version == str(holder.get().model.version.version)
@@ -187,7 +189,7 @@ async def version_infer(
 
 async def _infer(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> Response:
     settings = request.app.state.settings.serve
-    _check_name(name, holder)
+    check_served(name, holder)
     payload = await read_json(request, settings.max_body_bytes)
     serving = await serving_model(holder)
     _check_version(name, version, serving)
