@@ -43,6 +43,8 @@ def test_the_fraud_pipeline_compiles(api_project: Project) -> None:
     model = api_project.load_model()
     assert model.compiled is not None
     assert len(model.compiled.columns) == model.pipeline[-1].n_features_in_
+    # the example compares each card's last hour, day and week (and the amount) with its month
+    assert sum(c.kind == "ratio" for c in model.compiled.columns) == 10
 
 
 def test_compiled_path_equals_the_pipeline_on_many_random_rows(api_project: Project) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    model_validator,
 )
 
 from loopml.config._base import (
@@ -25,7 +26,10 @@ class WindowFeatureConfig(_Frozen):
     ``{entity: customer_id, column: tx_amount, aggs: [count, mean], windows: [1d, 7d]}`` gives the
     card's number of transactions and mean amount over the previous day and week. A ``label_delay``
     (for a column such as the fraud label, known only days later) shifts the windows back so that
-    only events older than the delay count.
+    only events older than the delay count. ``relative_to: 7d`` also compares each other window
+    with that one (``count_1d / count_7d``, ...) and the row's own value with its mean there
+    (``tx_amount / mean_7d``): how unusual this is for this entity, which a model learns from far
+    fewer examples than it needs to find the same comparison among raw counts and amounts.
     """
 
     entity: str
@@ -33,6 +37,23 @@ class WindowFeatureConfig(_Frozen):
     aggs: list[Aggregate] = Field(default_factory=lambda: list(_DEFAULT_AGGS))
     windows: list[Duration] = Field(default_factory=lambda: ["1d", "7d", "30d"])
     label_delay: Duration | None = None
+    relative_to: Duration | None = Field(
+        None,
+        description="One of the windows, e.g. 30d: adds each other window's aggregates divided by the "
+        "same aggregate over it, and the row's own value divided by its mean over it.",
+    )
+
+    @model_validator(mode="after")
+    def _relative_window(self) -> WindowFeatureConfig:
+        if self.relative_to is not None:
+            if self.relative_to not in self.windows:
+                raise ValueError(
+                    f"relative_to '{self.relative_to}' is not one of the windows {self.windows}; "
+                    "add it to windows or pick one of them"
+                )
+            if len(self.windows) < 2:
+                raise ValueError("relative_to needs at least one other window to compare with it")
+        return self
 
 
 SequenceStat = Literal["mean", "std", "slope"]

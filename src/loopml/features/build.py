@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sklearn.compose import ColumnTransformer
@@ -12,10 +13,11 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from loopml.config import FeaturesConfig
 from loopml.errors import ConfigError, did_you_mean
 from loopml.features.datetime import DatetimeParts
+from loopml.features.relative import WindowRatios
 from loopml.features.windows import WindowSpec
 from loopml.validate.contract import DataContract
 
-__all__ = ["FeatureColumns", "build_preprocessor", "select_columns", "window_specs"]
+__all__ = ["FeatureColumns", "build_preprocessor", "relative_features", "select_columns", "window_specs"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,34 @@ def window_specs(config: FeaturesConfig) -> list[WindowSpec]:
     return [
         WindowSpec(w.entity, w.column, tuple(w.aggs), tuple(w.windows), w.label_delay) for w in config.windows
     ]
+
+
+def relative_features(config: FeaturesConfig, numeric: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(name, numerator, denominator)`` of each ``relative_to`` feature of ``features.windows``.
+
+    Each other window's aggregates over the same aggregate of the ``relative_to`` window
+    (``customer_id__tx_amount__count_1h_vs_30d``) and, when the aggregated column is one of the
+    model's ``numeric`` inputs and ``mean`` is among the aggregates, the row's own value over that
+    mean (``customer_id__tx_amount__value_vs_mean_30d``). A label column is never an input, so
+    its value, unknown when a request is scored, is never compared.
+    """
+    out: list[tuple[str, str, str]] = []
+    for window, spec in zip(config.windows, window_specs(config), strict=True):
+        base = window.relative_to
+        if base is None:
+            continue
+        for other in (w for w in spec.windows if w != base):
+            out += [
+                (
+                    f"{spec.prefix}__{agg}_{other}_vs_{base}",
+                    f"{spec.prefix}__{agg}_{other}",
+                    f"{spec.prefix}__{agg}_{base}",
+                )
+                for agg in spec.aggs
+            ]
+        if spec.column is not None and spec.column in numeric and "mean" in spec.aggs:
+            out.append((f"{spec.prefix}__value_vs_mean_{base}", spec.column, f"{spec.prefix}__mean_{base}"))
+    return out
 
 
 def _inputs(contract: DataContract, raw: list[str], specs: list[WindowSpec]) -> tuple[str, ...]:
@@ -89,6 +119,11 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
     )
 
 
+def _scaled() -> Pipeline:
+    """Imputed, standardised numbers (for linear models)."""
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+
+
 def _sequence_preprocessor(columns: FeatureColumns, config: FeaturesConfig, scale: bool) -> Pipeline:
     """Sequence windows (``features.sequences``) and, for linear models, imputation and scaling."""
     from loopml.features.sequences import CycleWindows
@@ -96,8 +131,7 @@ def _sequence_preprocessor(columns: FeatureColumns, config: FeaturesConfig, scal
     seq = config.sequences
     assert seq is not None
     windows = CycleWindows(seq.entity, seq.order, seq.columns, seq.window, tuple(seq.stats), seq.min_distinct)
-    scaling = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())] if scale else []
-    return Pipeline([("sequences", windows), *scaling])
+    return Pipeline([("sequences", windows), *(_scaled().steps if scale else [])])
 
 
 def build_preprocessor(
@@ -111,11 +145,7 @@ def build_preprocessor(
     """
     if config.sequences is not None:
         return _sequence_preprocessor(columns, config, scale)
-    numeric: Pipeline | str = (
-        Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-        if scale
-        else "passthrough"
-    )
+    numeric: Pipeline | str = _scaled() if scale else "passthrough"
     categorical = OrdinalEncoder(
         handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype=float
     )
@@ -128,8 +158,13 @@ def build_preprocessor(
         min_frequency=config.rare_category_count,
         max_categories=config.max_categories,
     )
+    ratios = relative_features(config, columns.numeric)
+    relative: Pipeline | WindowRatios = WindowRatios(ratios=tuple(ratios))
+    if scale:
+        relative = Pipeline([("ratios", relative), *_scaled().steps])
     steps = [
         ("numeric", numeric, [*columns.numeric, *columns.windows]),
+        ("relative", relative, sorted({c for _, *pair in ratios for c in pair})),
         ("categorical", categorical, list(columns.categorical)),
         ("high_cardinality", frequent, list(columns.high_cardinality)),
         ("datetime", DatetimeParts(parts=tuple(config.datetime_parts)), list(columns.datetime)),

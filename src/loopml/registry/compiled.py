@@ -1,12 +1,12 @@
 """A compiled scoring path: records or frames straight into LightGBM's booster, without pandas.
 
 For the pipelines loopml builds (a ColumnTransformer of passthrough numbers and window features,
-an ``OrdinalEncoder`` for categories and :class:`~loopml.features.DatetimeParts`, then a binary
-``LGBMClassifier``) the preprocessing is a handful of lookups per row, yet scikit-learn spends ~97% of
-a one-row prediction on it. :func:`compile_pipeline` reads the fitted pipeline once and returns a
-:class:`CompiledScorer` that builds the same float64 matrix (bit for bit) and calls
-``Booster.predict`` directly, with one thread for small inputs. Anything it does not recognise gives
-``None``, and the caller keeps the generic pipeline.
+an ``OrdinalEncoder`` for categories, :class:`~loopml.features.DatetimeParts` and relative window
+features, then a binary ``LGBMClassifier``) the preprocessing is a handful of lookups per row, yet
+scikit-learn spends ~97% of a one-row prediction on it. :func:`compile_pipeline` reads the fitted
+pipeline once and returns a :class:`CompiledScorer` that builds the same float64 matrix (bit for bit)
+and calls ``Booster.predict`` directly, with one thread for small inputs. Anything it does not
+recognise gives ``None``, and the caller keeps the generic pipeline.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.features.datetime import _PARTS
+from loopml.features.relative import ratio
 from loopml.validate import DataContract
 
 __all__ = ["SMALL_BATCH", "CompiledScorer", "compile_pipeline", "row_values"]
@@ -47,11 +48,12 @@ class _Fallback(Exception):
 class _Column:
     """One output column of the preprocessor: where its value comes from and how it is mapped."""
 
-    source: str  # input column name, or window feature name
-    kind: str  # "number", "window", "ordinal" or a datetime part
+    source: str  # input column name, or window feature name (a ratio's numerator)
+    kind: str  # "number", "window", "ordinal", "ratio" or a datetime part
     lookup: Mapping[Any, float] | None = None
     missing: float = -1.0
     unknown: float = -1.0
+    denominator: str = ""  # a ratio's: a window feature name
 
 
 def _number(value: Any) -> float:
@@ -119,21 +121,38 @@ class CompiledScorer:
             if col.kind == "window":
                 assert windows is not None
                 matrix[:, j] = windows[col.source]
-                continue
-            for i, row in enumerate(rows):
-                matrix[i, j] = _cell(col, row[col.source])
+            elif col.kind == "ratio":
+                assert windows is not None
+                matrix[:, j] = ratio(_operand(col.source, rows, windows), windows[col.denominator])
+            else:
+                for i, row in enumerate(rows):
+                    matrix[i, j] = _cell(col, row[col.source])
         return matrix
 
     def frame_matrix(self, features: pd.DataFrame) -> np.ndarray:
         """The same matrix, vectorised, for a frame of coerced inputs plus window features."""
         matrix = np.empty((len(features), len(self.columns)), dtype=np.float64)
         for j, col in enumerate(self.columns):
-            matrix[:, j] = _vector(col, features[col.source])
+            if col.kind == "ratio":
+                floats = (
+                    features[c].to_numpy(dtype=np.float64, na_value=np.nan)
+                    for c in (col.source, col.denominator)
+                )
+                matrix[:, j] = ratio(*floats)
+            else:
+                matrix[:, j] = _vector(col, features[col.source])
         return matrix
 
     @property
     def window_names(self) -> list[str]:
         return [c.source for c in self.columns if c.kind == "window"]
+
+
+def _operand(name: str, rows: Sequence[Mapping[str, Any]], windows: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A ratio's numerator for each row: a window feature, or a coerced number input."""
+    if name in windows:
+        return np.asarray(windows[name], dtype=np.float64)
+    return np.fromiter((row[name] for row in rows), dtype=np.float64, count=len(rows))
 
 
 def _is_missing(value: Any) -> bool:
@@ -191,6 +210,7 @@ def _columns(pipeline: Any, contract: DataContract, windows: set[str]) -> list[_
     from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
     from loopml.features import DatetimeParts
+    from loopml.features.relative import WindowRatios
 
     steps = getattr(pipeline, "steps", None)
     if steps is None or len(steps) != 2 or not isinstance(pipeline[0], ColumnTransformer):
@@ -210,6 +230,8 @@ def _columns(pipeline: Any, contract: DataContract, windows: set[str]) -> list[_
             out += _ordinal(step, names, contract)
         elif type(step) is DatetimeParts:
             out += _datetime(step, names, contract)
+        elif type(step) is WindowRatios:
+            out += _ratios(step, contract, windows)
         else:
             raise _Fallback
     if len(out) != getattr(pipeline[-1], "n_features_in_", -1):
@@ -223,6 +245,17 @@ def _passthrough(name: str, contract: DataContract, windows: set[str]) -> _Colum
     if name in contract.names and contract.column(name).dtype in ("int", "float"):
         return _Column(name, "number")
     raise _Fallback
+
+
+def _ratios(step: Any, contract: DataContract, windows: set[str]) -> list[_Column]:
+    columns = []
+    for _, numerator, denominator in step.ratios:
+        if denominator not in windows:
+            raise _Fallback
+        columns.append(
+            _Column(_passthrough(numerator, contract, windows).source, "ratio", denominator=denominator)
+        )
+    return columns
 
 
 def _ordinal(encoder: Any, names: list[str], contract: DataContract) -> list[_Column]:

@@ -18,6 +18,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMClassifier",
     "lightgbm.sklearn.LGBMRegressor",
     "loopml.features.datetime.DatetimeParts",
+    "loopml.features.relative.WindowRatios",  # (name, numerator, denominator) column names only
     "loopml.tasks.forecast.DemandRegressor",  # LightGBM on scaled demand plus a blend weight
     "loopml.tasks.recommenders.ALSRecommender",  # item factors, histories, popularity counts
     "loopml.tasks.recommenders.CooccurrenceRecommender",  # item-item similarity as CSR arrays
