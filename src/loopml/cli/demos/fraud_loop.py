@@ -54,7 +54,7 @@ LOOP_SETTINGS: dict[str, Any] = {
     "source": {"watermark": "tx_datetime"},  # a cycle ingests only the rows that matured since
     "train": {"holdout_fraction": 0.025},  # the gate's "newest labelled window": about four days
     # After the change even a model that knows the new pattern reaches an average precision of about
-    # 0.4 (some frauds hide in short terminal compromises), so the floors sit well under that;
+    # 0.8 (some frauds hide in short terminal compromises), so the floors sit well under that;
     # alarms (and the watch's rollbacks) come from realized performance, labels being the proof.
     "monitor": {"performance_floor": {"average_precision": 0.15}, "estimated_floor": {}},
     # The loop keeps learning: once about two days of new labels are in (every weekly check after the
