@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from loopml.cli import app
+from loopml.dashboard import dashboard_data, render_dashboard
 from loopml.examples import write_example
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
@@ -89,6 +90,12 @@ def test_a_genuinely_better_challenger_is_promoted_with_its_reason(
     back = alias_history(watched.store.engine, watched.name, "champion")[-1]
     assert back.actor == "loopml retrain" and back.reason.startswith("watch alarm: estimated performance")
     assert get_alias(watched.store.engine, watched.name, "champion") == 1
+    # The dashboard shows the loop: the rollback, then the promoting cycle, with their reasons.
+    shown = dashboard_data(watched.settings, watched.store)["cycles"]
+    assert [(c["kind"], c["status"]) for c in shown] == [("rollback", "done"), ("cycle", "promoted")]
+    assert "against champion v1" in shown[1]["why"] and shown[1]["challenger"] == 2
+    page = render_dashboard(watched.settings, watched.store)
+    assert "<h2>Retraining</h2>" in page and "watch alarm: estimated performance" in page
 
 
 def test_dry_run_explains_and_changes_nothing(project: Project) -> None:
