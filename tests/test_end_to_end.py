@@ -30,7 +30,8 @@ def test_demo_fraud_end_to_end(tmp_path: Path) -> None:
     # LOOPML_* overrides (other than the test suite's own) would move the demo's stores out of the project.
     env = {k: v for k, v in os.environ.items() if k.startswith("LOOPML_TEST_") or not k.startswith("LOOPML")}
     done = subprocess.run(
-        [sys.executable, "-m", "loopml", "demo", "fraud", "--json", "--quick", "--project", str(project)],
+        [sys.executable, "-m", "loopml", "demo", "fraud", "--json", "--quick", "--seed", "42",
+         "--project", str(project)],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -41,6 +42,7 @@ def test_demo_fraud_end_to_end(tmp_path: Path) -> None:
 
     # ~140k simulated transactions over 182 days (~300k without --quick); the project ingests the
     # history before the fraud pattern changes (day 119) and keeps the rest in data/replay.parquet.
+    assert summary["seed"] == 42  # the simulator's default, passed explicitly
     assert summary["rows"] > 50_000
     assert summary["model_version"] == 1
     assert 0.5 < summary["holdout_roc_auc"] <= 1.0

@@ -333,3 +333,19 @@ def test_help_exits_0(command: list[str]) -> None:
         assert "--json" in result.stdout
     if command not in ([], ["init"], ["models"]):
         assert "--project" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "--quick"], "--quick does not apply to the forecast demo"),
+        (["recommend", "--seed", "3"], "--seed does not apply to the recommend demo"),
+        (["maintenance", "--seed", "3"], "not simulated. Drop --seed."),
+    ],
+)
+def test_a_demo_option_that_does_not_apply_is_a_clear_error(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = invoke("demo", *args, "--project", str(tmp_path / "demo"))
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "demo").exists()  # nothing was built

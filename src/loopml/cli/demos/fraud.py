@@ -22,6 +22,7 @@ from loopml.cli.demos.fraud_loop import (
     summarize,
 )
 from loopml.errors import InputError
+from loopml.examples.fraud import SimulationConfig
 
 __all__ = ["REGIME", "REPLAY_DAYS", "STEADY_AFTER_DAYS", "render", "run"]
 
@@ -118,6 +119,7 @@ def run(directory: Path, *, quick: bool = False, seed: int | None = None) -> dic
     hold = outcome.version.metrics["holdout"]
     return {
         "project_dir": str(directory),
+        "seed": int(data.get("seed", SimulationConfig.seed)),
         "rows": ingested.dataset.rows,
         "rows_quarantined": ingested.dataset.rows_quarantined,
         "model_version": outcome.version.version,
