@@ -89,6 +89,32 @@ def test_labels_sent_as_feedback_reach_the_served_window_history(
     pd.testing.assert_frame_equal(fresh.features(fresh.coerce(later))[risk], learnt)
 
 
+def test_a_model_loaded_after_much_feedback_reads_only_the_newest(
+    tmp_path: Path, events: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback read at load is bounded like the history's logged inputs (the newest rows)."""
+    import loopml.registry.loaded as loaded
+
+    days = events["tx_time_days"]
+    proj = _project(tmp_path / "p", events[days < 20])
+    scored = events[days.between(20, 24)]
+    proj.predict_file(
+        _parquet(tmp_path, scored.drop(columns=["tx_fraud", "tx_fraud_scenario"])), tmp_path / "o.parquet"
+    )
+    out = pd.read_parquet(tmp_path / "o.parquet").merge(scored[["transaction_id", "tx_fraud"]])
+    labels = [{"prediction_id": p, "label": 1} for p in out["prediction_id"]]
+    record_feedback(proj.store.engine, labels)
+    monkeypatch.setattr(loaded, "_HISTORY_LOG_LIMIT", 25)
+    model = load_model(proj.store, proj.name, history=False)
+    model = type(model)(
+        model.version, model.pipeline, loaded.load_history(proj.store, model.version, model.windows)
+    )
+    assert model.learn_feedback(proj.store) == 25  # the newest 25 of the labels, not all of them
+    monkeypatch.setattr(loaded, "_HISTORY_LOG_LIMIT", 2)  # later reads take every newer row
+    record_feedback(proj.store.engine, labels[-3:] + labels[:3])  # 3 already learnt, 3 not
+    assert model.learn_feedback(proj.store) == 3
+
+
 def _parquet(tmp_path: Path, rows: pd.DataFrame) -> Path:
     path = tmp_path / "in.parquet"
     rows.to_parquet(path, index=False)

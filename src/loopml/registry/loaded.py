@@ -237,16 +237,22 @@ def load_history(store: Store, version: ModelVersion, specs: list[WindowSpec]) -
 
 def _feedback_since(store: Store, name: str, after: int, contract: DataContract) -> tuple[int, pd.DataFrame]:
     """Feedback rows newer than id ``after`` for ``name``'s predictions: the newest id, and each
-    labelled prediction's inputs (coerced to the contract) with its ``label``."""
+    labelled prediction's inputs (coerced to the contract) with its ``label``.
+
+    The first read (``after`` 0, at load) takes at most the newest ``_HISTORY_LOG_LIMIT`` rows, as
+    the history does of the logged inputs: a model loaded after years of feedback reads a bounded
+    amount (``store.retention`` bounds the table itself); later reads take every newer row."""
     f, p = tables.feedback, tables.predictions
     query = (
         select(f.c.id, f.c.label, p.c.inputs)
         .join(p, p.c.id == f.c.prediction_id)
         .where(p.c.model_name == name, f.c.id > after)
-        .order_by(f.c.id)
+        .order_by(f.c.id.desc())
     )
+    if after == 0:
+        query = query.limit(_HISTORY_LOG_LIMIT)
     with store.engine.connect() as conn:
-        found = conn.execute(query).all()
+        found = list(reversed(conn.execute(query).all()))
     if not found:
         return after, pd.DataFrame()
     inputs = pd.DataFrame.from_records([row.inputs for row in found])
