@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from loopml.project import Project
 
@@ -25,6 +27,30 @@ def demand_lines(seed: int = 5, series: Sequence[tuple[str, str, int]] = SERIES)
             for d in days
         ]
     )
+
+
+def project_file(forecast: Mapping[str, Any] | None = None) -> str:
+    """The small project's ``loopml.yaml`` (a 3-step horizon, 10 trees) with ``forecast`` keys added to
+    its ``forecast`` section; a test appends other sections as YAML text."""
+    config: dict[str, Any] = {
+        "name": "demand",
+        "task": "forecast",
+        "target": "qty",
+        "event_time": "time",
+        "source": {"kind": "parquet", "path": "data/lines.parquet"},
+        "forecast": {
+            "item": "item",
+            "group_column": "country",
+            "horizon": 3,
+            "series_per_group": 3,
+            "min_active": 3,
+            "origins": 2,
+            "tuning_origins": 1,
+            **(forecast or {}),
+        },
+        "train": {"params": {"n_estimators": 10}},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def forecast_project(

@@ -12,30 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from forecast_support import forecast_project
+from forecast_support import forecast_project, project_file
 from loopml.cli import app
 from loopml.errors import InputError
 from loopml.monitor import load_predictions
 from loopml.project import Project
 
-PROJECT = """
-name: demand
-task: forecast
-target: qty
-event_time: time
-source: {kind: parquet, path: data/lines.parquet}
-forecast:
-  item: item
-  group_column: country
-  groups: [UK]
-  horizon: 3
-  series_per_group: 3
-  min_active: 3
-  origins: 2
-  tuning_origins: 1
-train:
-  params: {n_estimators: 10}
-"""
+PROJECT = project_file({"groups": ["UK"]})
 
 
 @pytest.fixture(scope="module")

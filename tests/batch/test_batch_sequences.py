@@ -3,7 +3,6 @@ features (and RUL) as scored all at once, and as the maintenance endpoint answer
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,26 +13,14 @@ from fastapi.testclient import TestClient
 from loopml.batch import score_file
 from loopml.batch.score import SequenceCarry
 from loopml.errors import InputError
-from loopml.examples import write_example
 from loopml.project import Project
-
-FAST = {
-    "LOOPML_TRAIN__PARAMS__N_ESTIMATORS": "20",
-    "LOOPML_TRAIN__BOOTSTRAP": "0",
-    "LOOPML_TRAIN__REPORT": "false",
-}
+from maintenance_support import maintenance_project
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     directory = tmp_path_factory.mktemp("maintenance-batch")
-    write_example("maintenance", directory, engines=6)
-    proj = Project.open(directory, environ=FAST)
-    with pytest.MonkeyPatch.context() as patch:  # the data quality report (plotly) is tested elsewhere
-        patch.setattr(sys.modules["loopml.validate.ingest"], "write_quality_report", lambda *a, **k: None)
-        proj.ingest()
-    proj.train()  # the RUL model and the failure model (the endpoint answers both)
-    return proj
+    return maintenance_project(directory, trees=20, engines=6)[0]
 
 
 def test_chunks_cut_inside_engines_score_as_the_whole_file_and_the_api(

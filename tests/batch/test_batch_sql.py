@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
-from forecast_support import SERIES, forecast_project
+from forecast_support import SERIES, forecast_project, project_file
 from loopml.batch import score_file
 from loopml.batch.outputs import open_output
 from loopml.batch.score import open_input
@@ -279,16 +279,7 @@ def test_sql_errors_are_data_errors_in_the_api(batch_project: Project, tmp_path:
 
 # --- batch forecasts ---------------------------------------------------------------------------------------
 
-FORECAST_PROJECT = """
-name: demand
-task: forecast
-target: qty
-event_time: time
-source: {kind: parquet, path: data/lines.parquet}
-forecast: {item: item, group_column: country, horizon: 3, series_per_group: 3, min_active: 3, origins: 2,
-           tuning_origins: 1}
-train: {params: {n_estimators: 10}}
-"""
+FORECAST_PROJECT = project_file()
 
 
 @pytest.fixture(scope="module")

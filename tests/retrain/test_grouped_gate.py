@@ -3,17 +3,16 @@ a maintenance project retrains both its models."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.examples import write_example
 from loopml.project import Project
 from loopml.tasks import group_in_holdout, time_split
 from loopml.validate import load_snapshot
+from maintenance_support import maintenance_project, without_quality_report
 
 PROJECT = """
 name: grouped
@@ -56,8 +55,7 @@ def test_the_champion_is_judged_only_on_groups_it_never_trained_on(
     (tmp_path / "loopml.yaml").write_text(PROJECT, encoding="utf-8")
     _rows(range(40), 1).to_parquet(tmp_path / "data" / "rows.parquet", index=False)
     first = Project.open(tmp_path, environ={})
-    with pytest.MonkeyPatch.context() as patch:  # the data quality report (plotly) is tested elsewhere
-        patch.setattr(sys.modules["loopml.validate.ingest"], "write_quality_report", lambda *a, **k: None)
+    with without_quality_report():
         first.ingest()
         champion = first.train().version
         assert champion.metrics["split"] == {"group_column": "unit", "holdout_fraction": 0.25, "seed": 42}
@@ -87,18 +85,12 @@ def test_the_champion_is_judged_only_on_groups_it_never_trained_on(
 
 
 def test_a_maintenance_project_trains_and_retrains_both_models(tmp_path: Path) -> None:
-    write_example("maintenance", tmp_path, engines=8, hold_back=2)
-    environ = {"LOOPML_TRAIN__PARAMS__N_ESTIMATORS": "15", "LOOPML_TRAIN__BOOTSTRAP": "0",
-               "LOOPML_TRAIN__REPORT": "false"}  # fmt: skip
-    proj = Project.open(tmp_path, environ=environ)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys.modules["loopml.validate.ingest"], "write_quality_report", lambda *a, **k: None)
-        proj.ingest()
-        outcome = proj.train()
-        assert [outcome.version.name, *(c.version.name for c in outcome.companions)] == [
-            "maintenance",
-            "maintenance-failure",
-        ]
+    proj, outcome = maintenance_project(tmp_path, trees=15, engines=8, hold_back=2)
+    assert [outcome.version.name, *(c.version.name for c in outcome.companions)] == [
+        "maintenance",
+        "maintenance-failure",
+    ]
+    with without_quality_report():
         assert all(c.promoted for c in outcome.companions)
         data = tmp_path / "data"
         later = pd.read_parquet(data / "later_cycles.parquet")

@@ -11,29 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from forecast_support import demand_lines
+from forecast_support import demand_lines, project_file
 from loopml.actions import dispatch_once
 from loopml.project import Project
 from loopml.serve.forecast import forecast_source, forecast_table
 
-PROJECT = """
-name: demand
-task: forecast
-target: qty
-event_time: time
-source: {kind: parquet, path: data/lines.parquet}
-forecast:
-  item: item
-  group_column: country
-  groups: [UK]
-  horizon: 3
-  series_per_group: 3
-  min_active: 3
-  origins: 2
-  tuning_origins: 1
-  stock: data/stock.csv
-train:
-  params: {n_estimators: 10}
+PROJECT = (
+    project_file({"groups": ["UK"], "stock": "data/stock.csv"})
+    + """
 monitor: {window: 7d, min_labels: 1}
 actions:
   endpoints:
@@ -44,6 +29,7 @@ actions:
       endpoint: erp
       payload: {item: "{inputs.item}", week: "{inputs.origin}", quantity: "{output.order_quantity}"}
 """
+)
 
 
 def _lines() -> pd.DataFrame:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,31 +16,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from loopml.config import failure_settings
-from loopml.examples import write_example
 from loopml.project import Project
 from loopml.serve import create_app
 from loopml.store import tables
+from maintenance_support import maintenance_project
 
 ROUTE = "/v1/models/maintenance/rul"
-
-
-# Small and fast: 30 trees, no bootstrap, no HTML training report.
-FAST = {
-    "LOOPML_TRAIN__PARAMS__N_ESTIMATORS": "30",
-    "LOOPML_TRAIN__BOOTSTRAP": "0",
-    "LOOPML_TRAIN__REPORT": "false",
-}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     directory = tmp_path_factory.mktemp("maintenance-api")
-    write_example("maintenance", directory, engines=12)
-    proj = Project.open(directory, environ=FAST)
-    with pytest.MonkeyPatch.context() as patch:  # the data quality report (plotly) is tested elsewhere
-        patch.setattr(sys.modules["loopml.validate.ingest"], "write_quality_report", lambda *a, **k: None)
-        proj.ingest()  # the failure model's data set too
-    outcome = proj.train()  # both models: the RUL and, beside it, the failure model
+    proj, outcome = maintenance_project(directory, trees=30, engines=12)
+    # both models: the RUL and, beside it, the failure model
     assert [c.version.name for c in outcome.companions] == [failure_settings(proj.settings).name]
     return proj
 
