@@ -152,6 +152,20 @@ def test_if_exists_fail_append_replace(
     same_scores(read_table(sqlite_url, "other"), reference)
 
 
+def test_replace_in_chunks_replaces_a_table_of_other_columns(
+    batch_project: Project, holdout_parquet: Path, reference: pd.DataFrame, sqlite_url: str
+) -> None:
+    """The first chunk recreates the table; later chunks append to it, not judged by the old columns."""
+    write_table(sqlite_url, "old_layout", pd.DataFrame({"x": [1]}))
+    model = batch_project.load_model()
+    output = open_output(sqlite_url, table="old_layout", if_exists="replace")
+    result = score_file(
+        batch_project.store, model, holdout_parquet, output, chunk_rows=7, log_predictions=False
+    )
+    assert result.rows == len(reference) > 7
+    same_scores(read_table(sqlite_url, "old_layout"), reference)
+
+
 def test_dask_and_sql_is_an_input_error(
     batch_project: Project, holdout_parquet: Path, sqlite_url: str
 ) -> None:

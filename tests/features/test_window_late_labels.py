@@ -55,3 +55,18 @@ def test_learning_adds_unknown_events_and_skips_unknown_values(events: pd.DataFr
     )
     with pytest.raises(ValueError, match="id column"):
         EntityHistory([RISK], "tx_datetime").learn(events)
+
+
+def test_a_corrected_label_wins_for_known_and_unknown_events(events: pd.DataFrame) -> None:
+    """Feedback may label an event twice (a correction): the last label counts, whether or not the
+    event was scored here first."""
+    rows = events.iloc[:50]
+    corrected = pd.concat([rows.assign(tx_fraud=0), rows.assign(tx_fraud=1)])  # oldest first
+    expected = window_features(rows.assign(tx_fraud=1), [RISK], "tx_datetime", "transaction_id")
+    unseen = EntityHistory([RISK], "tx_datetime", "transaction_id")
+    unseen.learn(corrected)
+    seen = EntityHistory([RISK], "tx_datetime", "transaction_id")
+    seen.extend(rows.drop(columns="tx_fraud"))
+    seen.learn(corrected)
+    for history in (unseen, seen):
+        pd.testing.assert_frame_equal(history.features(rows), expected)

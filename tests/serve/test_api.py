@@ -474,3 +474,23 @@ def test_server_starting_on_a_tampered_champion_is_not_ready(
         assert client.get("/health/ready").status_code == 503
         error = error_of(client.post(PREDICT, json=RECORD), 503, "artifact_integrity")
         assert "SHA-256" in error["message"]
+
+
+def test_a_failing_feedback_read_never_fails_a_request(
+    api_project: Project, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The holder hands feedback to the window history between requests; a database error there is
+    logged and the request is served (the cursor stays, so the next check reads the labels again)."""
+    from sqlalchemy.exc import OperationalError
+
+    from loopml.registry import LoadedModel
+
+    holder = ModelHolder(api_project.store, "fraud", "champion", refresh=0.0)  # re-checks every call
+    served = holder.get()
+
+    def locked(self: LoadedModel, store: Any) -> int:
+        raise OperationalError("SELECT feedback", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(LoadedModel, "learn_feedback", locked)
+    assert holder.get() is served
+    assert "learning feedback for fraud failed" in caplog.text

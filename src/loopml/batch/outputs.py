@@ -246,7 +246,6 @@ class SqlOutput:
                     f"{self._where} has no column '{missing[0]}' of the scores; pass --if-exists replace "
                     "or choose another --output-table."
                 )
-            self.existing = None  # checked once
         json_columns = {c: sa.JSON() for c in frame.columns if _holds_structures(frame[c])}
         try:
             with self.engine.begin() as conn:
@@ -264,7 +263,8 @@ class SqlOutput:
                 f"writing to {self._where} failed: {one_line(exc)}",
                 hint="Check that the table's columns take the scores (or pass --if-exists replace).",
             ) from None
-        self.mode = "append"
+        # Later chunks go into the table this one checked or (re)created: the old columns no longer matter.
+        self.mode, self.existing = "append", None
 
     def _method(self, frame: pd.DataFrame, structured: bool) -> Any:
         """How pandas inserts the rows: COPY on PostgreSQL; the driver's own ``executemany`` of plain

@@ -238,7 +238,8 @@ class EntityHistory:
             known = np.fromiter(
                 (i in seen for i in rows[self.id_column].tolist()), dtype=bool, count=len(rows)
             )
-        fresh = rows[~known & ~rows[self.id_column].duplicated().to_numpy()]
+        # an event labelled twice (a corrected label) takes its last label, as a known event does below
+        fresh = rows[~known & ~rows[self.id_column].duplicated(keep="last").to_numpy()]
         changed = (
             int(np.any([~np.isnan(_values(fresh, spec)) for spec in valued], axis=0).sum()) if valued else 0
         )

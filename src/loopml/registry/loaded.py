@@ -101,10 +101,13 @@ class LoadedModel:
         if self.history is None or not self.label_windows:
             return 0
         newest, rows = _feedback_since(store, self.name, self.feedback_cursor[0], self.contract)
-        self.feedback_cursor[0] = newest
-        if rows.empty:
-            return 0
-        return self.history.learn(rows.rename(columns={"label": self.version.signature["target"]}))
+        changed = (
+            self.history.learn(rows.rename(columns={"label": self.version.signature["target"]}))
+            if len(rows)
+            else 0
+        )
+        self.feedback_cursor[0] = newest  # only once learnt: a failure is retried on the next call
+        return changed
 
     @cached_property
     def compiled(self) -> CompiledScorer | None:

@@ -89,7 +89,10 @@ class ModelHolder:
         version = get_alias(self.store.engine, self.name, self.alias)
         if version is None or (self._current and self._current.model.version.version == version):
             if self._current is not None:  # labels sent as feedback reach the label windows
-                self._current.model.learn_feedback(self.store)
+                try:
+                    self._current.model.learn_feedback(self.store)
+                except Exception:  # never fail a request over it: the next check tries again
+                    log.exception("learning feedback for %s failed; serving on", self.name)
             return
         try:
             self._current = Serving(load_model(self.store, self.name, version))

@@ -120,7 +120,9 @@ def insert_serialized(
 _JSON_EACH_ROWS = 10_000
 _JSON_EACH = (
     f"INSERT INTO predictions ({', '.join(_COLUMNS)}) "
-    "SELECT value ->> 0, ?, ?, ?, ?, value -> 1, value ->> 2, value -> 3 FROM json_each(?)"
+    # json_extract, not ->> and -> (SQLite 3.38+): Python may link an older system SQLite
+    "SELECT json_extract(value, '$[0]'), ?, ?, ?, ?, json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?)"
 )
 
 
