@@ -24,7 +24,7 @@ from loopml.serve.routes import check_served, get_holder, read_json, serving_mod
 from loopml.serve.state import ModelHolder, Serving
 from loopml.store import PredictionLogWriter, utcnow
 
-__all__ = ["Readings", "RulPrediction", "failure_model_name", "maintenance_router"]
+__all__ = ["Readings", "RulPrediction", "maintenance_router"]
 
 maintenance_router = APIRouter(tags=["maintenance"])
 

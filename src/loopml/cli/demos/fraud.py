@@ -109,8 +109,7 @@ def run(directory: Path, *, quick: bool = False, seed: int | None = None) -> dic
     """
     started = time.perf_counter()
     data = {**REGIME, **({"n_customers": 400, "n_terminals": 2_500} if quick else {})}
-    if seed is not None:
-        data["seed"] = seed
+    data["seed"] = SimulationConfig.seed if seed is None else seed
     proj, ingested, outcome = build("fraud", directory, lambda d: configure(d, quick), **data)
     event_time, id_column = proj.settings.event_time, proj.settings.id_column
     if event_time is None or id_column is None:
@@ -119,7 +118,7 @@ def run(directory: Path, *, quick: bool = False, seed: int | None = None) -> dic
     hold = outcome.version.metrics["holdout"]
     return {
         "project_dir": str(directory),
-        "seed": int(data.get("seed", SimulationConfig.seed)),
+        "seed": data["seed"],
         "rows": ingested.dataset.rows,
         "rows_quarantined": ingested.dataset.rows_quarantined,
         "model_version": outcome.version.version,

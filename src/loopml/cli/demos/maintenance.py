@@ -41,9 +41,7 @@ def _official_test(proj: Any, failure: Settings) -> dict[str, Any]:
     from loopml.tasks.binary import roc_auc
 
     data, out = proj.settings.project_dir / "data", proj.settings.project_dir / "demo"
-    config = proj.settings.maintenance
     test = pd.read_parquet(data / "test_cycles.parquet")
-    truth = pd.read_csv(data / "test_rul.csv").set_index("engine")["rul"]
     with err_console.status("batch-scoring the test engines ..."):
         batch = proj.predict_file(data / "test_cycles.parquet", out / "test_rul_scored.parquet")
         # Not logged: scoring history must not open work orders for cycles long past.
@@ -54,10 +52,8 @@ def _official_test(proj: Any, failure: Settings) -> dict[str, Any]:
         rul_pred=pd.read_parquet(out / "test_rul_scored.parquet")["score"].to_numpy(),
         failure_pred=pd.read_parquet(out / "test_failure_scored.parquet")["score"].to_numpy(),
     )
-    last = last_cycles(scored)
-    true = truth.loc[last["engine"]].to_numpy()
-    figures = evaluate_last_cycle(np.clip(last["rul_pred"], 0, config.rul_cap), true, config.rul_cap)
-    failing = (true <= config.failure_within).astype(int)
+    last, true, figures = _last_cycle_figures(proj, scored)
+    failing = (true <= proj.settings.maintenance.failure_within).astype(int)
     return {
         **figures,
         "test_failure_roc_auc": roc_auc(failing, last["failure_pred"].to_numpy()),
@@ -65,6 +61,16 @@ def _official_test(proj: Any, failure: Settings) -> dict[str, Any]:
         "batch_rows": batch.rows,
         "_last": last.set_index("engine"),
     }
+
+
+def _last_cycle_figures(proj: Any, scored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Each test engine's last cycle of ``scored`` (a ``rul_pred`` column), its true RUL, and the test
+    figures (RMSE, PHM08 score) of the predictions clipped at the RUL cap."""
+    cap = proj.settings.maintenance.rul_cap
+    truth = pd.read_csv(proj.settings.project_dir / "data" / "test_rul.csv").set_index("engine")["rul"]
+    last = last_cycles(scored)
+    true = truth.loc[last["engine"]].to_numpy()
+    return last, true, evaluate_last_cycle(np.clip(last["rul_pred"], 0, cap), true, cap)
 
 
 def _replay_requests(test: pd.DataFrame, window: int, cycles: int) -> list[tuple[int, int, dict[str, Any]]]:
@@ -241,14 +247,9 @@ def _retrain(proj: Any, force: bool) -> dict[str, Any]:
 def _challenger_on_test(proj: Any, version: int) -> dict[str, Any]:
     """The RUL challenger on the official test split, as the champion was judged (for the record only:
     the gate never sees the test split)."""
-    data, config = proj.settings.project_dir / "data", proj.settings.maintenance
-    test = pd.read_parquet(data / "test_cycles.parquet")
-    truth = pd.read_csv(data / "test_rul.csv").set_index("engine")["rul"]
+    test = pd.read_parquet(proj.settings.project_dir / "data" / "test_cycles.parquet")
     model = proj.load_model(version)
-    last = last_cycles(test.assign(rul_pred=model.predict_frame(test, observe=False)))
-    figures = evaluate_last_cycle(
-        np.clip(last["rul_pred"], 0, config.rul_cap), truth.loc[last["engine"]].to_numpy(), config.rul_cap
-    )
+    _, _, figures = _last_cycle_figures(proj, test.assign(rul_pred=model.predict_frame(test, observe=False)))
     holdout = model.version.metrics
     champion = holdout.get("champion") or {}
     return {
@@ -256,10 +257,6 @@ def _challenger_on_test(proj: Any, version: int) -> dict[str, Any]:
         "challenger_phm08_score": figures["phm08_score"],
         "retrain_gate_rows": champion.get("rows", holdout["rows_holdout"]),
     }
-
-
-def _engines(path: Path) -> int:
-    return int(pd.read_parquet(path, columns=["engine"])["engine"].nunique())
 
 
 def _quick(directory: Path) -> None:
@@ -287,6 +284,7 @@ def run(directory: Path, *, quick: bool = False) -> dict[str, Any]:
             f"the demo needs 'maintenance' and 'features.sequences' in {directory / 'loopml.yaml'}."
         )
     failure, failure_outcome = failure_settings(proj.settings), outcome.companions[0]
+    engines = pd.read_parquet(directory / "data" / "cycles.parquet", columns=["engine"])["engine"].nunique()
     official = _official_test(proj, failure)
     served, _ = _serve(proj, official, 2 if quick else REPLAY_CYCLES)
     metrics = outcome.version.metrics
@@ -294,7 +292,7 @@ def run(directory: Path, *, quick: bool = False) -> dict[str, Any]:
         "project_dir": str(directory),
         "rows": ingested.dataset.rows,
         "rows_quarantined": ingested.dataset.rows_quarantined,
-        "training_engines": _engines(directory / "data" / "cycles.parquet"),  # before more arrive
+        "training_engines": int(engines),  # before more arrive (the retraining cycle)
         "model_version": outcome.version.version,
         "failure_model_version": failure_outcome.version.version,
         "holdout_rmse": metrics["holdout"]["rmse"],

@@ -158,7 +158,7 @@ def write_data(data_dir: Path, engines: int | None = None, hold_back: int = 0) -
     ids = np.sort(cycles["engine"].unique())
     if not 0 <= hold_back < len(ids):
         raise InputError(f"hold_back: at most {len(ids) - 1} of the {len(ids)} engines; got {hold_back}.")
-    later = cycles["engine"].isin(ids[len(ids) - hold_back :]) if hold_back else cycles["engine"] < 0
+    later = cycles["engine"].isin(ids[len(ids) - hold_back :])  # none when hold_back is 0
     cycles[~later].to_parquet(data_dir / "cycles.parquet", index=False)
     if hold_back:
         cycles[later].to_parquet(data_dir / "later_cycles.parquet", index=False)
