@@ -43,9 +43,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 
-from loopml._optional import require
 from loopml.actions._options import Options, one_line
 from loopml.actions.base import Delivery, DeliveryError
+from loopml.store.engine import psycopg_url
 
 __all__ = ["SqlAction"]
 
@@ -107,9 +107,7 @@ def _engine_url(opts: Options) -> URL:
         and not Path(database).is_absolute()
     ):
         url = url.set(database=str(opts.project_dir() / database))  # relative: inside the project
-    if url.drivername in {"postgresql", "postgres"}:
-        require("psycopg", "SQL actions on PostgreSQL")
-        url = url.set(drivername="postgresql+psycopg")
+    url = psycopg_url(url, "SQL actions on PostgreSQL")
     password = opts.env_secret("password_env")
     return url.set(password=password) if password else url
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from loopml._optional import require
 from loopml.errors import DataError, InputError
 from loopml.sources.sql import one_line, resolve_sqlite_url
+from loopml.store.engine import psycopg_url
 
 __all__ = [
     "IF_EXISTS",
@@ -88,7 +89,7 @@ def database_url(text: str, flag: str, base_dir: Path | None = None) -> URL:
     resolved = resolve_sqlite_url(text, base_dir) if base_dir is not None else text
     try:
         url = make_url(resolved)
-        dialect = _with_driver(url).get_dialect()
+        dialect = psycopg_url(url).get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         shown = shown_url(text)
         raise InputError(
@@ -104,11 +105,6 @@ def database_url(text: str, flag: str, base_dir: Path | None = None) -> URL:
             f"{flag} '{shown}' needs a database driver that is not installed ({one_line(exc)}); install it."
         ) from None
     return url
-
-
-def _with_driver(url: URL) -> URL:
-    """``postgresql://`` with psycopg 3 (SQLAlchemy's default for it is psycopg2)."""
-    return url.set(drivername="postgresql+psycopg") if url.drivername in {"postgresql", "postgres"} else url
 
 
 def open_output(
@@ -215,7 +211,7 @@ class SqlOutput:
         elif self.url.get_backend_name() == "postgresql":
             args["connect_timeout"] = 10
         try:
-            return sa.create_engine(_with_driver(self.url), connect_args=args)
+            return sa.create_engine(psycopg_url(self.url), connect_args=args)
         except (ArgumentError, ImportError) as exc:
             raise InputError(
                 f"output database {self.target} cannot be opened: {one_line(exc)}; install its driver."

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from loopml._optional import require
 from loopml.errors import DataError
+from loopml.store.engine import psycopg_url
 
 __all__ = ["SqlSource", "one_line", "resolve_sqlite_url"]
 
@@ -68,10 +68,7 @@ class SqlSource:
                 f"SQL source URL '{self.url}' is not a valid SQLAlchemy URL ({exc}).",
                 hint="Fix source.url in loopml.yaml, e.g. postgresql://user@host/db or sqlite:///data/x.db.",
             ) from None
-        if parsed.drivername in {"postgresql", "postgres"}:
-            require("psycopg", "reading a PostgreSQL source")
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return parsed
+        return psycopg_url(parsed, "reading a PostgreSQL source")
 
     @property
     def _shown(self) -> str:

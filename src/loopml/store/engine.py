@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from loopml.errors import StoreError
 
-__all__ = ["create_store_engine", "migrate", "utcnow"]
+__all__ = ["create_store_engine", "migrate", "psycopg_url", "utcnow"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Not Alembic's default "alembic_version": Optuna keeps its studies in the same database and uses that.
@@ -27,6 +27,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def psycopg_url(url: URL, purpose: str | None = None) -> URL:
+    """``postgresql://`` with psycopg 3 (SQLAlchemy's default driver for it is psycopg2); other URLs as
+    they are. ``purpose`` (e.g. "reading a PostgreSQL source"): first check that psycopg is installed."""
+    if url.drivername not in {"postgresql", "postgres"}:
+        return url
+    if purpose is not None:
+        from loopml._optional import require
+
+        require("psycopg", purpose)
+    return url.set(drivername="postgresql+psycopg")
+
+
 def create_store_engine(url: str, *, upgrade: bool = True) -> Engine:
     """Create an engine for ``url`` (SQLite file or PostgreSQL) and migrate it to head.
 
@@ -37,8 +49,7 @@ def create_store_engine(url: str, *, upgrade: bool = True) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise StoreError(f"store URL '{url}' is not a valid SQLAlchemy URL ({exc}).") from None
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    parsed = psycopg_url(parsed)
     kwargs: dict[str, Any] = {"future": True}
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
