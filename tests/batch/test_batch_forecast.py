@@ -81,3 +81,68 @@ def test_bad_series_lists_are_one_line_errors(
         project.predict_file(wanted, tmp_path / "f.parquet")
     with pytest.raises(InputError, match="leave out --dask"):
         project.predict_file(None, tmp_path / "g", dask="local")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "is empty"),
+        ("blank.csv", b"\n\n", "is empty"),
+        ("semicolons.csv", b"item;group\n10001;UK\n", "delimiter looks like ';'"),
+        ("corrupt.parquet", b"PAR1 not really parquet", "cannot read Parquet file"),
+    ],
+)
+def test_bad_input_files_are_one_line_input_errors(
+    project: Project, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    wanted = tmp_path / name
+    wanted.write_bytes(content)
+    with pytest.raises(InputError, match=message) as raised:
+        project.predict_file(wanted, tmp_path / "f.parquet")
+    assert str(wanted) in str(raised.value) and "--input" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    result = CliRunner().invoke(
+        app,
+        ["predict", "--project", str(project.settings.project_dir), "--input", str(wanted),
+         "-o", str(tmp_path / "g.csv")],
+    )  # fmt: skip
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert message in result.output
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_series_listed_twice_is_answered_twice_as_once(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loopml.batch.forecast as batch_forecast
+
+    logged: list[list[dict[str, object]]] = []
+    write = batch_forecast.write_predictions
+    monkeypatch.setattr(
+        batch_forecast,
+        "write_predictions",
+        lambda engine, records, **kw: (logged.append(records), write(engine, records, **kw))[1],
+    )
+    once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
+    pd.DataFrame({"item": ["10001"], "group": ["UK"]}).to_csv(once, index=False)
+    pd.DataFrame({"item": ["10001", "10001"], "group": ["UK", "UK"]}).to_csv(twice, index=False)
+    single = pd.read_csv(project.predict_file(once, tmp_path / "a.csv").output, dtype={"item": str})
+    double = pd.read_csv(project.predict_file(twice, tmp_path / "b.csv").output, dtype={"item": str})
+    steps = len(single)
+    assert steps == 3 and len(double) == 2 * steps
+
+    def answer(table: pd.DataFrame) -> pd.DataFrame:
+        return table[["item", "group", "horizon", "forecast", "on_hand"]].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(answer(double.iloc[:steps]), answer(single))
+    pd.testing.assert_frame_equal(answer(double.iloc[steps:]), answer(single))
+    outputs = [[{k: v for k, v in r["output"].items() if k != "prediction_id"} for r in rs] for rs in logged]
+    first, second = outputs[1][:steps], outputs[1][steps:]
+    assert first == second == outputs[0]  # running totals and shortfall per request, as the API's
+    with TestClient(project.app()) as client:
+        response = client.post(
+            "/v1/models/demand/forecast", json={"item": "10001", "group": "UK", "horizon": 3}
+        )
+    assert response.status_code == 200, response.text
+    running = np.cumsum([s["forecast"] for s in response.json()["steps"]])  # what the API logs
+    assert [o["cumulative"] for o in second] == pytest.approx(running.tolist())

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.config import GateConfig
 from loopml.project import Project
-from loopml.tasks import group_in_holdout, time_split
+from loopml.registry.training import _unseen_groups
+from loopml.retrain import gate
+from loopml.tasks import crossed_group, group_in_holdout, group_sides, time_split
 from loopml.validate import load_snapshot
 from maintenance_support import maintenance_project, without_quality_report
 
@@ -103,3 +106,90 @@ def test_a_maintenance_project_trains_and_retrains_both_models(tmp_path: Path) -
     assert all(r.reasons for r in results)  # the reason it was promoted or rejected
     _, failure_rows = load_snapshot(proj.store, "maintenance-failure")
     assert failure_rows["engine"].nunique() == 8  # the cycle ingested the new engines for both models
+
+
+def _four_units(tmp_path: Path, seed: int, fraction: float = 0.25, extra: str = "") -> Project:
+    """A project of 4 units x 30 rows (one segment value, ``band=a``), its snapshot ingested."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "loopml.yaml").write_text(PROJECT + extra, encoding="utf-8")
+    _rows(range(4), 3).assign(band="a").to_parquet(tmp_path / "data" / "rows.parquet", index=False)
+    return _reopen(tmp_path, seed, fraction)
+
+
+def _reopen(tmp_path: Path, seed: int, fraction: float) -> Project:
+    environ = {"LOOPML_TRAIN__SEED": str(seed), "LOOPML_TRAIN__HOLDOUT_FRACTION": str(fraction)}
+    return Project.open(tmp_path, environ=environ)
+
+
+def test_a_unit_moved_into_a_tiny_holdout_still_judges_the_champion(tmp_path: Path) -> None:
+    units = np.arange(4)
+    assert not group_in_holdout(units, 0.25, 0).any()  # seed 0: the split moves one unit into the holdout
+    proj = _four_units(tmp_path, seed=0)
+    with without_quality_report():
+        proj.ingest()
+        champion = proj.train().version
+        challenger = proj.train().version
+    assert champion.metrics["split"]["crossed"] == "2"
+    _, rows = load_snapshot(proj.store, "grouped")
+    holdout = time_split(rows, None, 0.25, seed=0, groups=rows["unit"].to_numpy())[1]
+    assert set(rows["unit"].iloc[holdout]) == {2}
+    compared = challenger.metrics["champion"]
+    assert compared is not None and compared["version"] == champion.version and compared["rows"] == 30
+    assert compared["challenger_score"] == pytest.approx(challenger.metrics["score"])
+
+
+def test_a_unit_moved_out_of_the_holdout_never_judges_the_champion() -> None:
+    units = np.arange(4)
+    assert group_in_holdout(units, 0.6, 17).all()  # every unit hashes in: the split moves one out
+    rows = np.repeat(units, 3)
+    train, _ = time_split(pd.DataFrame(index=range(12)), None, 0.6, seed=17, groups=rows)
+    assert set(rows[train]) == {0}
+    split = {"group_column": "unit", "holdout_fraction": 0.6, "seed": 17}
+    holdout = pd.DataFrame({"unit": units})  # a later challenger's holdout, unit 0 in it
+    assert crossed_group(rows, 0.6, 17) == "0"  # what the split records as metrics["split"]["crossed"]
+    recorded = {**split, "crossed": "0"}
+    assert _unseen_groups(holdout, {"split": recorded}).tolist() == [False, True, True, True]
+    assert group_sides(units, 0.6, 17).tolist() == [True] * 4  # an old record (no "crossed"): as before
+    assert _unseen_groups(holdout, {"split": split}).all()
+    assert crossed_group(rows, 0.5, 17) is None  # no crossing
+
+
+def test_segments_compare_the_challenger_on_the_champions_rows(tmp_path: Path) -> None:
+    proj = _four_units(tmp_path, seed=0, extra="  segments: [band]\n")
+    with without_quality_report():
+        proj.ingest()
+        champion = proj.train().version  # held out unit 2 (moved in)
+        challenger = _reopen(tmp_path, seed=2, fraction=0.25).train().version  # holds out units 0 and 2
+    assert challenger.metrics["segments"]["band"][0]["rows"] == 60
+    compared = challenger.metrics["champion"]
+    assert compared["version"] == champion.version and compared["rows"] == 30
+    [mine], [theirs] = compared["challenger_segments"]["band"], compared["segments"]["band"]
+    assert mine["rows"] == theirs["rows"] == 30
+    assert mine["rmse"] == pytest.approx(compared["challenger_score"])
+    assert theirs["rmse"] == pytest.approx(compared["score"])
+    checks = {c["check"]: c for c in gate(challenger.metrics, GateConfig()).checks}
+    assert (
+        checks["segment band=a"]["detail"] == f"band=a: rmse {mine['rmse']:.4f} against {theirs['rmse']:.4f}"
+    )
+
+
+def test_the_gate_takes_the_challengers_segments_on_the_champions_rows() -> None:
+    metrics = {
+        "metric": "rmse",
+        "greater_is_better": False,
+        "score": 1.0,
+        "baseline_score": 2.0,
+        "segments": {"band": [{"value": "a", "rows": 60, "rmse": 3.0}]},  # the full holdout
+        "champion": {
+            "version": 1,
+            "score": 1.1,
+            "challenger_score": 1.0,
+            "rows": 30,
+            "segments": {"band": [{"value": "a", "rows": 30, "rmse": 1.1}]},
+            "challenger_segments": {"band": [{"value": "a", "rows": 30, "rmse": 1.0}]},
+        },
+    }
+    result = gate(metrics, GateConfig())
+    assert result.passed, result.reasons
+    del metrics["champion"]["challenger_segments"]  # an older record: the full holdout's segments
+    assert "band=a: rmse 3.0000 against 1.1000" in gate(metrics, GateConfig()).reasons

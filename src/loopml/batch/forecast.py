@@ -10,6 +10,7 @@ it (origin ``batch``), so actual demand sent later as feedback is joined to it b
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,9 @@ import pandas as pd
 
 from loopml.batch.outputs import Output, open_output
 from loopml.batch.score import BatchResult, new_ids
-from loopml.errors import InputError, LoopMLError
+from loopml.errors import DataError, InputError, LoopMLError
 from loopml.registry import LoadedModel
+from loopml.sources.files import CsvSource, ParquetSource
 from loopml.store import OnWrite, Store, utcnow, write_predictions
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ __all__ = ["forecast_file"]
 COLUMNS = [
     "prediction_id", "item", "group", "origin", "period", "horizon", "forecast", "on_hand", "model_version",
 ]  # fmt: skip
+REQUEST = "_request"  # the number of the input row that asked for a feature row (see _requested)
 
 
 def forecast_file(
@@ -55,11 +58,18 @@ def forecast_file(
         source = forecast_source(store, model, stock=stock)
         rows = source.rows if input_path is None else _requested(source, Path(input_path))
         rows = rows.reset_index(drop=True)
+        # Each request is answered on its own (running totals, shortfall), even a series listed twice;
+        # every series once when there is no input.
+        if REQUEST in rows:
+            requests = rows.pop(REQUEST)
+        else:
+            requests = rows.groupby(["item", "group"], sort=False, dropna=False).ngroup()
         values = model.score(rows)
         ids = new_ids(len(rows))
         table = rows.assign(prediction_id=ids, forecast=values, model_version=version)[COLUMNS]
         if log_predictions:
-            write_predictions(store.engine, _records(model, rows, values, ids), on_write=on_write)
+            records = _records(model, rows, requests, values, ids)
+            write_predictions(store.engine, records, on_write=on_write)
         output.write(table)
     finally:
         output.close()
@@ -67,15 +77,15 @@ def forecast_file(
 
 
 def _requested(source: ForecastSource, path: Path) -> pd.DataFrame:
-    """The feature rows of each listed series, in the file's order, checked as the endpoint checks."""
+    """The feature rows of each listed series, in the file's order, checked as the endpoint checks;
+    column ``REQUEST`` holds the number of the file's row that asked for each."""
     from pydantic import ValidationError
 
     from loopml.serve.forecast import ForecastRequest, select_steps
 
     if not path.is_file() or path.suffix not in {".csv", ".parquet"}:
         raise InputError(f"input '{path}' must be an existing .csv or .parquet file of series to forecast.")
-    text = {"item": str, "group": str}
-    frame = pd.read_csv(path, dtype=text) if path.suffix == ".csv" else pd.read_parquet(path)
+    frame = _read_input(path)
     if "item" not in frame.columns:
         raise InputError(
             f"input '{path}' needs an 'item' column (optional: 'group', 'horizon'); "
@@ -89,22 +99,50 @@ def _requested(source: ForecastSource, path: Path) -> pd.DataFrame:
             "horizon": source.config.horizon if pd.isna(row.get("horizon")) else row.get("horizon"),
         }
         try:
-            parts.append(select_steps(source, ForecastRequest.model_validate(request))[0])
+            steps = select_steps(source, ForecastRequest.model_validate(request))[0]
         except (ValidationError, LoopMLError) as exc:
             first = exc.errors()[0] if isinstance(exc, ValidationError) else None
             detail = f"field '{first['loc'][0]}': {first['msg']}" if first else str(exc)
             raise InputError(f"input '{path}' row {number}: {detail}.") from None
+        parts.append(steps.assign(**{REQUEST: number}))
     return pd.concat(parts, ignore_index=True) if parts else source.rows.iloc[:0]
 
 
+def _read_input(path: Path) -> pd.DataFrame:
+    """The ``--input`` file read through the project's sources (item and group kept as text), so an
+    empty, mis-delimited or corrupt file is a one-line :class:`InputError` naming it, not a traceback."""
+    name = glob.escape(str(path))  # the sources expand globs; this names exactly this file
+    try:
+        if path.suffix == ".csv":
+            frames = list(CsvSource(name, dtype={"item": str, "group": str}).iter_batches())
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        parquet = ParquetSource(name)
+        file = parquet.files()[0]
+        opened = parquet.open_file(file)
+        try:
+            return opened.read().to_pandas()
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            detail = " ".join(str(exc).split())
+            raise DataError(f"cannot read Parquet file '{file}': {detail}") from None
+    except DataError as exc:
+        raise InputError(
+            exc.message,
+            hint=(
+                "Fix the --input file: a comma-separated CSV with a header line, or a complete Parquet "
+                "file, with an 'item' column (optional: 'group', 'horizon')."
+            ),
+        ) from None
+
+
 def _records(
-    model: LoadedModel, rows: pd.DataFrame, values: np.ndarray, ids: list[str]
+    model: LoadedModel, rows: pd.DataFrame, requests: pd.Series, values: np.ndarray, ids: list[str]
 ) -> list[dict[str, Any]]:
-    """Each step's prediction-log record, the running totals and shortfall per series as the API's."""
+    """Each step's prediction-log record, the running totals and shortfall per request (``requests``:
+    each row's request number) as the API's answer to that request."""
     from loopml.serve.forecast import forecast_outputs, forecast_record
 
     now, records = utcnow(), []
-    for positions in rows.groupby(["item", "group"], sort=False).indices.values():
+    for positions in requests.groupby(requests.to_numpy(), sort=False).indices.values():
         series = rows.iloc[positions]
         outputs = forecast_outputs(series, values[positions])
         for position, row, output in zip(positions, series.to_dict("records"), outputs, strict=True):

@@ -20,7 +20,7 @@ from loopml.features import window_specs
 from loopml.registry.loaded import load_model
 from loopml.registry.versions import ModelVersion, get_alias, register, set_alias
 from loopml.store import Store, sha256_bytes
-from loopml.tasks import get_task, group_in_holdout
+from loopml.tasks import get_task, group_sides
 from loopml.train import TrainResult, finish_run, fit, start_run
 from loopml.train.evaluate import segment_metrics
 from loopml.validate import load_snapshot
@@ -145,6 +145,8 @@ def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[
         found.update(rows=len(rows), challenger_score=compute(y, mine).get(metric))
     if settings.train.segments:
         found["segments"] = segment_metrics(rows, settings.train.segments, y, output, compute)
+        if unseen is not None:  # the challenger's segments on the same rows, for the gate
+            found["challenger_segments"] = segment_metrics(rows, settings.train.segments, y, mine, compute)
     return found
 
 
@@ -152,7 +154,8 @@ def _unseen_groups(holdout: pd.DataFrame, champion_metrics: dict[str, Any]) -> n
     """With a grouped split: which holdout rows belong to groups on the champion's holdout side, so
     that it never trained on them. None when the champion was not split by group.
 
-    Groups sit on the side :func:`~loopml.tasks.group_in_holdout` puts them, so with the same seed
+    Groups sit on the side :func:`~loopml.tasks.base.group_sides` puts them (with the group the champion's
+    split moved across, ``split["crossed"]``, when one did; older records lack it), so with the same seed
     and fraction every row qualifies; after a change of ``train.seed`` or ``holdout_fraction`` only
     the rows of groups the champion held out remain (a group it never saw but would have trained on
     is left out too: fewer rows, never a comparison biased toward the champion).
@@ -161,7 +164,7 @@ def _unseen_groups(holdout: pd.DataFrame, champion_metrics: dict[str, Any]) -> n
     if not split or split["group_column"] not in holdout.columns:
         return None
     values = holdout[split["group_column"]]
-    return group_in_holdout(values, split["holdout_fraction"], split["seed"])
+    return group_sides(values, split["holdout_fraction"], split["seed"], split.get("crossed"))
 
 
 def _after_refit(

@@ -81,7 +81,9 @@ def _segments(
     metrics: dict[str, Any], champion: dict[str, Any], name: str, greater: bool, tolerance: float
 ) -> list[dict[str, Any]]:
     checks = []
-    for column, rows in (metrics.get("segments") or {}).items():
+    # Where the champion was scored on a subset, its segments are; so are the challenger's beside them.
+    mine = champion["challenger_segments"] if "challenger_segments" in champion else metrics.get("segments")
+    for column, rows in (mine or {}).items():
         theirs = {r["value"]: r for r in (champion.get("segments") or {}).get(column, [])}
         for row in rows:
             other = theirs.get(row["value"], {}).get(name)

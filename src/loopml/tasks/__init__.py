@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from loopml.errors import ConfigError, did_you_mean
 from loopml.tasks import binary, forecast, multiclass, ranking, regression
-from loopml.tasks.base import Task, group_in_holdout, time_split
+from loopml.tasks.base import Task, crossed_group, group_in_holdout, group_sides, time_split
 
 __all__ = [
     "TASKS",
     "Task",
     "binary",
+    "crossed_group",
     "forecast",
     "get_task",
     "group_in_holdout",
+    "group_sides",
     "multiclass",
     "ranking",
     "regression",

@@ -12,7 +12,16 @@ from sklearn.base import BaseEstimator
 
 from loopml.errors import ConfigError, DataError
 
-__all__ = ["LIGHTGBM_DEFAULTS", "CustomFit", "Task", "group_in_holdout", "lightgbm", "time_split"]
+__all__ = [
+    "LIGHTGBM_DEFAULTS",
+    "CustomFit",
+    "Task",
+    "crossed_group",
+    "group_in_holdout",
+    "group_sides",
+    "lightgbm",
+    "time_split",
+]
 
 
 # One thread: on a busy 2-core machine two OpenMP threads made a fit 8x slower (README, design notes).
@@ -144,9 +153,14 @@ def _no_time_split(
     return np.sort(train), np.sort(holdout)
 
 
+def _group_text(values: np.ndarray | pd.Series) -> np.ndarray:
+    """Each group value as the text its side is decided (and recorded) by."""
+    return np.asarray(pd.Series(values).astype(str), dtype=object)
+
+
 def _group_positions(values: np.ndarray | pd.Series, seed: int) -> np.ndarray:
     """A seeded hash of each value's text, as a number in [0, 1)."""
-    text = np.asarray(pd.Series(values).astype(str), dtype=object)
+    text = _group_text(values)
     return np.asarray(pd.util.hash_array(text, hash_key=f"{seed:016d}"[-16:]) / 2.0**64, dtype=float)
 
 
@@ -157,7 +171,8 @@ def group_in_holdout(values: np.ndarray | pd.Series, holdout_fraction: float, se
     ``holdout_fraction``: its side depends on the group alone, never on which other groups the data
     holds. So as data grows (new engines, new customers) no group moves from training to holdout,
     and a champion trained on an earlier snapshot never trained on a later challenger's holdout
-    groups: both are judged on groups neither has seen.
+    groups: both are judged on groups neither has seen. (With so few groups that one side would be
+    empty, one group crosses over: see :func:`crossed_group` and :func:`group_sides`.)
 
     >>> engines = np.arange(1, 101)
     >>> held = group_in_holdout(engines, 0.2, seed=0)
@@ -167,17 +182,45 @@ def group_in_holdout(values: np.ndarray | pd.Series, holdout_fraction: float, se
     return _group_positions(values, seed) < holdout_fraction
 
 
+def crossed_group(values: np.ndarray | pd.Series, holdout_fraction: float, seed: int) -> str | None:
+    """The group (as text) a grouped split of all of ``values`` moves across, or None.
+
+    When no group hashes under ``holdout_fraction`` the lowest-hashed one joins the holdout; when
+    every group does, the highest-hashed one joins training. Which one depends only on the set of
+    groups and the seed; the split records it (``metrics["split"]["crossed"]``) so that a later gate
+    can place the groups as this split did, through :func:`group_sides`.
+    """
+    text = pd.unique(_group_text(values))
+    if len(text) < 2:
+        return None
+    positions = _group_positions(text, seed)
+    held = positions < holdout_fraction
+    if not held.any():
+        return str(text[np.argmin(positions)])
+    if held.all():
+        return str(text[np.argmax(positions)])
+    return None
+
+
+def group_sides(
+    values: np.ndarray | pd.Series, holdout_fraction: float, seed: int, crossed: str | None = None
+) -> np.ndarray:
+    """Whether each group value is on the holdout side of a grouped split: :func:`group_in_holdout`,
+    with the group ``crossed`` (from :func:`crossed_group`) on the other side. The one rule both the
+    split and the gate's choice of rows a champion never trained on go by."""
+    held = group_in_holdout(values, holdout_fraction, seed)
+    if crossed is not None:
+        held = held ^ (_group_text(values) == crossed)
+    return np.asarray(held, dtype=bool)
+
+
 def _group_split(groups: np.ndarray, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each group on one side, by :func:`group_in_holdout`; with so few groups that one side would be
-    empty, the group nearest the cut crosses over."""
+    """Each group on one side, by :func:`group_sides`; with so few groups that one side would be
+    empty, the group nearest the cut crosses over (:func:`crossed_group`)."""
     uniques, inverse = np.unique(groups, return_inverse=True)
     if len(uniques) < 2:
         raise DataError("cannot split by group: every row belongs to the same group.")
-    positions = _group_positions(uniques, seed)
-    held = positions < holdout_fraction
-    if not held.any():
-        held[np.argmin(positions)] = True
-    elif held.all():
-        held[np.argmax(positions)] = False
+    crossed = crossed_group(uniques, holdout_fraction, seed)
+    held = group_sides(uniques, holdout_fraction, seed, crossed)
     rows = held[inverse.ravel()]
     return np.flatnonzero(~rows), np.flatnonzero(rows)

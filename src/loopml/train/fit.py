@@ -21,7 +21,7 @@ from loopml._durations import duration
 from loopml.config import Settings
 from loopml.errors import ConfigError, DataError, did_you_mean
 from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
-from loopml.tasks import Task, get_task, time_split
+from loopml.tasks import Task, crossed_group, get_task, time_split
 from loopml.train import evaluate
 from loopml.train.distributed import fit_estimator, fit_pipeline
 from loopml.train.tune import TuneResult, tune
@@ -194,10 +194,13 @@ def fit(
     if cfg.cv_folds:
         metrics["cv"] = _cross_validate(task, settings, data, preprocessor, params, metric)
     if cfg.group_column and not settings.event_time:  # which groups it held out (a later gate needs it)
+        groups = data.frame[cfg.group_column]
+        crossed = crossed_group(groups, cfg.holdout_fraction, cfg.seed)  # with very few groups
         metrics["split"] = {
             "group_column": cfg.group_column,
             "holdout_fraction": cfg.holdout_fraction,
             "seed": cfg.seed,
+            **({"crossed": crossed} if crossed is not None else {}),
         }
     if settings.event_time:
         metrics["holdout_start"] = str(
