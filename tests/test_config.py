@@ -69,8 +69,8 @@ def test_wrong_type() -> None:
 
 def test_value_not_among_the_allowed_ones() -> None:
     assert _error(MINIMAL + "task: clustering\n") == (
-        "loopml.yaml line 5: 'task' input should be 'binary', 'multiclass', 'regression', 'forecast' or "
-        "'ranking', got 'clustering'."
+        "loopml.yaml line 5: 'task' is 'clustering'; valid: 'binary', 'forecast', 'multiclass', 'ranking', "
+        "'regression'"
     )
 
 

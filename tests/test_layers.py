@@ -21,6 +21,7 @@ EDGE = 100  # may import anything
 # Top-level part of the package (a module or a subpackage) -> its layer.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "enums": 0,
     "_optional": 0,
     "_logging": 0,
     "_plugins": 0,
@@ -33,14 +34,15 @@ LAYERS: dict[str, int] = {
     "validate": 3,
     "features": 4,
     "tasks": 4,
-    "train": 5,
-    "registry": 6,
-    "actions": 6,
-    "serve": 7,
-    "batch": 7,
-    "monitor": 8,
-    "retrain": 9,
-    "project": 10,
+    "registry": 5,
+    "actions": 5,
+    "scoring": 6,
+    "train": 7,
+    "serve": 8,
+    "batch": 8,
+    "monitor": 9,
+    "retrain": 10,
+    "project": 11,
     "cli": EDGE,
     "dashboard": EDGE,
     "__main__": EDGE,
@@ -195,9 +197,9 @@ def test_violations_are_reported_with_file_line_and_layers(tmp_path: Path) -> No
         (root / name).write_text(text, encoding="utf-8")
     assert _violations(root) == [
         "loopml/monitor/report.py:1 imports loopml.cli (only the edge may import cli)",
-        "loopml/project.py:1 imports loopml (layer L10 -> edge)",
-        "loopml/store/engine.py:2 imports loopml.serve.app (layer L1 -> L7)",
-        "loopml/validate/checks.py:1 imports loopml.registry (layer L3 -> L6)",
+        "loopml/project.py:1 imports loopml (layer L11 -> edge)",
+        "loopml/store/engine.py:2 imports loopml.serve.app (layer L1 -> L8)",
+        "loopml/validate/checks.py:1 imports loopml.registry (layer L3 -> L5)",
     ]
 
 

@@ -24,8 +24,9 @@ from loopml.batch.outputs import Output, is_url, open_output
 from loopml.batch.score import open_input
 from loopml.config import Settings, failure_settings, load_settings
 from loopml.errors import InputError
-from loopml.registry import LoadedModel, TrainOutcome, load_model, train_and_register
+from loopml.scoring import LoadedModel, load_model
 from loopml.store import Store, open_store
+from loopml.train import TrainOutcome, train_and_register
 from loopml.validate import IngestResult, ingest
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class Project:
         model = self.load_model(ref)
         on_write = enqueue_for_predictions(self.settings)  # actions, in the log's transactions
         sql_in = bool(is_url(input_path or "") or input_table or input_query)
-        if model.task == "forecast":
+        if model.task.scores_series:
             if dask is not None:
                 raise InputError("batch forecasts run locally (a row per series and step); leave out --dask.")
             if sql_in:

@@ -89,7 +89,7 @@ def test_templates_reference_fields_and_never_evaluate() -> None:
             {"payload": {"x": "{inputs.a.__class__}"}},
             None,
         ),  # one level: a column named 'a.__class__', never code
-        ({"when": [{"field": "score", "op": "~=", "value": 1}]}, "input should be '=='"),
+        ({"when": [{"field": "score", "op": "~=", "value": 1}]}, "is '~='; valid: '!=', '<'"),
         ({"when": [{"field": "score", "op": "in", "value": 1}]}, "needs a list"),
         (
             {"event": "alert", "when": [{"field": "score", "op": ">", "value": 1}]},

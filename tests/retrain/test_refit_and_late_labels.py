@@ -12,8 +12,9 @@ import yaml
 from loopml.examples import write_example
 from loopml.examples.fraud import simulate
 from loopml.project import Project
-from loopml.registry import load_model, set_alias
+from loopml.registry import set_alias
 from loopml.retrain import run_cycle
+from loopml.scoring import load_model
 from loopml.store import record_feedback
 
 
@@ -93,7 +94,7 @@ def test_a_model_loaded_after_much_feedback_reads_only_the_newest(
     tmp_path: Path, events: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The feedback read at load is bounded like the history's logged inputs (the newest rows)."""
-    import loopml.registry.loaded as loaded
+    import loopml.scoring.loaded as loaded
 
     days = events["tx_time_days"]
     proj = _project(tmp_path / "p", events[days < 20])
@@ -106,9 +107,8 @@ def test_a_model_loaded_after_much_feedback_reads_only_the_newest(
     record_feedback(proj.store.engine, labels)
     monkeypatch.setattr(loaded, "_HISTORY_LOG_LIMIT", 25)
     model = load_model(proj.store, proj.name, history=False)
-    model = type(model)(
-        model.version, model.pipeline, loaded.load_history(proj.store, model.version, model.windows)
-    )
+    history = loaded.load_history(proj.store, model.version, model.windows)
+    model = type(model)(model.version, model.pipeline, loaded.WindowState(history))
     assert model.learn_feedback(proj.store) == 25  # the newest 25 of the labels, not all of them
     monkeypatch.setattr(loaded, "_HISTORY_LOG_LIMIT", 2)  # later reads take every newer row
     record_feedback(proj.store.engine, labels[-3:] + labels[:3])  # 3 already learnt, 3 not

@@ -483,7 +483,7 @@ def test_a_failing_feedback_read_never_fails_a_request(
     logged and the request is served (the cursor stays, so the next check reads the labels again)."""
     from sqlalchemy.exc import OperationalError
 
-    from loopml.registry import LoadedModel
+    from loopml.scoring import LoadedModel
 
     holder = ModelHolder(api_project.store, "fraud", "champion", refresh=0.0)  # re-checks every call
     served = holder.get()

@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 from loopml.features import EntityHistory, WindowSpec, event_millis
 from loopml.project import Project
-from loopml.registry import LoadedModel
-from loopml.registry.compiled import compile_pipeline
+from loopml.scoring import LoadedModel
+from loopml.scoring.compiled import compile_pipeline
 
 BASE = dt.datetime(2026, 1, 1)
 
@@ -86,7 +86,7 @@ def test_other_pipelines_are_not_compiled(api_project: Project) -> None:
         frame, [0, 1, 0, 1]
     )
     assert compile_pipeline(pipeline, model.contract, []) is None
-    generic = LoadedModel(model.version, pipeline=model.pipeline, history=model.history)
+    generic = LoadedModel(model.version, pipeline=model.pipeline, state=model.state)
     assert generic.compiled is not None
 
 

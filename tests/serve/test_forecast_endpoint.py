@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from forecast_support import demand_lines, project_file
 from loopml.actions import dispatch_once
 from loopml.project import Project
-from loopml.serve.forecast import forecast_source, forecast_table
+from loopml.scoring.forecast import forecast_source, forecast_table
 
 PROJECT = (
     project_file({"groups": ["UK"], "stock": "data/stock.csv"})

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import loopml.store
-from loopml import registry
+from loopml import registry, scoring
 from loopml.errors import ArtifactIntegrityError, NotFoundError, StoreError
 from loopml.store import (
     ArtifactStore,
@@ -268,7 +268,7 @@ def test_load_model_scores_like_the_pipeline_and_refuses_a_tampered_artifact(
     version = registry.register(store, "fraud", pipeline, metrics={}, signature=_signature())
     registry.set_alias(store.engine, "fraud", "champion", version.version, reason="first")
 
-    loaded = registry.load_model(store, "fraud")  # the champion by default
+    loaded = scoring.load_model(store, "fraud")  # the champion by default
     assert loaded.version == registry.get_version(store.engine, "fraud", 1)
     frame, _ = _training_frame()
     np.testing.assert_allclose(loaded.predict_frame(frame), pipeline.predict_proba(frame)[:, 1])
@@ -279,7 +279,7 @@ def test_load_model_scores_like_the_pipeline_and_refuses_a_tampered_artifact(
     data = artifact.read_bytes()
     artifact.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # flip one bit
     with pytest.raises(ArtifactIntegrityError, match="fails its SHA-256 check"):
-        registry.load_model(store, "fraud", 1)
+        scoring.load_model(store, "fraud", 1)
 
 
 class _Untrusted(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -298,7 +298,7 @@ def test_load_model_refuses_untrusted_types(sqlite_url: str, tmp_path: Path) -> 
         pipeline = _fitted([("odd", _Untrusted()), ("model", LogisticRegression())])
         registry.register(store, "odd", pipeline, metrics={}, signature=_signature())
         with pytest.raises(ArtifactIntegrityError, match=r"untrusted type\(s\) .*_Untrusted"):
-            registry.load_model(store, "odd", 1)
+            scoring.load_model(store, "odd", 1)
     finally:
         store.engine.dispose()
 

@@ -21,8 +21,9 @@ from sklearn.datasets import make_classification, make_regression
 from loopml.errors import ArtifactIntegrityError, ConfigError
 from loopml.examples import write_example
 from loopml.project import Project, TrainOutcome
-from loopml.registry import get_alias, load_model
+from loopml.registry import get_alias
 from loopml.registry.serialize import dumps, loads
+from loopml.scoring import load_model
 from loopml.tasks import TASKS, get_task
 from loopml.validate import load_snapshot
 

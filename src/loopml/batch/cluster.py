@@ -33,7 +33,7 @@ from loopml.batch.score import (
     write_log,
 )
 from loopml.errors import InputError
-from loopml.registry import LoadedModel
+from loopml.scoring import LoadedModel
 from loopml.sources import ParquetSource
 from loopml.store import OnWrite, Store
 

@@ -2,8 +2,8 @@
 
 A forecast model scores feature rows built from the latest data version, not rows of an input file,
 so ``loopml predict`` on one takes an optional list of series (``item``, and optionally ``group`` and
-``horizon``) instead. The rows come from :func:`~loopml.serve.forecast.forecast_source` and
-:func:`~loopml.serve.forecast.select_steps` and are scored by the same :class:`LoadedModel`, so each
+``horizon``) instead. The rows come from :func:`~loopml.scoring.forecast.forecast_source` and
+:func:`~loopml.scoring.forecast.select_steps` and are scored by the same :class:`LoadedModel`, so each
 forecast equals the endpoint's for the same series and step; each step is logged as the endpoint logs
 it (origin ``batch``), so actual demand sent later as feedback is joined to it by the monitor.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,17 @@ import pandas as pd
 from loopml.batch.outputs import Output, open_output
 from loopml.batch.score import BatchResult, new_ids
 from loopml.errors import DataError, InputError, LoopMLError
-from loopml.registry import LoadedModel
+from loopml.scoring import LoadedModel
+from loopml.scoring.forecast import (
+    ForecastRequest,
+    ForecastSource,
+    forecast_outputs,
+    forecast_record,
+    forecast_source,
+    select_steps,
+)
 from loopml.sources.files import CsvSource, ParquetSource
 from loopml.store import OnWrite, Store, utcnow, write_predictions
-
-if TYPE_CHECKING:
-    from loopml.serve.forecast import ForecastSource
 
 __all__ = ["forecast_file"]
 
@@ -50,7 +55,6 @@ def forecast_file(
     step of the model's horizon, or the series listed in ``input_path`` (CSV or Parquet with ``item``
     and optional ``group`` and ``horizon`` columns). ``stock``: the ``forecast.stock`` CSV of stock on
     hand."""
-    from loopml.serve.forecast import forecast_source  # fastapi: only when forecasting
 
     output = open_output(output_path) if isinstance(output_path, str | Path) else output_path
     version = model.version.version
@@ -80,8 +84,6 @@ def _requested(source: ForecastSource, path: Path) -> pd.DataFrame:
     """The feature rows of each listed series, in the file's order, checked as the endpoint checks;
     column ``REQUEST`` holds the number of the file's row that asked for each."""
     from pydantic import ValidationError
-
-    from loopml.serve.forecast import ForecastRequest, select_steps
 
     if not path.is_file() or path.suffix not in {".csv", ".parquet"}:
         raise InputError(f"input '{path}' must be an existing .csv or .parquet file of series to forecast.")
@@ -139,7 +141,6 @@ def _records(
 ) -> list[dict[str, Any]]:
     """Each step's prediction-log record, the running totals and shortfall per request (``requests``:
     each row's request number) as the API's answer to that request."""
-    from loopml.serve.forecast import forecast_outputs, forecast_record
 
     now, records = utcnow(), []
     for positions in requests.groupby(requests.to_numpy(), sort=False).indices.values():

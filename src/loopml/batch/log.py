@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from loopml.registry import LoadedModel
+from loopml.scoring import LoadedModel
 from loopml.store import OnWrite, Store, insert_serialized, utcnow
 
 __all__ = ["column_values", "json_records", "write_log"]

@@ -16,7 +16,7 @@ import pandas as pd
 from loopml.batch.log import write_log
 from loopml.batch.outputs import Output, database_url, is_url, open_output, shown_url
 from loopml.errors import DataError, InputError
-from loopml.registry import LoadedModel
+from loopml.scoring import LoadedModel
 from loopml.sources import CsvSource, ParquetSource, Source, SqlSource
 from loopml.store import OnWrite, Store
 

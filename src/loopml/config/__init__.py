@@ -10,9 +10,10 @@ key (``LOOPML_SERVE__PORT=9000``). An unknown key, a wrong type, a missing file 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -49,6 +50,7 @@ from loopml.config.modeling import (
     TuneConfig,
     WindowFeatureConfig,
 )
+from loopml.enums import TaskKind
 from loopml.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 __all__ = [
@@ -93,7 +95,7 @@ class Settings(_Frozen):
     """The whole project file."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    task: Literal["binary", "multiclass", "regression", "forecast", "ranking"] = "binary"
+    task: TaskKind = TaskKind.BINARY
     source: SourceConfig
     target: str
     id_column: str | None = None
@@ -155,7 +157,7 @@ def failure_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "name": failure_model_name(settings),
-            "task": "binary",
+            "task": TaskKind.BINARY,
             "target": config.failure_target,
             "features": features,
             "train": settings.train.model_copy(update={"metric": None}),
@@ -274,6 +276,9 @@ def _explain(
     if kind == "value_error" and isinstance(got, dict | list):  # a whole section: its message says it
         message = error["msg"].removeprefix("Value error, ")
         return f"{where}: '{key}': {message}" + ("" if message.endswith(("?", ".")) else ".")
+    if kind in ("literal_error", "enum") and isinstance(got, str):  # one of a closed set: name the closest
+        choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+        return f"{where}: '{key}' is {got!r}; {did_you_mean(got, choices)}"
     return f"{where}: '{key}' {error['msg'].lower()}, got {got!r}."
 
 

@@ -64,7 +64,7 @@ def dashboard_data(settings: Settings, store: Store) -> dict[str, Any]:
     freq = pd.Timedelta(milliseconds=parse_duration(settings.monitor.window))
     performance = windowed_performance(
         frame,
-        task=champion.signature.get("task", "binary"),
+        task=champion.task,
         window=freq,
         threshold=champion.signature.get("threshold"),
         min_labels=settings.monitor.min_labels,

@@ -105,18 +105,18 @@ def summarize(
         "labels": len(labelled),
         "label_coverage": len(labelled) / len(rows) if len(rows) else 0.0,
     }
-    if task == "binary":
+    spec = get_task(task)
+    if spec.positive_class:
         entry["positives"] = int((pd.to_numeric(labelled["label"], errors="coerce") == 1).sum())
     if len(labelled) >= min_labels:
-        y = labelled["label"].to_numpy(dtype=float if task != "multiclass" else object)
-        spec = get_task(task)
+        y = labelled["label"].to_numpy(dtype=float if spec.numeric_labels else object)
         # Per-row metric inputs logged with each prediction (a forecast's MASE scale).
         extra = {
             c: labelled["inputs"].map(lambda i, c=c: (i or {}).get(c, np.nan)).to_numpy(dtype=float)
             for c in spec.metric_inputs
         }
         entry["realized"] = spec.metrics(y, labelled["score"].to_numpy(dtype=float), k=k, **extra)
-    if task == "binary":
+    if spec.positive_class:
         entry["estimated"] = estimate_binary(rows["score"].to_numpy(dtype=float), threshold or 0.5)
     return entry
 

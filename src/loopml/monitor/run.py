@@ -230,7 +230,7 @@ def run_monitor(
         )
     )
     freq = pd.Timedelta(milliseconds=parse_duration(config.window))
-    task, threshold = sig.get("task", "binary"), sig.get("threshold")
+    task, threshold = version.task, sig.get("threshold")
     history = windowed_performance(
         frame, task=task, window=freq, threshold=threshold, min_labels=config.min_labels
     )

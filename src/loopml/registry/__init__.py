@@ -1,10 +1,12 @@
-"""Registry: model versions, aliases and their history, safe save/load, LoadedModel."""
+"""Registry: model versions, aliases and their history, artifacts and their verification.
+
+Nothing else: training a version lives in :mod:`loopml.train`, loading one to score in
+:mod:`loopml.scoring`.
+"""
 
 from __future__ import annotations
 
-from loopml.registry.loaded import LoadedModel, load_history, load_model
-from loopml.registry.serialize import TRUSTED_TYPES
-from loopml.registry.training import TrainOutcome, train_and_register
+from loopml.registry.serialize import TRUSTED_TYPES, dumps, loads
 from loopml.registry.versions import (
     AliasChange,
     ModelVersion,
@@ -14,6 +16,7 @@ from loopml.registry.versions import (
     get_version,
     list_versions,
     move_alias,
+    read_artifact,
     register,
     resolve,
     rollback,
@@ -24,21 +27,19 @@ from loopml.registry.versions import (
 __all__ = [
     "TRUSTED_TYPES",
     "AliasChange",
-    "LoadedModel",
     "ModelVersion",
-    "TrainOutcome",
     "alias_at",
     "alias_history",
+    "dumps",
     "get_alias",
     "get_version",
     "list_versions",
-    "load_history",
-    "load_model",
+    "loads",
     "move_alias",
+    "read_artifact",
     "register",
     "resolve",
     "rollback",
     "set_alias",
-    "train_and_register",
     "version_at",
 ]

@@ -19,7 +19,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "lightgbm.sklearn.LGBMRegressor",
     "loopml.features.datetime.DatetimeParts",
     "loopml.features.relative.WindowRatios",  # (name, numerator, denominator) column names only
-    "loopml.tasks.forecast.DemandRegressor",  # LightGBM on scaled demand plus a blend weight
+    "loopml.tasks.forecast.DemandRegressor",  # (its path in versions saved before loopml 0.2)
+    "loopml.tasks.forecast_base.DemandRegressor",  # LightGBM on scaled demand plus a blend weight
     "loopml.tasks.recommenders.ALSRecommender",  # item factors, histories, popularity counts
     "loopml.tasks.recommenders.CooccurrenceRecommender",  # item-item similarity as CSR arrays
     "loopml.tasks.recommenders.PopularityRecommender",

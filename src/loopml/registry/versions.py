@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from loopml.enums import TaskKind
 from loopml.errors import NotFoundError, did_you_mean
 from loopml.registry.serialize import dumps
 from loopml.store import Store, sha256_bytes, tables, utcnow
@@ -21,6 +22,7 @@ __all__ = [
     "get_version",
     "list_versions",
     "move_alias",
+    "read_artifact",
     "register",
     "resolve",
     "rollback",
@@ -43,6 +45,11 @@ class ModelVersion:
     created_at: datetime
     run_id: int | None = None
     aliases: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> TaskKind:
+        """The task it was trained for (versions from before the field: binary)."""
+        return TaskKind(self.signature.get("task", TaskKind.BINARY))
 
 
 @dataclass(frozen=True)
@@ -265,3 +272,11 @@ def rollback(
             hint="Use `loopml models promote VERSION` to choose one explicitly.",
         )
     return set_alias(engine, name, alias, moves[-1].previous_version, reason=reason, actor=actor)
+
+
+def read_artifact(store: Store, version: ModelVersion) -> Any:
+    """The version's fitted pipeline: its artifact checked against the recorded SHA-256, then loaded
+    with the safe loader (:func:`~loopml.registry.serialize.loads`)."""
+    from loopml.registry.serialize import loads
+
+    return loads(store.artifacts.get_bytes(version.artifact_key, sha256=version.sha256))

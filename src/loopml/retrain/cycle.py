@@ -19,15 +19,15 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from loopml.config import Settings
-from loopml.errors import LoopMLError
 from loopml.monitor import MonitorReport
-from loopml.registry import get_alias, get_version, move_alias, train_and_register
+from loopml.registry import get_alias, get_version, move_alias
 from loopml.retrain.events import Event, last_event, list_events, start_event, transition
 from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
 from loopml.retrain.shadow import compare_shadow
 from loopml.store import Store, tables, utcnow
 from loopml.store.leases import lease
+from loopml.train import train_and_register
 from loopml.validate import ingest
 
 __all__ = ["ACTOR", "CycleResult", "challenger_settings", "run_cycle"]
@@ -136,11 +136,7 @@ def _resume_open(settings: Settings, store: Store, decision: Decision, now: date
 
 
 def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now: datetime) -> CycleResult:
-    try:
-        ingest(settings, store)
-    except LoopMLError as exc:  # no new data is not fatal: retrain on the latest snapshot
-        if "no new" not in str(exc).lower():
-            raise
+    ingest(settings, store)  # nothing past the watermark is no new version: retrain on the latest
     with store.engine.begin() as conn:
         transition(conn, event, "running", expect=("running",), details={"step": "training"})
     refit = settings.retrain.refit  # the gate judges the fit without its window; the refit serves

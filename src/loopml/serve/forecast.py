@@ -1,62 +1,38 @@
 """The forecast route: a product (and region) and a horizon in, demand per future period out.
 
 Forecasts come from the latest data version (so each newly ingested week moves the origin forward)
-through :class:`~loopml.registry.LoadedModel`, the one scoring path of the API and of batch jobs
-(:func:`forecast_table`). Each step is logged as a prediction whose event time is its period, so
-the actual demand of that period, sent later as feedback, is joined to it by the monitor.
+through :mod:`loopml.scoring.forecast`, the one scoring path of the API and of batch forecasts. Each
+step is logged as a prediction whose event time is its period, so the actual demand of that period,
+sent later as feedback, is joined to it by the monitor.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from loopml.config import ForecastConfig
-from loopml.errors import InputError, NotFoundError
-from loopml.registry import LoadedModel
+from loopml.scoring import LoadedModel
+from loopml.scoring.forecast import (
+    ForecastRequest,
+    ForecastSources,
+    forecast_outputs,
+    forecast_record,
+    select_steps,
+)
 from loopml.serve.metrics import Metrics
 from loopml.serve.routes import check_served, get_holder, serving_model
 from loopml.serve.state import ModelHolder
-from loopml.store import PredictionLogWriter, Store, utcnow
-from loopml.tasks.forecast import FEATURES, Panel, demand_panel, feature_rows
-from loopml.validate.datasets import latest_version, load_snapshot
+from loopml.store import PredictionLogWriter, utcnow
 
-__all__ = [
-    "ForecastRequest",
-    "ForecastResponse",
-    "ForecastSource",
-    "forecast_outputs",
-    "forecast_record",
-    "forecast_router",
-    "forecast_source",
-    "forecast_table",
-    "select_steps",
-]
+__all__ = ["ForecastResponse", "ForecastStep", "forecast_router"]
 
 forecast_router = APIRouter(tags=["forecast"])
-
-
-class ForecastRequest(BaseModel):
-    """Which series to forecast, and how many periods ahead."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item: str = Field(..., min_length=1, max_length=200, description="The product, e.g. '85123A'.")
-    group: str | None = Field(
-        None, max_length=200, description="Its region: a listed group or 'rest' (default: the first group)."
-    )
-    horizon: int = Field(4, ge=1, le=52, description="Periods ahead, at most the model's horizon.")
 
 
 class ForecastStep(BaseModel):
@@ -79,125 +55,11 @@ class ForecastResponse(BaseModel):
     steps: list[ForecastStep]
 
 
-@dataclass(frozen=True)
-class ForecastSource:
-    """A model's series, their feature rows at the newest origin, and the data version they came from."""
-
-    panel: Panel
-    rows: pd.DataFrame
-    dataset_version: int
-    config: ForecastConfig
-
-    @property
-    def origin(self) -> pd.Timestamp:
-        return pd.Timestamp(self.panel.periods[-1])
-
-
-def forecast_source(
-    store: Store, model: LoadedModel, dataset_version: int | None = None, stock: Path | None = None
-) -> ForecastSource:
-    """Build the panel of ``model``'s series from a data version (the latest by default).
-
-    With a ``stock`` CSV (columns ``item``, ``group``, ``on_hand``) each row carries its series'
-    stock on hand (NaN where the file has none).
-    """
-    sig, metrics = model.version.signature, model.version.metrics
-    if model.task != "forecast" or not sig.get("forecast"):
-        raise InputError(f"model '{model.name}' version {model.version.version} is not a forecast model.")
-    config = ForecastConfig.model_validate(sig["forecast"])
-    dataset, lines = load_snapshot(store, model.name, dataset_version)
-    keys = [(str(k[0]), str(k[1])) for k in metrics["keys"]]
-    panel = demand_panel(lines, config, sig["target"], sig["event_time"], keep=keys)
-    rows = feature_rows(panel, panel.values.shape[1] - 1, range(1, config.horizon + 1))
-    rows["on_hand"] = _on_hand(stock, rows) if stock is not None else np.nan
-    return ForecastSource(panel, rows, dataset.version, config)
-
-
-def _on_hand(path: Path, rows: pd.DataFrame) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"forecast.stock file '{path}' does not exist; fix forecast.stock in loopml.yaml.")
-    stock = pd.read_csv(path, dtype={"item": str, "group": str})
-    missing = {"item", "group", "on_hand"} - set(stock.columns)
-    if missing:
-        raise InputError(f"forecast.stock file '{path}' lacks column(s) {', '.join(sorted(missing))}.")
-    levels = stock.set_index(["item", "group"])["on_hand"].astype(float)
-    levels = levels[~levels.index.duplicated(keep="last")]
-    keys = pd.MultiIndex.from_arrays([rows["item"], rows["group"]])
-    return levels.reindex(keys).to_numpy(dtype=float)
-
-
-def forecast_table(model: LoadedModel, source: ForecastSource, horizon: int | None = None) -> pd.DataFrame:
-    """Every series' forecasts (batch): item, group, origin, period, horizon, forecast, on_hand, ..."""
-    steps = source.config.horizon if horizon is None else horizon
-    rows = source.rows[source.rows["horizon"] <= steps].reset_index(drop=True)
-    columns = ["item", "group", "origin", "period", "horizon", "mase_scale", "level", "on_hand"]
-    return rows[columns].assign(forecast=model.score(rows))
-
-
-class _Sources:
-    """One :class:`ForecastSource` per (model version, data version), rebuilt when either moves."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cached: dict[tuple[int, int, int], ForecastSource] = {}
-
-    def get(self, store: Store, model: LoadedModel, stock: Path | None) -> ForecastSource:
-        latest = latest_version(store, model.name)
-        if latest is None:
-            raise NotFoundError(f"no data set version of '{model.name}' to forecast from; ingest first.")
-        changed = stock.stat().st_mtime_ns if stock is not None and stock.is_file() else 0
-        key = (model.version.version, latest.version, changed)
-        with self._lock:
-            if key not in self._cached:
-                self._cached = {key: forecast_source(store, model, latest.version, stock)}
-            return self._cached[key]
-
-
-def _sources(request: Request) -> _Sources:
-    found: _Sources | None = getattr(request.app.state, "forecast_sources", None)
+def _sources(request: Request) -> ForecastSources:
+    found: ForecastSources | None = getattr(request.app.state, "forecast_sources", None)
     if found is None:
-        found = request.app.state.forecast_sources = _Sources()
+        found = request.app.state.forecast_sources = ForecastSources()
     return found
-
-
-def select_steps(source: ForecastSource, body: ForecastRequest) -> tuple[pd.DataFrame, str]:
-    """The feature rows of one request's series and steps, and its group (the default filled in)."""
-    config = source.config
-    if body.horizon > config.horizon:
-        raise InputError(
-            f"field 'horizon': the model forecasts at most {config.horizon} periods ahead; "
-            f"got {body.horizon}.",
-            details=[{"field": "horizon", "error": f"at most {config.horizon}", "type": "less_than_equal"}],
-        )
-    group = body.group or (config.groups[0] if config.groups else "all")
-    rows = source.rows[
-        (source.rows["item"] == body.item)
-        & (source.rows["group"] == group)
-        & (source.rows["horizon"] <= body.horizon)
-    ]
-    if rows.empty:
-        groups = ", ".join(sorted(set(source.panel.groups)))
-        raise NotFoundError(
-            f"series item '{body.item}', group '{group}' is not forecast by this model; "
-            f"it forecasts {len(source.panel.items)} series (groups: {groups})."
-        )
-    return rows.reset_index(drop=True), group
-
-
-def forecast_outputs(rows: pd.DataFrame, values: np.ndarray) -> list[dict[str, Any]]:
-    """Each step's output: the forecast, the running total, and at the last step the shortfall
-    against stock on hand (what a reorder rule in ``actions:`` matches on)."""
-    total = np.cumsum(values)
-    outputs: list[dict[str, Any]] = [
-        {"score": float(v), "prediction": float(v), "cumulative": float(c)}
-        for v, c in zip(values, total, strict=True)
-    ]
-    on_hand = float(rows["on_hand"].iloc[-1]) if "on_hand" in rows else float("nan")
-    if outputs and np.isfinite(on_hand):
-        shortfall = float(total[-1] - on_hand)
-        outputs[-1]["shortfall"] = shortfall
-        outputs[-1]["order_quantity"] = int(np.ceil(shortfall)) if shortfall > 0 else 0
-    return outputs
 
 
 def _log(request: Request, model: LoadedModel, rows: pd.DataFrame, values: np.ndarray) -> list[str]:
@@ -211,40 +73,6 @@ def _log(request: Request, model: LoadedModel, rows: pd.DataFrame, values: np.nd
     metrics.serving(model.name, model.version.version, request.app.state.holder.alias)
     metrics.observe_scores(model.name, [float(v) for v in values])
     return ids
-
-
-def forecast_record(
-    model: LoadedModel,
-    pid: str,
-    row: Mapping[Any, Any],
-    output: dict[str, Any],
-    now: Any,
-    origin: str = "api",
-) -> dict[str, Any]:
-    """A prediction-log record: the series, its period (the event time), features and the forecast."""
-    period = pd.Timestamp(row["period"]).isoformat()
-    inputs = {
-        # The period is the event time: the monitor's weekly windows and the actuals' join key.
-        str(model.version.signature.get("event_time") or "period"): period,
-        "item": row["item"],
-        "group": row["group"],
-        "period": period,
-        "origin": pd.Timestamp(row["origin"]).isoformat(),
-        "horizon": int(row["horizon"]),
-        "mase_scale": float(row["mase_scale"]),
-        **({"on_hand": float(row["on_hand"])} if np.isfinite(row.get("on_hand", np.nan)) else {}),
-        **{f: float(row[f]) for f in FEATURES},
-    }
-    return {
-        "id": pid,
-        "model_name": model.name,
-        "model_version": model.version.version,
-        "created_at": now,
-        "origin": origin,
-        "inputs": inputs,
-        "score": output["score"],
-        "output": {**output, "prediction_id": pid},
-    }
 
 
 @forecast_router.post(

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from loopml.enums import TaskKind
 from loopml.errors import InputError
 from loopml.serve.metrics import Metrics
 from loopml.serve.routes import check_served, get_holder, serving_model
@@ -101,8 +102,8 @@ async def recommend(
     check_served(name, holder)
     serving = await serving_model(holder)
     model = serving.model
-    if model.task != "ranking":
-        raise InputError(f"model '{name}' is a {model.task} model; /recommend serves ranking models.")
+    if model.task.name is not TaskKind.RANKING:
+        raise InputError(f"model '{name}' is a {model.task.name} model; /recommend serves ranking models.")
     recommender = model.pipeline[-1]
     found = await run_in_threadpool(
         recommender.recommend, payload.customer, payload.k, segment=payload.segment, exclude=payload.exclude

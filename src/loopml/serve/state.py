@@ -11,7 +11,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from loopml.config import Settings
 from loopml.errors import LoopMLError, NotFoundError
-from loopml.registry import LoadedModel, get_alias, load_model
+from loopml.registry import get_alias
+from loopml.scoring import LoadedModel, load_model
 from loopml.serve.schema import record_model
 from loopml.store import OnWrite, PredictionLogWriter, Store, journal_dir
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loopml.enums import TaskKind
 from loopml.errors import ConfigError, did_you_mean
 from loopml.tasks import binary, forecast, multiclass, ranking, regression
 from loopml.tasks.base import Task, crossed_group, group_in_holdout, group_sides, time_split
@@ -21,13 +22,17 @@ __all__ = [
     "time_split",
 ]
 
-TASKS: dict[str, Task] = {
+TASKS: dict[TaskKind, Task] = {
     t.name: t for t in (binary.TASK, multiclass.TASK, regression.TASK, forecast.TASK, ranking.TASK)
 }
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``."""
+def get_task(name: str | TaskKind) -> Task:
+    """The task called ``name`` (a :class:`~loopml.enums.TaskKind` or its value).
+
+    >>> get_task("binary").primary
+    'average_precision'
+    """
     if name not in TASKS:
-        raise ConfigError(f"unknown task '{name}'; {did_you_mean(name, TASKS)}")
-    return TASKS[name]
+        raise ConfigError(f"unknown task '{name}'; {did_you_mean(str(name), [str(k) for k in TASKS])}")
+    return TASKS[TaskKind(name)]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from loopml.enums import TaskKind
 from loopml.errors import ConfigError, DataError
 
 __all__ = [
@@ -64,12 +65,14 @@ class Task:
     """One kind of prediction problem.
 
     ``predict`` maps a fitted estimator and features to the task's raw output: the positive-class
-    probability (binary), the class-probability matrix (multiclass) or the value (regression).
-    ``metrics`` maps labels and that output to named metrics; ``primary`` names the one that
-    ranks models, and ``greater_is_better`` says which way.
+    probability (binary), the class-probability matrix (multiclass) or the value (regression);
+    ``outputs`` maps that output to the response of each row. ``metrics`` maps labels and the output
+    to named metrics; ``primary`` names the one that ranks models, and ``greater_is_better`` says
+    which way. Everything that differs by task is a field here, so no other module branches on the
+    task's name.
     """
 
-    name: str
+    name: TaskKind
     primary: str
     greater_is_better: bool
     candidates: tuple[str, ...]
@@ -77,8 +80,23 @@ class Task:
     metrics: Callable[..., dict[str, float]]
     make_candidate: Callable[[str, dict[str, Any], int], BaseEstimator]
     make_baseline: Callable[[], BaseEstimator]
-    predict: Callable[[Any, Any], np.ndarray]
+    # (fitted estimator, features, **estimator kwargs such as LightGBM's num_threads) -> output
+    predict: Callable[..., np.ndarray]
+    # (output, classes=..., threshold=...) -> one response dict per row
+    outputs: Callable[..., list[dict[str, Any]]]
     stratify: bool = False
+    # Whether the labels are 0/1 with a positive class (binary): a decision threshold is chosen on the
+    # validation slice (minimum cost), and monitoring profiles the positives' scores apart.
+    positive_class: bool = False
+    # Whether labels are numbers (False: class names, as a multiclass task's are).
+    numeric_labels: bool = True
+    # LightGBM's own metric for early stopping while tuning (None: the task's own metric only).
+    lgb_metric: str | None = None
+    # How the prediction is profiled for drift: a number, a category, or not at all (a ranking
+    # holdout's output is the rank of each bought item, a served list's logged score its top item's).
+    profile_prediction: Literal["numeric", "categorical"] | None = "numeric"
+    # A task that answers per series (a forecast), not per row: batch scoring writes its forecasts.
+    scores_series: bool = False
     # A task whose rows are not the source's rows (a forecast's series x origin x horizon) fits
     # through its own trainer: (snapshot frame, settings) -> CustomFit.
     trainer: Callable[[pd.DataFrame, Any], CustomFit] | None = None

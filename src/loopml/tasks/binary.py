@@ -12,6 +12,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks.base import Task, lightgbm, time_split
 
@@ -112,14 +113,19 @@ def baseline() -> BaseEstimator:
     return DummyClassifier(strategy="prior")
 
 
-def predict(model: Any, X: Any) -> np.ndarray:
-    """Probability of the positive class."""
-    proba: np.ndarray = model.predict_proba(X)
+def predict(model: Any, X: Any, **kwargs: Any) -> np.ndarray:
+    """Probability of the positive class (``kwargs``: e.g. LightGBM's ``num_threads``)."""
+    proba: np.ndarray = model.predict_proba(X, **kwargs)
     return proba[:, 1]
 
 
+def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """``score`` and ``label``: the decision at the threshold."""
+    return [{"score": float(s), "label": int(s >= threshold)} for s in scores]
+
+
 TASK = Task(
-    name="binary",
+    name=TaskKind.BINARY,
     primary="average_precision",
     greater_is_better=True,
     candidates=CANDIDATES,
@@ -128,5 +134,8 @@ TASK = Task(
     make_candidate=candidate,
     make_baseline=baseline,
     predict=predict,
+    outputs=outputs,
     stratify=True,
+    positive_class=True,
+    lgb_metric="average_precision",
 )

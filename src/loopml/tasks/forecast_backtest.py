@@ -19,7 +19,7 @@ import pandas as pd
 from loopml.config import ForecastConfig, Settings
 from loopml.errors import DataError
 from loopml.tasks.base import CustomFit
-from loopml.tasks.forecast import (
+from loopml.tasks.forecast_base import (
     FEATURES,
     SEASON,
     DemandRegressor,

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
+from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks import binary
 from loopml.tasks.base import Task
@@ -40,13 +41,26 @@ def metrics(y_true: np.ndarray, proba: np.ndarray, *, classes: np.ndarray, **_: 
     }
 
 
-def predict(model: Any, X: Any) -> np.ndarray:
-    proba: np.ndarray = model.predict_proba(X)
+def predict(model: Any, X: Any, **kwargs: Any) -> np.ndarray:
+    proba: np.ndarray = model.predict_proba(X, **kwargs)
     return proba
 
 
+def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """``label``, ``probabilities`` per class, and ``score`` (the label's probability)."""
+    names = [c.item() if hasattr(c, "item") else c for c in classes]
+    return [
+        {
+            "score": float(row.max()),
+            "label": names[int(row.argmax())],
+            "probabilities": {str(c): float(p) for c, p in zip(names, row, strict=True)},
+        }
+        for row in scores
+    ]
+
+
 TASK = Task(
-    name="multiclass",
+    name=TaskKind.MULTICLASS,
     primary="f1_macro",
     greater_is_better=True,
     candidates=CANDIDATES,
@@ -55,5 +69,9 @@ TASK = Task(
     make_candidate=binary.candidate,  # the same classifiers; LightGBM and sklearn handle k classes
     make_baseline=lambda: DummyClassifier(strategy="prior"),
     predict=predict,
+    outputs=outputs,
+    numeric_labels=False,
     stratify=True,
+    lgb_metric="multi_logloss",
+    profile_prediction="categorical",
 )

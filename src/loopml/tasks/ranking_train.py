@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from loopml.config import RankingConfig, Settings
 from loopml.errors import ConfigError
 from loopml.tasks.base import CustomFit, time_split
-from loopml.tasks.ranking import (
+from loopml.tasks.ranking_base import (
     CANDIDATES,
     K_COLUMN,
     USER_COLUMN,

@@ -12,6 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks.base import Task, lightgbm
 
@@ -46,13 +47,18 @@ def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     return Ridge(**params)
 
 
-def predict(model: Any, X: Any) -> np.ndarray:
-    values: np.ndarray = model.predict(X)
-    return values.astype(float)
+def predict(model: Any, X: Any, **kwargs: Any) -> np.ndarray:
+    values: np.ndarray = model.predict(X, **kwargs)
+    return values.astype(np.float64)
+
+
+def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """``prediction`` (also as ``score``)."""
+    return [{"score": float(v), "prediction": float(v)} for v in scores]
 
 
 TASK = Task(
-    name="regression",
+    name=TaskKind.REGRESSION,
     primary="rmse",
     greater_is_better=False,
     candidates=CANDIDATES,
@@ -61,4 +67,6 @@ TASK = Task(
     make_candidate=candidate,
     make_baseline=lambda: DummyRegressor(strategy="mean"),
     predict=predict,
+    outputs=outputs,
+    lgb_metric="rmse",
 )

@@ -350,7 +350,7 @@ def _validate_and_tune(
     )
     valid_output = task.predict(estimator, X_valid)
     validation: dict[str, Any] = {"score": rate(estimator) * (1 if greater else -1), "rows": len(data.valid)}
-    if task.name == "binary":
+    if task.positive_class:
         costs = cfg.costs
         validation["threshold"] = evaluate.cost_threshold(
             y_valid, valid_output, costs.false_negative, costs.false_positive
@@ -368,7 +368,7 @@ def _extras(
 ) -> dict[str, Any]:
     y = data.y[data.holdout]
     extras: dict[str, Any] = {}
-    if task.name == "binary":
+    if task.positive_class:
         threshold = validation["threshold"]["threshold"]
         extras["threshold"] = threshold
         extras["confusion"] = evaluate.confusion(y, output, threshold)

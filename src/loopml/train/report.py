@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from loopml.enums import TaskKind
 from loopml.train.fit import TrainResult
 
 __all__ = ["render_report"]
@@ -121,6 +122,14 @@ def _regression_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
     ]
 
 
+def _no_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
+    return []
+
+
+# The sections a task adds to the common ones.
+_TASK_SECTIONS = {TaskKind.BINARY: _binary_sections, TaskKind.REGRESSION: _regression_sections}
+
+
 def _common_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
     sections: list[tuple[str, str]] = []
     if result.importance:
@@ -196,9 +205,10 @@ def render_report(
             "on the same rows."
         )
     summary += "</p>"
-    sections = _binary_sections(result, go) if m["task"] == "binary" else []
-    sections += _regression_sections(result, go) if m["task"] == "regression" else []
-    sections += _common_sections(result, go)
+    sections = [
+        *_TASK_SECTIONS.get(TaskKind(m["task"]), _no_sections)(result, go),
+        *_common_sections(result, go),
+    ]
     page = Environment(autoescape=False).from_string(_PAGE)
     return page.render(
         title=html.escape(title),

@@ -131,9 +131,6 @@ def _pruning_callback(trial: Any, optuna: Any, deadline: float, every: int = 25)
     return callback
 
 
-_LGB_METRIC = {"binary": "average_precision", "multiclass": "multi_logloss", "regression": "rmse"}
-
-
 def _objective(
     task: Task,
     model: str,
@@ -164,7 +161,7 @@ def _objective(
                 callbacks.insert(0, lgb.early_stopping(50, first_metric_only=True, verbose=False))
             kwargs = {
                 "eval_set": [(X_valid, y_valid)],
-                "eval_metric": _LGB_METRIC[task.name],
+                "eval_metric": task.lgb_metric,
                 "callbacks": callbacks,
             }
         estimator.fit(X_fit, y_fit, **kwargs)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,7 @@ from loopml.errors import ConfigError
 from loopml.sources import ParquetSource
 from loopml.validate.checks import CheckResult, ChunkChecker, schema_changes
 from loopml.validate.contract import DataContract
-
-if TYPE_CHECKING:
-    from loopml.validate.ingest import Progress, _Plan, _Run
+from loopml.validate.plan import IngestRun, Plan, Progress, new_rows
 
 __all__ = ["SAMPLE_ROWS", "check_on_dask", "pieces", "sample"]
 
@@ -92,13 +90,11 @@ class _Work:
     source: ParquetSource
     contract: DataContract
     cleaning: CleaningConfig
-    plan: _Plan
+    plan: Plan
 
     def check(self, piece: Piece) -> tuple[ChunkChecker, Any, pd.DataFrame, Any]:
-        from loopml.validate.ingest import _new_rows
-
         frame = self.source.read_row_groups(piece.file, list(piece.row_groups))
-        new, mark = _new_rows(frame, self.plan, self.contract)
+        new, mark = new_rows(frame, self.plan, self.contract)
         checker = ChunkChecker(self.contract, self.cleaning)
         return checker, checker.check_rows(new), frame, mark
 
@@ -148,9 +144,9 @@ def _in_order(
 
 def check_on_dask(
     address: Any,
-    plan: _Plan,
+    plan: Plan,
     checker: ChunkChecker,
-    run: _Run,
+    run: IngestRun,
     chunk_rows: int,
     progress: Progress | None = None,
 ) -> None:

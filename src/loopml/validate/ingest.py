@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,21 @@ import pandas as pd
 
 from loopml.config import Settings
 from loopml.errors import ContractError, DataError
-from loopml.sources import CsvSource, IncrementalSource, ParquetSource, Source, source_from_config
 from loopml.store import Store
-from loopml.validate.checks import ChunkChecker, SchemaChange, coerce_column, schema_changes
+from loopml.validate.checks import ChunkChecker, SchemaChange, schema_changes
 from loopml.validate.cleaning import filter_mask, trim
 from loopml.validate.contract import ContractInferrer, DataContract, latest_contract
-from loopml.validate.datasets import DatasetVersion, latest_version, read_watermark
+from loopml.validate.datasets import DatasetVersion
+from loopml.validate.plan import (
+    IngestRun,
+    Plan,
+    Progress,
+    batches,
+    contracts_dir,
+    new_rows,
+    open_input,
+    plan_ingest,
+)
 from loopml.validate.quality import write_quality_report
 from loopml.validate.record import Outcome, commit
 from loopml.validate.rules import apply_rules
@@ -35,8 +44,6 @@ from loopml.validate.snapshots import ParquetSink, arrow_schema, conform, iter_p
 log = logging.getLogger(__name__)
 
 __all__ = ["IngestResult", "Progress", "contracts_dir", "infer_from_source", "ingest", "open_input"]
-
-Progress = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -55,49 +62,6 @@ class IngestResult:
     watermark: Any = None
     schema: SchemaChange = field(default_factory=SchemaChange)
     report: str | None = None
-
-
-def contracts_dir(settings: Settings) -> Path:
-    """Where contract YAML files live: ``<project>/contracts``."""
-    return settings.project_dir / "contracts"
-
-
-def open_input(path: Path) -> Source:
-    """A source for one file given on the command line (``.csv`` or ``.parquet``)."""
-    if path.suffix.lower() == ".csv":
-        return CsvSource(str(path))
-    if path.suffix.lower() == ".parquet":
-        return ParquetSource(str(path))
-    raise DataError(
-        f"input file '{path}' is neither .csv nor .parquet.", hint="Convert it to CSV or Parquet."
-    )
-
-
-@dataclass
-class _Plan:
-    source: Source
-    parent: DatasetVersion | None
-    append: bool
-    watermark_column: str | None
-    after: Any
-
-
-def _plan(settings: Settings, store: Store, input_path: Path | None) -> _Plan:
-    parent = latest_version(store, settings.name)
-    if input_path is not None:  # re-ingesting fixed (e.g. exported quarantine) rows: added to the data set
-        return _Plan(open_input(input_path), parent, parent is not None, None, None)
-    column = settings.source.watermark
-    after = read_watermark(store, settings.name, column) if column else None
-    source = source_from_config(settings.source, settings.project_dir)
-    return _Plan(source, parent, column is not None and parent is not None, column, after)
-
-
-def _batches(plan: _Plan, spec_dtype: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    if plan.watermark_column and plan.after is not None and isinstance(plan.source, IncrementalSource):
-        value = pd.Timestamp(plan.after).to_pydatetime() if spec_dtype == "datetime" else plan.after
-        yield from plan.source.iter_batches_after(plan.watermark_column, value, chunk_rows)
-    else:
-        yield from plan.source.iter_batches(chunk_rows)
 
 
 class _Spool:
@@ -151,37 +115,7 @@ def infer_from_source(
     return inferrer.result()
 
 
-@dataclass
-class _Run:
-    accepted: ParquetSink
-    quarantined: ParquetSink
-    counts: dict[str, int] = field(default_factory=dict)
-    rows_read: int = 0
-    watermark: Any = None
-    added: tuple[str, ...] = ()
-
-
-def _new_rows(frame: pd.DataFrame, plan: _Plan, contract: DataContract) -> tuple[pd.DataFrame, Any]:
-    """Rows past the watermark, and the largest watermark among them."""
-    column = plan.watermark_column
-    if column is None:
-        return frame, None
-    if column not in frame.columns:
-        raise DataError(
-            f"watermark column '{column}' is not in the source ({', '.join(map(str, frame.columns[:8]))}).",
-            hint="Fix source.watermark in loopml.yaml.",
-        )
-    value = coerce_column(frame[column], contract.column(column))
-    if plan.after is not None:
-        after = pd.Timestamp(plan.after) if contract.column(column).dtype == "datetime" else plan.after
-        keep = (value > after).to_numpy(dtype=bool, na_value=False)
-        frame, value = frame.loc[keep], value.loc[keep]
-    return frame, value.max() if value.notna().any() else None
-
-
-def _seed(
-    checker: ChunkChecker, plan: _Plan, store: Store, sink: ParquetSink, contract: DataContract
-) -> None:
+def _seed(checker: ChunkChecker, plan: Plan, store: Store, sink: ParquetSink, contract: DataContract) -> None:
     """Appending: copy the parent snapshot's rows first, and remember them for de-duplication."""
     if plan.parent is None or not plan.append:
         return
@@ -193,14 +127,18 @@ def _seed(
 
 
 def _check_all(
-    plan: _Plan, frames: Iterator[pd.DataFrame], checker: ChunkChecker, run: _Run, progress: Progress | None
+    plan: Plan,
+    frames: Iterator[pd.DataFrame],
+    checker: ChunkChecker,
+    run: IngestRun,
+    progress: Progress | None,
 ) -> None:
     first = True
     for frame in frames:
         if first:
             run.added = schema_changes(frame, checker.contract).added
             first = False
-        new, mark = _new_rows(frame, plan, checker.contract)
+        new, mark = new_rows(frame, plan, checker.contract)
         if mark is not None and (run.watermark is None or mark > run.watermark):
             run.watermark = mark
         result = checker.check(new)
@@ -235,7 +173,7 @@ def ingest(
     Parquet source on a Dask cluster (:mod:`loopml.validate.cluster`), with the same result; a first
     ingest there infers the contract from the first :data:`~loopml.validate.cluster.SAMPLE_ROWS` rows.
     """
-    plan = _plan(settings, store, input_path)
+    plan = plan_ingest(settings, store, input_path)
     chunk = settings.source.chunk_rows
     with tempfile.TemporaryDirectory(prefix="loopml-ingest-") as tmp:
         found = _contract(settings)
@@ -244,14 +182,14 @@ def ingest(
         if found is None and dask is not None:  # a sample here, every row checked on the cluster
             from loopml.validate.cluster import sample
 
-            found = infer_from_source(settings, sample(_batches(plan, None, chunk)), progress)
+            found = infer_from_source(settings, sample(batches(plan, None, chunk)), progress)
         elif found is None:
             spool = _Spool(Path(tmp))
-            frames = _batches(plan, None, chunk)
+            frames = batches(plan, None, chunk)
             found = infer_from_source(settings, _spooled(frames, spool), progress)
         contract = apply_rules(found, settings.contract, settings.cleaning)
         checker = ChunkChecker(contract, settings.cleaning)
-        run = _Run(ParquetSink(Path(tmp) / "accepted.parquet", arrow_schema(contract)),
+        run = IngestRun(ParquetSink(Path(tmp) / "accepted.parquet", arrow_schema(contract)),
                    ParquetSink(Path(tmp) / "quarantine.parquet"))  # fmt: skip
         try:
             _seed(checker, plan, store, run.accepted, contract)
@@ -261,7 +199,7 @@ def ingest(
                 check_on_dask(dask, plan, checker, run, chunk, progress)
             else:
                 wm_dtype = contract.column(plan.watermark_column).dtype if plan.watermark_column else None
-                frames = iter(spool) if spool is not None and spool.ok else _batches(plan, wm_dtype, chunk)
+                frames = iter(spool) if spool is not None and spool.ok else batches(plan, wm_dtype, chunk)
                 _check_all(plan, frames, checker, run, progress)
         finally:
             run.accepted.close()
@@ -295,8 +233,8 @@ def _spooled(frames: Iterator[pd.DataFrame], spool: _Spool) -> Iterator[pd.DataF
 def _finish(
     settings: Settings,
     store: Store,
-    plan: _Plan,
-    run: _Run,
+    plan: Plan,
+    run: IngestRun,
     contract: DataContract,
     created: DataContract | None,
     schema: SchemaChange,

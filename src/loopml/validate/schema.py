@@ -12,7 +12,8 @@ from loopml.store import Store
 from loopml.validate.checks import SchemaChange, coerce_column
 from loopml.validate.cleaning import trim
 from loopml.validate.contract import ColumnSpec, DataContract, latest_contract, save_contract
-from loopml.validate.ingest import Progress, _batches, _new_rows, _plan, contracts_dir, infer_from_source
+from loopml.validate.ingest import infer_from_source
+from loopml.validate.plan import Progress, batches, contracts_dir, new_rows, plan_ingest
 
 __all__ = ["accept_schema"]
 
@@ -66,10 +67,10 @@ def accept_schema(
         raise InputError(
             f"data set '{settings.name}' has no contract yet.", hint="Run `loopml ingest`: it infers one."
         )
-    plan = _plan(settings, store, None)
+    plan = plan_ingest(settings, store, None)
     wm_dtype = current.column(plan.watermark_column).dtype if plan.watermark_column in current.names else None
-    frames = (_new_rows(f, plan, current)[0] if plan.watermark_column in current.names else f
-              for f in _batches(plan, wm_dtype, settings.source.chunk_rows))  # fmt: skip
+    frames = (new_rows(f, plan, current)[0] if plan.watermark_column in current.names else f
+              for f in batches(plan, wm_dtype, settings.source.chunk_rows))  # fmt: skip
     stats = _TypeStats(current)
     fresh = infer_from_source(settings, stats.watch(frames), progress)
     change = SchemaChange(

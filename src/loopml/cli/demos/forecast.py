@@ -57,7 +57,7 @@ def _serve(proj: Any, keys: list[tuple[str, str]]) -> dict[str, Any]:
 
 def _batch(proj: Any, api: dict[str, float]) -> dict[str, Any]:
     """Every series' forecasts to Parquet through the same scoring path; compared with the API's."""
-    from loopml.serve.forecast import forecast_source, forecast_table
+    from loopml.scoring.forecast import forecast_source, forecast_table
 
     model = proj.load_model()
     stock = proj.settings.forecast.stock

@@ -109,7 +109,8 @@ def replay(
     """Replay days ``api_day + 1 .. last_day`` of ``frame``; ``api_day`` was already served over HTTP.
 
     ``on_promoted(version, day)`` is called when a cycle promotes a challenger."""
-    from loopml.registry import get_alias, load_model
+    from loopml.registry import get_alias
+    from loopml.scoring import load_model
 
     days = _by_day(frame)
     out = Replay()
@@ -344,7 +345,7 @@ def full_knowledge(proj: Any, served: pd.DataFrame, counterparts: Counterparts) 
     features over the demo's full labelled history; average precision is pooled over all rows and
     given per period."""
     from loopml.features import EntityHistory
-    from loopml.registry import load_model
+    from loopml.scoring import WindowState, load_model
 
     settings, known = proj.settings, counterparts.known
     history: Any = None
@@ -362,7 +363,7 @@ def full_knowledge(proj: Any, served: pd.DataFrame, counterparts: Counterparts) 
             no_delay = counterparts.pipeline(version)
         ids = set(served.loc[served["model_version"] == version, "transaction_id"])
         rows = known[known["transaction_id"].isin(ids)]
-        features = replace(model, history=history).features(
+        features = replace(model, state=WindowState(history)).features(
             model.coerce(rows.drop(columns=list(LABEL_COLUMNS)))
         )
         loop = model.score(features)

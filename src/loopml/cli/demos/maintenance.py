@@ -37,7 +37,7 @@ HOLD_BACK = 20  # training engines that arrive later, with their run-to-failure 
 def _official_test(proj: Any, failure: Settings) -> dict[str, Any]:
     """Batch-score every test cycle with both models; judge each engine's last cycle against the truth."""
     from loopml.batch import score_file
-    from loopml.registry import load_model
+    from loopml.scoring import load_model
     from loopml.tasks.binary import roc_auc
 
     data, out = proj.settings.project_dir / "data", proj.settings.project_dir / "demo"

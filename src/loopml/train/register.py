@@ -1,7 +1,7 @@
 """Training a version end to end: fit, compare with the champion on the same holdout, write the
 report and the reference profile, register, and make the first version champion.
 
-This sits in the registry layer so that both the Python API and the retraining loop use it.
+The Python API (:mod:`loopml.project`) and the retraining loop both train through it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import pandas as pd
 
 from loopml.config import Settings
 from loopml.features import window_specs
-from loopml.registry.loaded import load_model
-from loopml.registry.versions import ModelVersion, get_alias, register, set_alias
+from loopml.registry import ModelVersion, get_alias, register, set_alias
+from loopml.scoring import load_model
 from loopml.store import Store, sha256_bytes
 from loopml.tasks import get_task, group_sides
-from loopml.train import TrainResult, finish_run, fit, start_run
 from loopml.train.evaluate import segment_metrics
+from loopml.train.fit import TrainResult, fit
+from loopml.train.runs import finish_run, start_run
 from loopml.validate import load_snapshot
 
 __all__ = ["TrainOutcome", "train_and_register"]
@@ -117,7 +118,7 @@ def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[
     if version is None:
         return None
     champion = load_model(store, settings.name, version)
-    if champion.version.signature.get("task", "binary") != settings.task:
+    if champion.task.name != settings.task:
         return None
     task = get_task(settings.task)
     if task.trainer is not None:
@@ -205,18 +206,16 @@ def _write_profile(settings: Settings, store: Store, result: TrainResult, run_id
     """Profile the holdout's inputs, window features and predictions: monitoring's reference."""
     from loopml.validate.profile import build_profile
 
-    cols = result.columns
+    cols, task = result.columns, get_task(settings.task)
     frame = result.holdout.assign(prediction=_flat_output(result.holdout_output))
-    numeric = [
-        *cols.numeric,
-        *cols.windows,
-        # A ranking holdout's output is the rank of each bought item, a served list's logged score is
-        # its top item's score: not the same quantity, so there is no reference for it.
-        *([] if settings.task in ("multiclass", "ranking") else ["prediction"]),
-    ]
-    categorical = [*cols.categorical, *(["prediction"] if settings.task == "multiclass" else [])]
+    predicted = {
+        kind: ["prediction"] if task.profile_prediction == kind else [] for kind in ("numeric", "categorical")
+    }
+    numeric = [*cols.numeric, *cols.windows, *predicted["numeric"]]
+    categorical = [*cols.categorical, *predicted["categorical"]]
     labels = np.asarray(result.holdout_labels)
-    positives = labels == 1 if settings.task == "binary" and labels.dtype.kind in "biuf" else None
+    # The positives' score distribution, kept apart for concept drift.
+    positives = labels == 1 if task.positive_class and labels.dtype.kind in "biuf" else None
     data = json.dumps(build_profile(frame, numeric, categorical, positives=positives).to_dict()).encode()
     key = f"profiles/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.json"
     store.artifacts.put_bytes(key, data)
@@ -280,8 +279,7 @@ def _code_version() -> dict[str, str | None]:
 
 
 def _contract_for(settings: Settings, version: int | None) -> Any:
-    from loopml.validate import latest_contract, load_contract
-    from loopml.validate.ingest import contracts_dir
+    from loopml.validate import contracts_dir, latest_contract, load_contract
 
     directory = contracts_dir(settings)
     path = directory / f"{settings.name}.v{version}.yaml"

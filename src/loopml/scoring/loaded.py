@@ -1,4 +1,4 @@
-"""LoadedModel: the one scoring function shared by the API and batch jobs."""
+"""LoadedModel: the one scoring function shared by the API and batch jobs, and its window state."""
 
 from __future__ import annotations
 
@@ -13,31 +13,57 @@ from sqlalchemy import select
 
 from loopml.errors import InputError
 from loopml.features import EntityHistory, WindowSpec, event_millis
-from loopml.registry.compiled import SMALL_BATCH, CompiledScorer, compile_pipeline, row_values
-from loopml.registry.serialize import loads
-from loopml.registry.versions import ModelVersion, resolve
+from loopml.registry import ModelVersion, read_artifact, resolve
+from loopml.scoring.compiled import SMALL_BATCH, CompiledScorer, compile_pipeline, row_values
 from loopml.store import Store, tables
+from loopml.tasks import Task, get_task
 from loopml.validate import DataContract, coerce_column, load_snapshot
 
-__all__ = ["LoadedModel", "load_history", "load_model"]
+__all__ = ["LoadedModel", "WindowState", "load_history", "load_model"]
 
 _HISTORY_LOG_LIMIT = 1_000_000
 
 
+class WindowState:
+    """The entity window history a model's window features are read from, and how far the labels
+    sent as feedback have reached it.
+
+    Mutable by nature (every scored event and every label moves it), so it lives apart from the
+    immutable :class:`LoadedModel` that reads it; a model swap builds a new model with a new state.
+    """
+
+    def __init__(self, history: EntityHistory, feedback_cursor: int = 0) -> None:
+        self.history = history
+        self.feedback_cursor = feedback_cursor  # the newest feedback row whose label reached the history
+
+    def learn_feedback(self, store: Store, model: LoadedModel) -> int:
+        """Labels sent as feedback since the last call reach the history (see
+        :meth:`LoadedModel.learn_feedback`)."""
+        newest, rows = _feedback_since(store, model.name, self.feedback_cursor, model.contract)
+        target = model.version.signature["target"]
+        changed = self.history.learn(rows.rename(columns={"label": target})) if len(rows) else 0
+        self.feedback_cursor = newest  # only once learnt: a failure is retried on the next call
+        return changed
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A registered version, verified and loaded, ready to score.
+    """A registered version, verified and loaded, ready to score. Immutable: serving a new version
+    means a new object.
 
     Real-time and batch scoring both go through :meth:`coerce`, :meth:`features` and :meth:`score`,
     so they give identical results for identical rows. A model with entity window features carries
-    an :class:`~loopml.features.EntityHistory`: scored events are added to it with :meth:`observe`.
+    a :class:`WindowState`: scored events are added to its history with :meth:`observe`.
     """
 
     version: ModelVersion
     pipeline: Any = field(repr=False)
-    history: EntityHistory | None = field(default=None, repr=False)
-    # The newest feedback row whose label reached the history (see learn_feedback).
-    feedback_cursor: list[int] = field(default_factory=lambda: [0], repr=False, compare=False)
+    state: WindowState | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def history(self) -> EntityHistory | None:
+        """The window history (None for a model without window features, or loaded without it)."""
+        return self.state.history if self.state is not None else None
 
     @property
     def name(self) -> str:
@@ -98,16 +124,9 @@ class LoadedModel:
         """Labels sent as feedback since the last call reach the window history, so windows over the
         target (with their label delay) keep up between versions, as the next snapshot would have
         them. Returns how many history values changed (0 without such windows)."""
-        if self.history is None or not self.label_windows:
+        if self.state is None or not self.label_windows:
             return 0
-        newest, rows = _feedback_since(store, self.name, self.feedback_cursor[0], self.contract)
-        changed = (
-            self.history.learn(rows.rename(columns={"label": self.version.signature["target"]}))
-            if len(rows)
-            else 0
-        )
-        self.feedback_cursor[0] = newest  # only once learnt: a failure is retried on the next call
-        return changed
+        return self.state.learn_feedback(store, self)
 
     @cached_property
     def compiled(self) -> CompiledScorer | None:
@@ -115,8 +134,9 @@ class LoadedModel:
         return compile_pipeline(self.pipeline, self.contract, [n for s in self.windows for n in s.names])
 
     @cached_property
-    def task(self) -> str:
-        return str(self.version.signature.get("task", "binary"))
+    def task(self) -> Task:
+        """The task this version was trained for (its scoring and response shape)."""
+        return get_task(self.version.task)
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """The task's output for each row of :meth:`features`' output: the positive-class probability
@@ -131,16 +151,7 @@ class LoadedModel:
         transform, model = self.pipeline[:-1], self.pipeline[-1]
         matrix = transform.transform(features)
         small = len(features) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
-        kwargs = {"num_threads": 1} if small else {}
-        if self.task == "ranking":  # the rank of each row's item for its user (loopml.tasks.ranking)
-            return np.asarray(model.predict(matrix), dtype=np.float64)
-        if self.task == "forecast":  # demand in units, from feature rows (see loopml.tasks.forecast)
-            return np.asarray(model.predict(matrix), dtype=np.float64)
-        if self.task == "regression":
-            values: np.ndarray = model.predict(matrix, **kwargs)
-            return values.astype(np.float64)
-        proba: np.ndarray = model.predict_proba(matrix, **kwargs)
-        return proba if self.task == "multiclass" else proba[:, 1]
+        return self.task.predict(model, matrix, **({"num_threads": 1} if small else {}))
 
     def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
         """Score a frame of raw rows, adding them (by default) to the window history first.
@@ -196,28 +207,9 @@ class LoadedModel:
         return compiled.predict(compiled.row_matrix(coerced, windows))
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
-        """The response shape of each scored row.
-
-        Binary: ``score`` and ``label`` (the decision at the threshold). Regression: ``prediction``
-        (also as ``score``). Multiclass: ``label``, ``probabilities`` per class, and ``score`` (the
-        label's probability).
-        """
-        if self.task in ("regression", "forecast"):
-            return [{"score": float(v), "prediction": float(v)} for v in scores]
-        if self.task == "ranking":  # NaN: the user already bought the item, or it is not in the catalogue
-            return [{"score": float(v), "rank": None if np.isnan(v) else int(v)} for v in scores]
-        if self.task == "multiclass":
-            classes = [c.item() if hasattr(c, "item") else c for c in self.pipeline.classes_]
-            return [
-                {
-                    "score": float(row.max()),
-                    "label": classes[int(row.argmax())],
-                    "probabilities": {str(c): float(p) for c, p in zip(classes, row, strict=True)},
-                }
-                for row in scores
-            ]
-        cut = self.threshold
-        return [{"score": float(s), "label": int(s >= cut)} for s in scores]
+        """The response shape of each scored row (see :meth:`loopml.tasks.Task.outputs`)."""
+        classes = getattr(self.pipeline, "classes_", None)
+        return self.task.outputs(scores, classes=classes, threshold=self.threshold)
 
 
 def _missing(value: Any) -> bool:
@@ -275,11 +267,10 @@ def _logged_inputs(store: Store, name: str) -> pd.DataFrame:
 def load_model(store: Store, name: str, ref: str | int = "champion", *, history: bool = True) -> LoadedModel:
     """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its history.
 
-    ``history=False``: without the window history (for a caller that brings its own, in ``replace``)."""
+    ``history=False``: without the window state (for a caller that brings its own, in ``replace``)."""
     version = resolve(store.engine, name, ref)
-    data = store.artifacts.get_bytes(version.artifact_key, sha256=version.sha256)
-    model = LoadedModel(version=version, pipeline=loads(data))
+    model = LoadedModel(version=version, pipeline=read_artifact(store, version))
     if model.windows and history:
-        model = LoadedModel(version, model.pipeline, load_history(store, version, model.windows))
+        model = LoadedModel(version, model.pipeline, WindowState(load_history(store, version, model.windows)))
         model.learn_feedback(store)  # labels that came back since the snapshot
     return model
