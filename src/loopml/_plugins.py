@@ -29,6 +29,13 @@ BUILTINS: dict[str, dict[str, str]] = {
         "nats": "loopml.actions.nats:NatsAction",
         "log": "loopml.actions.log:LogAction",
     },
+    "examples": {
+        "fraud": "loopml.examples.fraud:EXAMPLE",
+        "retail": "loopml.examples.retail:EXAMPLE",
+        "maintenance": "loopml.examples.maintenance:EXAMPLE",
+        "forecast": "loopml.examples.forecast:EXAMPLE",
+        "recommend": "loopml.examples.recommend:EXAMPLE",
+    },
 }
 
 

@@ -92,8 +92,9 @@ class ActionStatus(StrEnum):
 
 
 class Origin(StrEnum):
-    """Who made a logged prediction: the API, a batch job, or a shadowing challenger."""
+    """Who made a logged prediction: the API, a batch job, the Python API, or a shadowing challenger."""
 
     API = "api"
     BATCH = "batch"
+    PYTHON = "python"
     SHADOW = "shadow"

@@ -7,19 +7,25 @@ from pathlib import Path
 from actions_support import log_predictions, make_settings, prediction_rows
 
 from loopml.actions import dispatch_once
-from loopml.dashboard.actions_panel import actions_data, actions_panel
+from loopml.dashboard.actions_panel import actions_panel
+from loopml.project import Project
 from loopml.store import ArtifactStore, Store
+
+
+def actions_data(project: Project) -> dict:
+    return project.actions.summary(dead_recent=10).to_dict()
 
 
 def test_panel_shows_counts_dead_letters_and_disabled_endpoints(engine, receiver, tmp_path: Path) -> None:
     store = Store(engine, ArtifactStore(str(tmp_path / "artifacts")))
-    assert "No actions yet" in actions_panel(actions_data(store))
     settings = make_settings(receiver.url, tmp_path, concurrency=1)
+    project = Project(settings, store)
+    assert "No actions yet" in actions_panel(actions_data(project))
     log_predictions(engine, settings, prediction_rows(3))
     receiver.fail_next(1, 422)
     receiver.fail_next(1, 410)
     dispatch_once(settings, engine)
-    data = actions_data(store)
+    data = actions_data(project)
     assert (data["dead"], data["pending"], data["delivered"]) == (2, 1, 0)
     page = actions_panel(data)
     assert '<table id="actions-status">' in page

@@ -31,7 +31,7 @@ def batch_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 def holdout_rows(batch_project: Project) -> pd.DataFrame:
     """300 rows of the holdout period (never trained on), spread over it, largest amounts included."""
     _, frame = load_snapshot(batch_project.store, batch_project.name)
-    start = pd.Timestamp(batch_project.load_model().version.metrics["holdout_start"])
+    start = pd.Timestamp(batch_project.models.load().version.metrics["holdout_start"])
     holdout = frame[frame["tx_datetime"] >= start]
     step = max(1, len(holdout) // 290)
     picked = pd.concat([holdout.iloc[::step].head(290), holdout.nlargest(10, "tx_amount")])

@@ -37,7 +37,7 @@ def scores_by_id(frame: pd.DataFrame) -> dict[int, tuple[float, int]]:
 def test_api_predictions_equal_batch_predictions_exactly(
     batch_project: Project, holdout_rows: pd.DataFrame, holdout_parquet: Path, tmp_path: Path
 ) -> None:
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     records = json_records(holdout_rows, ["transaction_id", *model.input_columns])
     url = "/v1/models/fraud/predict"
     api: dict[int, tuple[float, int]] = {}
@@ -55,7 +55,7 @@ def test_api_predictions_equal_batch_predictions_exactly(
             for rec, prediction in zip(chunk, body["predictions"], strict=True):
                 api[rec["transaction_id"]] = (prediction["score"], prediction["label"])
     output = tmp_path / "scored.parquet"
-    result = batch_project.predict_file(holdout_parquet, output)
+    result = batch_project.predictions.predict_file(holdout_parquet, output)
     assert result.rows == len(holdout_rows) and result.model_version == 1 and result.output == str(output)
     scored = pd.read_parquet(output)
     assert list(scored.columns) == OUTPUT_COLUMNS
@@ -70,16 +70,20 @@ def test_csv_input_and_output(
 ) -> None:
     csv_in = tmp_path / "rows.csv"
     holdout_rows.to_csv(csv_in, index=False)
-    from_parquet = pd.read_parquet(batch_project.predict_file(holdout_parquet, tmp_path / "p.parquet").output)
+    from_parquet = pd.read_parquet(
+        batch_project.predictions.predict_file(holdout_parquet, tmp_path / "p.parquet").output
+    )
 
-    result = batch_project.predict_file(csv_in, tmp_path / "out" / "scored.csv")
+    result = batch_project.predictions.predict_file(csv_in, tmp_path / "out" / "scored.csv")
     assert result.rows == len(holdout_rows)
     from_csv = pd.read_csv(result.output)
     assert list(from_csv.columns) == OUTPUT_COLUMNS
     assert from_csv["prediction_id"].is_unique
     assert scores_by_id(from_csv) == scores_by_id(from_parquet)
 
-    mixed = pd.read_parquet(batch_project.predict_file(csv_in, tmp_path / "csv_to.parquet").output)
+    mixed = pd.read_parquet(
+        batch_project.predictions.predict_file(csv_in, tmp_path / "csv_to.parquet").output
+    )
     assert scores_by_id(mixed) == scores_by_id(from_parquet)
 
 
@@ -87,12 +91,12 @@ def test_bad_file_names_are_input_errors(
     batch_project: Project, holdout_parquet: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(InputError, match=r"\.parquet or \.csv"):
-        batch_project.predict_file(holdout_parquet, tmp_path / "scored.json")
+        batch_project.predictions.predict_file(holdout_parquet, tmp_path / "scored.json")
     assert not (tmp_path / "scored.json").exists()
     text = tmp_path / "rows.txt"
     text.write_text("tx_amount\n1\n")
     with pytest.raises(InputError, match=r"\.csv or \.parquet"):
-        batch_project.predict_file(text, tmp_path / "scored.parquet")
+        batch_project.predictions.predict_file(text, tmp_path / "scored.parquet")
 
 
 def test_missing_input_column_is_an_input_error(
@@ -101,14 +105,14 @@ def test_missing_input_column_is_an_input_error(
     path = tmp_path / "no_amount.parquet"
     holdout_rows.drop(columns=["tx_amount"]).to_parquet(path, index=False)
     with pytest.raises(InputError, match="tx_amount"):
-        batch_project.predict_file(path, tmp_path / "scored.parquet")
+        batch_project.predictions.predict_file(path, tmp_path / "scored.parquet")
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_chunking_gives_the_same_result(
     batch_project: Project, holdout_parquet: Path, holdout_rows: pd.DataFrame, tmp_path: Path, suffix: str
 ) -> None:
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     store = batch_project.store
     read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
     one = score_file(store, model, holdout_parquet, tmp_path / f"one{suffix}", log_predictions=False)
@@ -128,7 +132,7 @@ def test_chunking_gives_the_same_result(
 
 
 def test_batch_predictions_are_logged(batch_project: Project, holdout_parquet: Path, tmp_path: Path) -> None:
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     output = tmp_path / "scored.parquet"
     result = score_file(batch_project.store, model, holdout_parquet, output, chunk_rows=100)
     scored = pd.read_parquet(result.output)
@@ -158,7 +162,7 @@ def test_batch_predictions_are_logged(batch_project: Project, holdout_parquet: P
 def test_logging_can_be_turned_off(batch_project: Project, holdout_parquet: Path, tmp_path: Path) -> None:
     result = score_file(
         batch_project.store,
-        batch_project.load_model(),
+        batch_project.models.load(),
         holdout_parquet,
         tmp_path / "scored.parquet",
         log_predictions=False,

@@ -54,12 +54,12 @@ def test_every_series_every_step_by_default_equal_to_the_api(project: Project, t
 def test_the_listed_series_and_horizons(project: Project, tmp_path: Path) -> None:
     wanted = tmp_path / "series.parquet"
     pd.DataFrame({"item": ["10002", "10001"], "group": [None, "rest"], "horizon": [2, 1]}).to_parquet(wanted)
-    out = project.predict_file(wanted, tmp_path / "f.parquet")
+    out = project.predictions.predict_file(wanted, tmp_path / "f.parquet")
     table = pd.read_parquet(out.output)
     assert table[["item", "group", "horizon"]].values.tolist() == [
         ["10002", "UK", 1], ["10002", "UK", 2], ["10001", "rest", 1]
     ]  # fmt: skip
-    everything = pd.read_parquet(project.predict_file(None, tmp_path / "all.parquet").output)
+    everything = pd.read_parquet(project.predictions.predict_file(None, tmp_path / "all.parquet").output)
     merged = table.merge(everything, on=["item", "group", "horizon"], suffixes=("", "_all"))
     np.testing.assert_array_equal(merged["forecast"], merged["forecast_all"])
 
@@ -78,9 +78,9 @@ def test_bad_series_lists_are_one_line_errors(
     wanted = tmp_path / "series.csv"
     pd.DataFrame(rows).to_csv(wanted, index=False)
     with pytest.raises(InputError, match=message):
-        project.predict_file(wanted, tmp_path / "f.parquet")
+        project.predictions.predict_file(wanted, tmp_path / "f.parquet")
     with pytest.raises(InputError, match="leave out --dask"):
-        project.predict_file(None, tmp_path / "g", dask="local")
+        project.predictions.predict_file(None, tmp_path / "g", dask="local")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_bad_input_files_are_one_line_input_errors(
     wanted = tmp_path / name
     wanted.write_bytes(content)
     with pytest.raises(InputError, match=message) as raised:
-        project.predict_file(wanted, tmp_path / "f.parquet")
+        project.predictions.predict_file(wanted, tmp_path / "f.parquet")
     assert str(wanted) in str(raised.value) and "--input" in str(raised.value)
     assert "\n" not in str(raised.value)
     result = CliRunner().invoke(
@@ -126,8 +126,12 @@ def test_a_series_listed_twice_is_answered_twice_as_once(
     once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
     pd.DataFrame({"item": ["10001"], "group": ["UK"]}).to_csv(once, index=False)
     pd.DataFrame({"item": ["10001", "10001"], "group": ["UK", "UK"]}).to_csv(twice, index=False)
-    single = pd.read_csv(project.predict_file(once, tmp_path / "a.csv").output, dtype={"item": str})
-    double = pd.read_csv(project.predict_file(twice, tmp_path / "b.csv").output, dtype={"item": str})
+    single = pd.read_csv(
+        project.predictions.predict_file(once, tmp_path / "a.csv").output, dtype={"item": str}
+    )
+    double = pd.read_csv(
+        project.predictions.predict_file(twice, tmp_path / "b.csv").output, dtype={"item": str}
+    )
     steps = len(single)
     assert steps == 3 and len(double) == 2 * steps
 

@@ -139,7 +139,7 @@ def test_the_actions_hook_runs_in_each_chunk_transaction(
     engine = batch_project.store.engine
     hooked = sa.Table("hooked", sa.MetaData(), sa.Column("prediction_id", sa.String(36), primary_key=True))
     hooked.create(engine, checkfirst=True)
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     seen: list[dict[str, Any]] = []
 
     def hook(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -30,7 +30,7 @@ def test_chunks_cut_inside_engines_score_as_the_whole_file_and_the_api(
     test = test.sort_values(["engine", "cycle"]).reset_index(drop=True)
     source = tmp_path / "test.parquet"
     test.to_parquet(source, index=False)
-    model = project.load_model()
+    model = project.models.load()
     whole = model.predict_frame(test, observe=False)
     for chunk_rows in (7, 45, 100_000):  # 7 and 45: every engine (31..198 cycles) straddles chunks
         out = tmp_path / f"scored-{chunk_rows}.parquet"
@@ -51,14 +51,14 @@ def test_without_the_carry_a_straddling_engine_would_differ(project: Project) ->
     """The check above can fail: the rows after a cut, scored alone, lose their engine's history."""
     test = pd.read_parquet(project.settings.project_dir / "data" / "test_cycles.parquet")
     engine = test[test["engine"] == 3].sort_values("cycle").reset_index(drop=True)
-    model = project.load_model()
+    model = project.models.load()
     whole = model.predict_frame(engine, observe=False)
     alone = model.predict_frame(engine.iloc[50:], observe=False)
     assert not np.allclose(alone[:5], whole[50:55])
 
 
 def test_a_unit_out_of_order_across_chunks_is_a_one_line_error(project: Project) -> None:
-    carry = SequenceCarry.for_model(project.load_model())
+    carry = SequenceCarry.for_model(project.models.load())
     assert carry is not None and (carry.entity, carry.order, carry.keep) == ("engine", "cycle", 29)
     frame = pd.DataFrame({"engine": [1, 1, 2], "cycle": [5, 6, 1], "s2": [1.0, 2.0, 3.0]})
     assert carry.with_context(frame)[1] == 0  # the first chunk has no context

@@ -68,7 +68,7 @@ def same_scores(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def reference(batch_project: Project, holdout_parquet: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Parquet in, Parquet out: the scores every SQL path must give."""
     output = tmp_path_factory.mktemp("reference") / "scored.parquet"
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     score_file(batch_project.store, model, holdout_parquet, output, log_predictions=False)
     frame = pd.read_parquet(output)
     assert len(frame) >= 290 and frame["score"].nunique() > 10
@@ -85,7 +85,9 @@ def test_sql_table_in_parquet_out(
     batch_project: Project, holdout_rows: pd.DataFrame, reference: pd.DataFrame, db_url: str, tmp_path: Path
 ) -> None:
     write_table(db_url, "transactions", holdout_rows)
-    result = batch_project.predict_file(db_url, tmp_path / "out.parquet", input_table="transactions")
+    result = batch_project.predictions.predict_file(
+        db_url, tmp_path / "out.parquet", input_table="transactions"
+    )
     assert result.rows == len(holdout_rows) and result.table is None
     same_scores(pd.read_parquet(result.output), reference)
 
@@ -93,7 +95,7 @@ def test_sql_table_in_parquet_out(
 def test_parquet_in_sql_table_out(
     batch_project: Project, holdout_parquet: Path, reference: pd.DataFrame, db_url: str
 ) -> None:
-    result = batch_project.predict_file(holdout_parquet, db_url, output_table="scores")
+    result = batch_project.predictions.predict_file(holdout_parquet, db_url, output_table="scores")
     assert result.rows == len(reference) and result.table == "scores" and result.model_version == 1
     assert make_url(result.output).password in (None, "***")  # shown, never with the password
     same_scores(read_table(db_url, "scores"), reference)
@@ -104,7 +106,7 @@ def test_sql_query_in_sql_out_in_small_chunks(
 ) -> None:
     write_table(db_url, "transactions", holdout_rows.assign(row_no=range(len(holdout_rows))))
     query = "SELECT * FROM transactions ORDER BY row_no"
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     result = score_file(
         batch_project.store,
         model,
@@ -123,7 +125,7 @@ def test_relative_sqlite_paths_start_at_the_project(
     directory = batch_project.settings.project_dir
     write_table(f"sqlite:///{directory / 'data' / 'rows.db'}", "transactions", holdout_rows)
     url = "sqlite:///data/rows.db"
-    batch_project.predict_file(
+    batch_project.predictions.predict_file(
         url, url, input_table="transactions", output_table="relative", if_exists="replace"
     )
     same_scores(read_table(f"sqlite:///{directory / 'data' / 'rows.db'}", "relative"), reference)
@@ -133,13 +135,15 @@ def test_if_exists_fail_append_replace(
     batch_project: Project, holdout_parquet: Path, reference: pd.DataFrame, sqlite_url: str
 ) -> None:
     n = len(reference)
-    batch_project.predict_file(holdout_parquet, sqlite_url, output_table="scores")
+    batch_project.predictions.predict_file(holdout_parquet, sqlite_url, output_table="scores")
     first = read_table(sqlite_url, "scores")
     with pytest.raises(InputError, match=r"'scores' already exists .*--if-exists append"):
-        batch_project.predict_file(holdout_parquet, sqlite_url, output_table="scores")
+        batch_project.predictions.predict_file(holdout_parquet, sqlite_url, output_table="scores")
     assert len(read_table(sqlite_url, "scores")) == n  # nothing written, nothing scored
 
-    batch_project.predict_file(holdout_parquet, sqlite_url, output_table="scores", if_exists="append")
+    batch_project.predictions.predict_file(
+        holdout_parquet, sqlite_url, output_table="scores", if_exists="append"
+    )
     appended = read_table(sqlite_url, "scores")
     assert len(appended) == 2 * n and appended["prediction_id"].is_unique
     same_scores(appended.iloc[n:], reference)
@@ -147,8 +151,12 @@ def test_if_exists_fail_append_replace(
 
     write_table(sqlite_url, "other", pd.DataFrame({"x": [1]}))
     with pytest.raises(InputError, match="has no column 'prediction_id'"):
-        batch_project.predict_file(holdout_parquet, sqlite_url, output_table="other", if_exists="append")
-    batch_project.predict_file(holdout_parquet, sqlite_url, output_table="other", if_exists="replace")
+        batch_project.predictions.predict_file(
+            holdout_parquet, sqlite_url, output_table="other", if_exists="append"
+        )
+    batch_project.predictions.predict_file(
+        holdout_parquet, sqlite_url, output_table="other", if_exists="replace"
+    )
     same_scores(read_table(sqlite_url, "other"), reference)
 
 
@@ -157,7 +165,7 @@ def test_replace_in_chunks_replaces_a_table_of_other_columns(
 ) -> None:
     """The first chunk recreates the table; later chunks append to it, not judged by the old columns."""
     write_table(sqlite_url, "old_layout", pd.DataFrame({"x": [1]}))
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     output = open_output(sqlite_url, table="old_layout", if_exists="replace")
     result = score_file(
         batch_project.store, model, holdout_parquet, output, chunk_rows=7, log_predictions=False
@@ -170,7 +178,7 @@ def test_dask_and_sql_is_an_input_error(
     batch_project: Project, holdout_parquet: Path, sqlite_url: str
 ) -> None:
     with pytest.raises(InputError, match="leave out --dask"):
-        batch_project.predict_file(holdout_parquet, sqlite_url, output_table="t", dask="local")
+        batch_project.predictions.predict_file(holdout_parquet, sqlite_url, output_table="t", dask="local")
 
 
 def test_sql_output_keeps_each_kind_of_column(db_url: str) -> None:
@@ -286,9 +294,9 @@ def test_sql_errors_are_data_errors_in_the_api(batch_project: Project, tmp_path:
     db = f"sqlite:///{tmp_path / 'rows.db'}"
     write_table(db, "present", pd.DataFrame({"x": [1]}))
     with pytest.raises(DataError, match="no such table: nope"):
-        batch_project.predict_file(db, tmp_path / "out.csv", input_table="nope")
+        batch_project.predictions.predict_file(db, tmp_path / "out.csv", input_table="nope")
     with pytest.raises(InputError, match="tx_amount"):  # the contract checks SQL rows as it checks a file's
-        batch_project.predict_file(db, tmp_path / "out.csv", input_table="present")
+        batch_project.predictions.predict_file(db, tmp_path / "out.csv", input_table="present")
 
 
 # --- batch forecasts ---------------------------------------------------------------------------------------
@@ -305,8 +313,8 @@ def forecaster(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 def test_batch_forecasts_into_a_table(forecaster: Project, db_url: str, tmp_path: Path) -> None:
-    expected = pd.read_parquet(forecaster.predict_file(None, tmp_path / "f.parquet").output)
-    result = forecaster.predict_file(None, db_url, output_table="forecasts")
+    expected = pd.read_parquet(forecaster.predictions.predict_file(None, tmp_path / "f.parquet").output)
+    result = forecaster.predictions.predict_file(None, db_url, output_table="forecasts")
     assert result.rows == len(expected) > 0 and result.table == "forecasts"
     got = read_table(db_url, "forecasts")
     assert list(got.columns) == list(expected.columns)
@@ -315,4 +323,4 @@ def test_batch_forecasts_into_a_table(forecaster: Project, db_url: str, tmp_path
     columns = [c for c in expected.columns if c != "prediction_id"]
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_exact=True, check_dtype=False)
     with pytest.raises(InputError, match="'forecasts' already exists"):
-        forecaster.predict_file(None, db_url, output_table="forecasts")
+        forecaster.predictions.predict_file(None, db_url, output_table="forecasts")

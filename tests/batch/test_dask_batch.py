@@ -52,11 +52,11 @@ def test_dask_equals_local_batch_equals_api(
 ) -> None:
     store = batch_project.store
     local = score_file(
-        store, batch_project.load_model(), new_events, tmp_path / "local.parquet", log_predictions=False
+        store, batch_project.models.load(), new_events, tmp_path / "local.parquet", log_predictions=False
     )
     chunked = score_file(
         store,
-        batch_project.load_model(),
+        batch_project.models.load(),
         new_events,
         tmp_path / "chunked.parquet",
         chunk_rows=7,
@@ -64,7 +64,7 @@ def test_dask_equals_local_batch_equals_api(
     )
     on_dask = score_file_dask(
         store,
-        batch_project.load_model(),
+        batch_project.models.load(),
         new_events,
         tmp_path / "dask",
         address=dask_client,
@@ -79,7 +79,7 @@ def test_dask_equals_local_batch_equals_api(
     assert got["prediction_id"].is_unique and not set(got["prediction_id"]) & set(want["prediction_id"])
 
     # The earlier new events matter: scored alone (history = snapshot only), many rows differ.
-    alone = batch_project.load_model()
+    alone = batch_project.models.load()
     rows = pd.read_parquet(new_events)
     isolated = [float(alone.predict_frame(rows.iloc[[i]], observe=False)[0]) for i in range(300, 400)]
     assert sum(a != b for a, b in zip(isolated, want["score"][300:], strict=True)) >= 5
@@ -91,7 +91,7 @@ def test_dask_equals_local_batch_equals_api(
 
 
 def _api_scores(project: Project, rows: pd.DataFrame) -> list[tuple[float, int]]:
-    columns = ["transaction_id", *project.load_model().input_columns]
+    columns = ["transaction_id", *project.models.load().input_columns]
     out: list[tuple[float, int]] = []
     server = BackgroundServer(project.app())
     with server, httpx.Client(base_url=server.url, timeout=30) as http:
@@ -108,7 +108,9 @@ def test_dask_logs_every_prediction_once(
     batch_project: Project, new_events: Path, dask_client: Any, tmp_path: Path
 ) -> None:
     seen: list[int] = []
-    result = batch_project.predict_file(new_events, tmp_path / "out", dask=dask_client, progress=seen.append)
+    result = batch_project.predictions.predict_file(
+        new_events, tmp_path / "out", dask=dask_client, progress=seen.append
+    )
     scored = _read(result.output)
     assert sum(seen) == result.rows == len(scored) == 400
     p = tables.predictions
@@ -132,7 +134,7 @@ def test_cli_predict_on_a_dask_scheduler(
     result = CliRunner().invoke(app, [*args, "--dask", dask_cluster.scheduler_address])
     assert result.exit_code == 0, result.output
     assert '"rows": 400' in result.output and '"partitions": 1' in result.output
-    local = batch_project.predict_file(new_events, tmp_path / "local.parquet")
+    local = batch_project.predictions.predict_file(new_events, tmp_path / "local.parquet")
     cols = ["transaction_id", "score", "label"]
     pd.testing.assert_frame_equal(_read(str(out))[cols], _read(local.output)[cols], check_exact=True)
 
@@ -140,7 +142,7 @@ def test_cli_predict_on_a_dask_scheduler(
 def test_dask_output_must_be_a_new_folder(
     batch_project: Project, new_events: Path, dask_client: Any, tmp_path: Path
 ) -> None:
-    model = batch_project.load_model()
+    model = batch_project.models.load()
     with pytest.raises(InputError, match="must be a folder"):
         score_file_dask(batch_project.store, model, new_events, tmp_path / "out.csv", address=dask_client)
     done = score_file_dask(batch_project.store, model, new_events, tmp_path / "twice", address=dask_client)

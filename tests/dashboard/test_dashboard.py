@@ -35,18 +35,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     for day in sorted(days.unique())[:3]:
         rows = replay[days == day]
         rows.to_parquet(root / "day.parquet", index=False)
-        proj.predict_file(root / "day.parquet", root / "scored.parquet")
+        proj.predictions.predict_file(root / "day.parquet", root / "scored.parquet")
         scored = pd.read_parquet(root / "scored.parquet").merge(rows[["transaction_id", "tx_fraud"]])
         pd.DataFrame({"prediction_id": scored["prediction_id"], "label": scored["tx_fraud"]}).to_csv(
             root / "labels.csv", index=False
         )
-        proj.feedback(root / "labels.csv")
-        proj.monitor()
+        proj.predictions.feedback_file(root / "labels.csv")
+        proj.monitor.run()
     return proj
 
 
 def test_dashboard_data_holds_windows_alerts_and_history(project: Project) -> None:
-    data = dashboard_data(project.settings, project.store)
+    data = dashboard_data(project)
     assert [w["predictions"] > 0 for w in data["performance"]] == [True, True, True]
     assert all(w["label_coverage"] == 1.0 for w in data["performance"])
     assert data["alerts"] and data["history"][0]["to"] == 1
@@ -54,7 +54,7 @@ def test_dashboard_data_holds_windows_alerts_and_history(project: Project) -> No
 
 
 def test_dashboard_page_is_self_contained(project: Project) -> None:
-    page = render_dashboard(project.settings, project.store)
+    page = render_dashboard(project)
     assert "<script src=" not in page and "Plotly" in page
     assert "chart-volume" in page and "chart-performance" in page and "chart-drift" in page
 
@@ -63,8 +63,8 @@ def test_dashboard_page_is_self_contained(project: Project) -> None:
 def test_dashboard_renders_real_data_without_console_errors(project: Project, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     page_file = tmp_path / "dashboard.html"
-    page_file.write_text(render_dashboard(project.settings, project.store), encoding="utf-8")
-    expected = [w["predictions"] for w in dashboard_data(project.settings, project.store)["performance"]]
+    page_file.write_text(render_dashboard(project), encoding="utf-8")
+    expected = [w["predictions"] for w in dashboard_data(project)["performance"]]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,

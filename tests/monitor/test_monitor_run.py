@@ -29,7 +29,7 @@ def _project(root: Path, monitor: dict) -> Project:
 
 def _score_day(project: Project, day: pd.DataFrame, folder: Path) -> pd.DataFrame:
     day.to_parquet(folder / "day.parquet", index=False)
-    project.predict_file(folder / "day.parquet", folder / "scored.parquet")
+    project.predictions.predict_file(folder / "day.parquet", folder / "scored.parquet")
     return pd.read_parquet(folder / "scored.parquet").merge(
         day[["transaction_id", "tx_fraud"]], on="transaction_id"
     )
@@ -83,11 +83,11 @@ def test_no_alert_without_change_and_drift_when_amounts_jump(
 ) -> None:
     project = _project(tmp_path / "p", {"window": "1d", "min_rows": 100})
     _score_day(project, replay_days[0], tmp_path)
-    quiet = project.monitor()
+    quiet = project.monitor.run()
     assert quiet.alerts == [] and quiet.drifted_features == []
     jumped = replay_days[1].assign(tx_amount=replay_days[1]["tx_amount"] * 4)
     _score_day(project, jumped, tmp_path)
-    report = project.monitor()
+    report = project.monitor.run()
     assert "tx_amount" in report.drifted_features
     assert [a["kind"] for a in report.alerts] == ["drift"]
 
@@ -97,7 +97,11 @@ def test_feedback_for_unknown_ids_is_counted_not_stored(
 ) -> None:
     project = _project(tmp_path / "p", {})
     pd.DataFrame({"prediction_id": ["nope"], "label": [1]}).to_parquet(tmp_path / "fb.parquet")
-    assert project.feedback(tmp_path / "fb.parquet") == {"received": 1, "accepted": 0, "unknown_ids": 1}
+    assert project.predictions.feedback_file(tmp_path / "fb.parquet").to_dict() == {
+        "received": 1,
+        "accepted": 0,
+        "unknown_ids": 1,
+    }
     result = CliRunner().invoke(
         app, ["feedback", "--input", str(tmp_path / "missing.csv"), "-p", str(tmp_path / "p")]
     )

@@ -49,12 +49,12 @@ def _project(root: Path, change: int | None) -> tuple[Project, pd.DataFrame]:
 def _replay_day(project: Project, day: pd.DataFrame, folder: Path) -> MonitorReport:
     """Score the day's transactions, then its labels arrive, then the monitor runs."""
     day.drop(columns=["tx_fraud", "tx_fraud_scenario"]).to_parquet(folder / "day.parquet", index=False)
-    project.predict_file(folder / "day.parquet", folder / "scored.parquet")
+    project.predictions.predict_file(folder / "day.parquet", folder / "scored.parquet")
     scored = pd.read_parquet(folder / "scored.parquet").merge(day[["transaction_id", "tx_fraud"]])
     labels = pd.DataFrame({"prediction_id": scored["prediction_id"], "label": scored["tx_fraud"]})
     labels.to_parquet(folder / "labels.parquet", index=False)
-    assert project.feedback(folder / "labels.parquet")["accepted"] == len(day)
-    return project.monitor()
+    assert project.predictions.feedback_file(folder / "labels.parquet").accepted == len(day)
+    return project.monitor.run()
 
 
 def _days(replay: pd.DataFrame, first: int, last: int) -> list[pd.DataFrame]:
@@ -77,7 +77,7 @@ def test_the_regime_change_is_caught_within_a_day_and_the_control_stays_quiet(tm
     # The next day's predictions are in, its labels not yet: realized performance and concept drift
     # still come from the latest labelled window (day 30), and its alerts are not recorded twice.
     after.drop(columns=["tx_fraud", "tx_fraud_scenario"]).to_parquet(tmp_path / "next.parquet")
-    project.predict_file(tmp_path / "next.parquet", tmp_path / "next-scored.parquet")
+    project.predictions.predict_file(tmp_path / "next.parquet", tmp_path / "next-scored.parquet")
     result = CliRunner().invoke(app, ["monitor", "-p", str(tmp_path / "regime"), "--json"])
     assert result.exit_code == 0, result.output
     pending = json.loads(result.stdout)

@@ -84,17 +84,17 @@ def test_a_genuinely_better_challenger_is_promoted_with_its_reason(
     watched = Project.open(root)
     assert tick(watched.settings, watched.store)[0] is None  # no prediction yet: no alarm
     source.tail(300).to_parquet(root / "live.parquet", index=False)
-    watched.predict_file(root / "live.parquet", root / "scored.parquet")
+    watched.predictions.predict_file(root / "live.parquet", root / "scored.parquet")
     rolled, _ = tick(watched.settings, watched.store)
     assert rolled is not None and (rolled["from"], rolled["to"]) == (2, 1)
     back = alias_history(watched.store.engine, watched.name, "champion")[-1]
     assert back.actor == "loopml retrain" and back.reason.startswith("watch alarm: estimated performance")
     assert get_alias(watched.store.engine, watched.name, "champion") == 1
     # The dashboard shows the loop: the rollback, then the promoting cycle, with their reasons.
-    shown = dashboard_data(watched.settings, watched.store)["cycles"]
+    shown = dashboard_data(watched)["cycles"]
     assert [(c["kind"], c["status"]) for c in shown] == [("rollback", "done"), ("cycle", "promoted")]
     assert "against champion v1" in shown[1]["why"] and shown[1]["challenger"] == 2
-    page = render_dashboard(watched.settings, watched.store)
+    page = render_dashboard(watched)
     assert "<h2>Retraining</h2>" in page and "watch alarm: estimated performance" in page
 
 

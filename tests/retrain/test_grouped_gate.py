@@ -80,7 +80,7 @@ def test_the_champion_is_judged_only_on_groups_it_never_trained_on(
         assert len(fair) < len(holdout)
 
     def rmse(version: int) -> float:
-        scores = later.load_model(version).predict_frame(fair, observe=False)
+        scores = later.models.load(version).predict_frame(fair, observe=False)
         return float(np.sqrt(np.mean((scores - fair["y"].to_numpy()) ** 2)))
 
     assert compared["score"] == pytest.approx(rmse(champion.version))
@@ -100,7 +100,7 @@ def test_a_maintenance_project_trains_and_retrains_both_models(tmp_path: Path) -
         assert sorted(later["engine"].unique()) == [7, 8]
         arrived = pd.concat([pd.read_parquet(data / "cycles.parquet"), later])
         arrived.to_parquet(data / "cycles.parquet", index=False)
-        results = proj.retrain(force=True)
+        results = proj.retrain.run(force=True)
     assert [r.status in ("promoted", "rejected") for r in results] == [True, True]
     assert [r.challenger_version for r in results] == [2, 2]
     assert all(r.reasons for r in results)  # the reason it was promoted or rejected

@@ -65,9 +65,9 @@ def test_labels_sent_as_feedback_reach_the_served_window_history(
 ) -> None:
     days = events["tx_time_days"]
     proj = _project(tmp_path / "p", events[days < 20])
-    served = proj.load_model()  # loaded once, as the API holds it
+    served = proj.models.load()  # loaded once, as the API holds it
     scored = events[days.between(20, 29)]
-    proj.predict_file(
+    proj.predictions.predict_file(
         _parquet(tmp_path, scored.drop(columns=["tx_fraud", "tx_fraud_scenario"])), tmp_path / "o.parquet"
     )
     later = events[days.between(36, 39)].drop(columns=["tx_fraud", "tx_fraud_scenario"])
@@ -86,7 +86,7 @@ def test_labels_sent_as_feedback_reach_the_served_window_history(
     assert served.learn_feedback(proj.store) == 0  # nothing new
     learnt = served.features(served.coerce(later))[risk]
     assert (learnt > 0).any().all()
-    fresh = proj.load_model()  # a model loaded now learns the same labels at start-up
+    fresh = proj.models.load()  # a model loaded now learns the same labels at start-up
     pd.testing.assert_frame_equal(fresh.features(fresh.coerce(later))[risk], learnt)
 
 
@@ -99,7 +99,7 @@ def test_a_model_loaded_after_much_feedback_reads_only_the_newest(
     days = events["tx_time_days"]
     proj = _project(tmp_path / "p", events[days < 20])
     scored = events[days.between(20, 24)]
-    proj.predict_file(
+    proj.predictions.predict_file(
         _parquet(tmp_path, scored.drop(columns=["tx_fraud", "tx_fraud_scenario"])), tmp_path / "o.parquet"
     )
     out = pd.read_parquet(tmp_path / "o.parquet").merge(scored[["transaction_id", "tx_fraud"]])

@@ -193,12 +193,12 @@ def test_the_alias_history_answers_which_model_served_at_time_t(tmp_path: Path) 
 def _records(proj: Project, frame: object = None) -> list[dict[str, object]]:
     import pandas as pd
 
-    from loopml.cli.demos._common import jsonable_records
+    from loopml.examples._demo import jsonable_records
 
     if frame is None:
         frame = pd.read_parquet(proj.settings.project_dir / "data" / "replay.parquet").head(5)
     assert isinstance(frame, pd.DataFrame)
-    model = proj.load_model()
+    model = proj.models.load()
     return jsonable_records(frame, [proj.settings.id_column or "", *model.input_columns])
 
 

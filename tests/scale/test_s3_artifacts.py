@@ -56,7 +56,7 @@ def test_ingest_train_and_serve_with_artifacts_on_s3(tiny_project: Path, s3_endp
     assert not [k for k in keys if ".tmp-" in k]  # every write completed its rename
     assert not (tiny_project / ".loopml" / "artifacts").exists()  # nothing fell back to local disk
 
-    record = project.load_model().input_columns
+    record = project.models.load().input_columns
     with TestClient(project.app()) as client:
         metadata = client.get("/v2/models/fraud").json()
         assert metadata["versions"] == [str(outcome.version.version)]

@@ -114,7 +114,7 @@ def test_train_dask_fits_lightgbm_over_both_workers_and_serves_like_a_local_mode
     metrics = outcome.version.metrics
     assert metrics["score"] > metrics["baseline_score"] + 0.2, metrics  # average precision
     assert metrics["holdout"]["roc_auc"] > 0.85
-    model = project.load_model()
+    model = project.models.load()
     booster = model.pipeline[-1].booster_
     # The registered model is LightGBM's plain classifier, trained by two LightGBM machines.
     assert type(model.pipeline[-1]).__name__ == "LGBMClassifier"

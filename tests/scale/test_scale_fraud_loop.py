@@ -27,8 +27,8 @@ import yaml
 from scale_procs import start, start_api, stop, wait_ready
 from sqlalchemy import Engine, func, select
 
-from loopml.cli.demos._common import jsonable_records
 from loopml.examples import write_example
+from loopml.examples._demo import jsonable_records
 from loopml.examples.fraud.receiver import CaseReceiver, new_secret
 from loopml.project import Project
 from loopml.registry import alias_history
@@ -171,7 +171,7 @@ def test_two_apis_and_two_workers_run_the_fraud_loop(
     project = _project(tmp_path / "proj", postgres_url)
     engine = project.store.engine
     _, frame = load_snapshot(project.store, project.name)
-    model = project.load_model()
+    model = project.models.load()
     traffic = frame.tail(8000)
     scores = model.predict_frame(traffic[model.input_columns], observe=False)
     threshold = float(np.quantile(scores, 0.6))  # about 40% of the predictions open a case

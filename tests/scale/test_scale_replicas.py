@@ -56,10 +56,10 @@ def replicas(two_versions: Project, tmp_path: Path) -> Iterator[list[str]]:
 
 
 def _record(project: Project) -> dict[str, Any]:
-    from loopml.cli.demos._common import jsonable_records
+    from loopml.examples._demo import jsonable_records
 
     _, frame = load_snapshot(project.store, project.name)
-    model = project.load_model()
+    model = project.models.load()
     return jsonable_records(frame.tail(1), [project.settings.id_column or "", *model.input_columns])[0]
 
 

@@ -100,7 +100,7 @@ def test_predict_one_record(client: TestClient, api_project: Project) -> None:
     assert 0.0 <= prediction["score"] <= 1.0
     assert prediction["label"] == int(prediction["score"] >= 0.5)
     # The API scores with the registered model itself: exactly the score LoadedModel gives.
-    assert prediction["score"] == float(api_project.load_model().predict_records([RECORD])[0])
+    assert prediction["score"] == float(api_project.models.load().predict_records([RECORD])[0])
 
 
 def test_predict_list_keeps_order_and_matches_single_requests(client: TestClient) -> None:
@@ -399,8 +399,8 @@ def test_server_follows_the_champion_alias(
     project = copy_project(two_version_dir)
     engine = project.store.engine
     probe = record(300.0, "2026-01-20T02:00:00")
-    v1 = float(project.load_model(1).predict_records([probe])[0])
-    v2 = float(project.load_model(2).predict_records([probe])[0])
+    v1 = float(project.models.load(1).predict_records([probe])[0])
+    v2 = float(project.models.load(2).predict_records([probe])[0])
     assert v1 != v2, "versions 1 and 2 should differ for this test to mean anything"
     with TestClient(project.app()) as client:
         first = client.post(PREDICT, json=probe).json()
@@ -441,7 +441,7 @@ def test_tampered_new_version_is_refused_and_the_old_one_keeps_serving(
     v1, v2 = get_version(engine, "fraud", 1), get_version(engine, "fraud", 2)
     assert v2.artifact_key != v1.artifact_key
     original = tamper(project, 2)
-    v1_score = float(project.load_model(1).predict_records([RECORD])[0])
+    v1_score = float(project.models.load(1).predict_records([RECORD])[0])
     app = project.app()
     app.state.holder = ModelHolder(project.store, "fraud", "champion", refresh=0.05)
     with TestClient(app) as client:

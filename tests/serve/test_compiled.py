@@ -40,7 +40,7 @@ def random_records(
 
 
 def test_the_fraud_pipeline_compiles(api_project: Project) -> None:
-    model = api_project.load_model()
+    model = api_project.models.load()
     assert model.compiled is not None
     assert len(model.compiled.columns) == model.pipeline[-1].n_features_in_
     # the example compares each card's last hour, day and week (and the amount) with its month
@@ -50,7 +50,7 @@ def test_the_fraud_pipeline_compiles(api_project: Project) -> None:
 def test_compiled_path_equals_the_pipeline_on_many_random_rows(api_project: Project) -> None:
     """Two copies of the model score the same stream: one record by record through the compiled path,
     one through pandas and the scikit-learn pipeline. Scores and histories must agree exactly."""
-    fast, reference = api_project.load_model(), api_project.load_model()
+    fast, reference = api_project.models.load(), api_project.models.load()
     rng = np.random.default_rng(7)
     compared = 0
     for step in range(150):
@@ -67,7 +67,7 @@ def test_compiled_path_equals_the_pipeline_on_many_random_rows(api_project: Proj
 
 
 def test_large_and_unusual_inputs_fall_back_to_pandas_with_the_same_scores(api_project: Project) -> None:
-    model = api_project.load_model()
+    model = api_project.models.load()
     rng = np.random.default_rng(3)
     records = random_records(rng, 300, 41_000_000)
     frame = pd.DataFrame.from_records(records)
@@ -80,7 +80,7 @@ def test_large_and_unusual_inputs_fall_back_to_pandas_with_the_same_scores(api_p
 
 
 def test_other_pipelines_are_not_compiled(api_project: Project) -> None:
-    model = api_project.load_model()
+    model = api_project.models.load()
     frame = pd.DataFrame({"tx_amount": [1.0, 2.0, 3.0, 4.0]})
     pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(
         frame, [0, 1, 0, 1]

@@ -68,7 +68,7 @@ def test_forecast_steps_match_batch_and_are_logged(project: Project, client: Tes
     steps = body["steps"]
     assert [s["step"] for s in steps] == [1, 2, 3]
     assert [pd.Timestamp(s["period"]) for s in steps] == [origin + pd.Timedelta(weeks=h) for h in (1, 2, 3)]
-    model = project.load_model()
+    model = project.models.load()
     table = forecast_table(model, forecast_source(project.store, model))
     mine = table[(table["item"] == "10001") & (table["group"] == "UK")]
     np.testing.assert_allclose([s["forecast"] for s in steps], mine["forecast"].to_numpy(), rtol=1e-12)
@@ -85,7 +85,7 @@ def test_forecast_steps_match_batch_and_are_logged(project: Project, client: Tes
     total = sum(s["forecast"] for s in steps)
     assert [tuple(r) for r in rows] == [("10001", pd.Timestamp(origin).isoformat(), int(np.ceil(total - 5)))]
     # The monitor joins the actuals to the logged steps: WAPE and MASE per week, with coverage.
-    report = project.monitor().to_dict()
+    report = project.monitor.run().to_dict()
     weeks = {str(pd.Timestamp(w["window_start"]).date()): w for w in report["history"]}
     first, second = weeks[steps[0]["period"]], weeks[steps[1]["period"]]
     assert first["predictions"] == 2 and first["labels"] == 1 and first["label_coverage"] == 0.5

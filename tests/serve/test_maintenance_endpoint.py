@@ -74,7 +74,7 @@ def test_answers_rul_and_failure_risk_as_batch_scoring_does(
     assert 0 <= answer["rul"] <= 125 and 0 <= answer["failure_probability"] <= 1
     assert answer["alert"] == (answer["failure_probability"] >= 0.5)
     assert answer["failure_model"] == "maintenance-failure"
-    whole = project.load_model().predict_frame(engine, observe=False)[-1]  # every cycle, as in batch
+    whole = project.models.load().predict_frame(engine, observe=False)[-1]  # every cycle, as in batch
     assert answer["rul"] == min(max(float(whole), 0.0), 125.0)
     _flush(client)
     p = tables.predictions

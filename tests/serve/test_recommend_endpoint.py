@@ -39,7 +39,7 @@ def client(project: Project) -> Iterator[TestClient]:
 
 
 def _known_customer(project: Project) -> tuple[str, set[str]]:
-    model = project.load_model().pipeline[-1]
+    model = project.models.load().pipeline[-1]
     customer = max(model.users_, key=lambda u: len(model.history(u)))
     return customer, set(model.history(customer))
 
@@ -115,7 +115,7 @@ def test_generic_predict_ranks_pairs(client: TestClient, project: Project) -> No
     assert response.status_code == 200, response.text
     first, second = response.json()["predictions"]
     assert first["rank"] == 1 and second["rank"] is None  # already bought: never ranked
-    batch = project.load_model().predict_frame(pd.DataFrame(rows), observe=False)
+    batch = project.models.load().predict_frame(pd.DataFrame(rows), observe=False)
     assert batch[0] == 1 and np.isnan(batch[1])
 
 
@@ -141,7 +141,7 @@ def test_retrain_compares_on_purchases_the_champion_never_saw(project: Project) 
     january.to_parquet(project.settings.project_dir / "data" / "lines" / "lines-0002.parquet", index=False)
     result = run_cycle(project.settings, project.store, force=True)
     assert result.ran and result.challenger_version == 2, result.to_dict()
-    metrics = project.load_model(2).version.metrics
+    metrics = project.models.load(2).version.metrics
     champion = metrics["champion"]
     assert champion["version"] == 1 and 0 < champion["rows"] <= metrics["evaluation_rows"]
     assert champion["challenger_score"] is not None

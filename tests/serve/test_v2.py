@@ -83,7 +83,7 @@ def test_infer_gives_the_v1_scores_and_logs_them(api_project: Project) -> None:
     assert outputs["score"]["datatype"] == "FP64" and outputs["score"]["shape"] == [4]
     assert outputs["label"]["data"] == [int(s >= 0.5) for s in outputs["score"]["data"]]
     # The same rows through /v1 (their own entities again, so the window history is the same).
-    model = api_project.load_model()
+    model = api_project.models.load()
     expected = model.predict_records(rows_of(tensors), observe=False)
     assert outputs["score"]["data"] == [float(s) for s in expected]
     ids = outputs["prediction_id"]["data"]

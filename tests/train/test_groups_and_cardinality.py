@@ -52,7 +52,7 @@ def test_training_splits_by_group_and_groups_rare_categories(tmp_path: Path) -> 
     project = _project(tmp_path / "p")
     project.ingest()
     outcome = project.train()
-    model = project.load_model()
+    model = project.models.load()
     steps = dict((name, step) for name, step, _ in model.pipeline[0].transformers_)
     # 'city' and 'shop' have more values than the contract's category cap: rare values share one code
     encoder = steps["high_cardinality"]

@@ -58,5 +58,9 @@ app.command("up")(up)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the process's settings (see ``loopml.project.configure_process``),
+    then the command."""
+    from loopml.project import configure_process
+
+    configure_process()
     app()

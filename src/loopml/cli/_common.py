@@ -9,12 +9,15 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from loopml.errors import LoopMLError
+
+if TYPE_CHECKING:
+    from loopml.project import Project
 
 __all__ = [
     "JsonOpt",
@@ -81,7 +84,7 @@ def set_debug(debug: bool) -> None:
 
 def set_log_format(log_format: str) -> None:
     """Configure logging for the root ``--log-format`` (a bad value is a one-line error, exit 2)."""
-    from loopml._logging import LOG_FORMATS, configure_logging
+    from loopml.project import LOG_FORMATS, configure_logging
 
     if log_format not in LOG_FORMATS:
         err_console.print(
@@ -119,7 +122,7 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def open_project(path: Path) -> Any:
+def open_project(path: Path) -> Project:
     """Open a project (imported here so that ``loopml --help`` stays fast)."""
     from loopml.project import Project
 

@@ -63,11 +63,10 @@ def list_actions(
 
     Example: loopml actions list --status dead --json
     """
-    from loopml.actions import action_summary, recent_actions
-
     proj = open_project(project)
-    summary = action_summary(proj.store.engine)
-    summary["recent"] = recent_actions(proj.store.engine, status=status, limit=limit)
+    summary = proj.actions.summary().to_dict()
+    del summary["dead_recent"]
+    summary["recent"] = [a.to_dict() for a in proj.actions.recent(status=status, limit=limit)]
     emit(summary, as_json, lambda: _render_list(summary))
 
 
@@ -88,10 +87,8 @@ def replay(
     A replayed action keeps its idempotency key (webhook-id), so a receiver that already has it
     drops the copy. The worker delivers it on its next tick, or run `loopml actions dispatch`.
     """
-    from loopml.actions import replay as replay_actions
-
     proj = open_project(project)
-    result = replay_actions(proj.store.engine, ids=ids or None, endpoint=endpoint)
+    result = proj.actions.replay(ids=ids or None, endpoint=endpoint).to_dict()
     enabled = f"; re-enabled {', '.join(result['enabled'])}" if result["enabled"] else ""
     emit(result, as_json, lambda: console.print(f"Re-queued {result['replayed']:,} dead actions{enabled}."))
 
@@ -104,13 +101,12 @@ def dispatch(
     as_json: JsonOpt = False,
 ) -> None:
     """Deliver every due action now, then exit (what `loopml worker` does continuously)."""
-    from loopml.actions import action_summary, dispatch_once
-
     proj = open_project(project)
     with err_console.status("delivering due actions ..."):
-        attempts = dispatch_once(proj.settings, proj.store.engine, timeout=timeout)
-    summary = action_summary(proj.store.engine)
-    result = {"attempts": attempts, **{k: summary[k] for k in ("pending", "delivered", "dead", "suppressed")}}
+        attempts = proj.actions.dispatch(timeout=timeout)
+    summary = proj.actions.summary()
+    counts = {k: getattr(summary, k) for k in ("pending", "delivered", "dead", "suppressed")}
+    result = {"attempts": attempts, **counts}
     emit(
         result,
         as_json,

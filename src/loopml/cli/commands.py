@@ -16,17 +16,20 @@ __all__ = ["register"]
 @handle_errors
 def init(
     directory: Annotated[Path, typer.Argument(help="Directory for the new project (created if missing).")],
-    example: Annotated[str, typer.Option(help="Example to start from: fraud, retail.")] = "fraud",
+    example: Annotated[
+        str, typer.Option(help="Example to start from (see `loopml demo --help` for what each one is).")
+    ] = "fraud",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project: a commented loopml.yaml and the example's data.
 
     Example: loopml init my-fraud --example fraud && cd my-fraud && loopml ingest && loopml train
     """
-    from loopml.examples import write_example
+    from loopml.project import Project
 
     with err_console.status(f"writing example '{example}' into {directory} ..."):
-        path = write_example(example, directory)
+        project = Project.init(directory, example=example)
+    path = project.project_file
     emit(
         {"project_file": str(path), "example": example},
         as_json,
@@ -119,7 +122,7 @@ def ingest(
         "contract_created": result.contract_created,
         "added_columns": list(result.added_columns),
         "watermark": result.watermark,
-        "report": proj.store.artifacts.uri(result.report) if result.report else None,
+        "report": proj.artifact_uri(result.report) if result.report else None,
     }
     emit(payload, as_json, lambda: _ingest_text(result))
 
@@ -173,7 +176,7 @@ def train(
     with err_console.status("training ..."):
         outcome = proj.train(dataset_version)
     v = outcome.version
-    report = proj.store.artifacts.uri(outcome.report) if outcome.report else None
+    report = proj.artifact_uri(outcome.report) if outcome.report else None
     payload = {
         "model": v.name,
         "model_version": v.version,
@@ -276,7 +279,7 @@ def predict(
     proj = open_project(project)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("scoring", total=None)
-        result = proj.predict_file(
+        result = proj.predictions.predict_file(
             input,
             output,
             ref=model,
@@ -318,13 +321,9 @@ def serve(
 
     SIGTERM stops it gracefully: readiness turns 503, requests in flight finish, the prediction log drains.
     """
-    from loopml.serve import run_server
+    from loopml.dashboard import dashboard_router
 
     proj = open_project(project)
-    from loopml.dashboard import router as dashboard
-
-    app = proj.app()
-    app.include_router(dashboard)  # the dashboard lives at the edge: composed here, not in serve
     bind_host, bind_port = host or proj.settings.serve.host, port or proj.settings.serve.port
     emit(
         {"url": f"http://{bind_host}:{bind_port}", "model": proj.name},
@@ -333,7 +332,8 @@ def serve(
             f"Serving [bold]{proj.name}[/] at http://{bind_host}:{bind_port} (Ctrl+C to stop)"
         ),
     )
-    run_server(app, bind_host, bind_port, shutdown_delay=proj.settings.serve.shutdown_delay)
+    # the dashboard lives at the edge: composed here, not in serve
+    proj.serve(bind_host, bind_port, routers=[dashboard_router(proj)])
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
-from loopml.errors import InputError
 
 __all__ = ["app"]
 
@@ -36,10 +35,8 @@ def _summary(ds: Any) -> dict[str, Any]:
 @handle_errors
 def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Every version of the project's data set, newest first."""
-    from loopml.validate import list_versions
-
     proj = open_project(project)
-    versions = [_summary(v) for v in list_versions(proj.store, proj.name)]
+    versions = [_summary(v) for v in proj.data.versions()]
 
     def render() -> None:
         table = Table(title=f"data set {proj.name}")
@@ -68,18 +65,15 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One version: counts, quarantine by rule, schema changes, the source and the watermark."""
-    from loopml.validate import get_version, quarantine_info, watermark_state
-
     proj = open_project(project)
-    ds = get_version(proj.store, proj.name, version)
-    info = quarantine_info(proj.store, ds)
+    details = proj.data.details(version)
     payload = {
         "dataset": proj.name,
-        **_summary(ds),
-        "uri": ds.uri,
-        "quarantine_by_rule": info.counts,
-        "schema_changes": info.schema_changes,
-        "watermark": watermark_state(proj.store, proj.name),
+        **_summary(details.dataset),
+        "uri": details.dataset.uri,
+        "quarantine_by_rule": details.quarantine_by_rule,
+        "schema_changes": details.schema_changes,
+        "watermark": details.watermark,
     }
     emit(payload, as_json, lambda: console.print_json(data=payload, default=str))
 
@@ -93,11 +87,9 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """What changed between two versions: schema, rows added and removed."""
-    from loopml.validate import diff_versions, get_version
-
     proj = open_project(project)
-    target = new if new is not None else get_version(proj.store, proj.name).version
-    result = diff_versions(proj.store, proj.name, old, target, id_column=proj.settings.id_column)
+    found = proj.data.diff(old, new)
+    result, target = found.to_dict(), found.new["version"]
 
     def render() -> None:
         console.print(
@@ -126,14 +118,11 @@ def quarantine(
     as_json: JsonOpt = False,
 ) -> None:
     """Rows set aside by an ingest: counts per rule, examples, and an export to fix and ingest again."""
-    from loopml.validate import get_version, load_quarantine, quarantine_info
-
     proj = open_project(project)
-    ds = get_version(proj.store, proj.name, version)
-    counts = quarantine_info(proj.store, ds).counts
-    rows = load_quarantine(proj.store, ds, rule)
+    found = proj.data.quarantine(version, rule)
+    ds, counts, rows = found.dataset, found.counts, found.rows
     if export is not None:
-        _export(rows, export)
+        found.export(export)
     sample = rows.head(limit).astype(object).where(rows.head(limit).notna(), None)
     payload = {
         "dataset": proj.name,
@@ -146,15 +135,6 @@ def quarantine(
         "sample": sample.to_dict(orient="records"),
     }
     emit(payload, as_json, lambda: _render_quarantine(payload))
-
-
-def _export(rows: Any, path: Path) -> None:
-    if path.suffix.lower() == ".csv":
-        rows.drop(columns=["_row", "_rule", "_column", "_value"]).to_csv(path, index=False)
-    elif path.suffix.lower() == ".parquet":
-        rows.to_parquet(path, index=False)
-    else:
-        raise InputError(f"--export '{path}' must end in .csv or .parquet.")
 
 
 def _render_quarantine(payload: dict[str, Any]) -> None:
@@ -179,15 +159,14 @@ def _render_quarantine(payload: dict[str, Any]) -> None:
 @handle_errors
 def accept_schema(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Write the next contract version from the source's current columns and types."""
-    from loopml.validate import accept_schema as accept
-
     proj = open_project(project)
     with err_console.status("reading the source ..."):
-        contract, change = accept(proj.settings, proj.store)
+        accepted = proj.data.accept_schema()
+    contract, change = accepted.contract, accepted.change
     payload = {
         "dataset": proj.name,
         "contract_version": contract.version,
-        "contract_file": f"contracts/{contract.name}.v{contract.version}.yaml",
+        "contract_file": accepted.contract_file,
         **change.to_dict(),
     }
     emit(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -11,22 +9,18 @@ from typing import Annotated
 import typer
 
 from loopml.cli._common import JsonOpt, emit, handle_errors
-from loopml.errors import InputError, did_you_mean
 
-__all__ = ["DEMOS", "demo"]
+__all__ = ["demo"]
 
-# name -> module under loopml.cli.demos with run(directory) -> dict and render(summary)
-DEMOS = ("fraud", "maintenance", "forecast", "recommend")
-# Why a demo's run() takes no such option (said when one is given anyway).
-_WHY_NOT = {
-    "quick": "it already runs at full size in about a minute. Drop --quick.",
-    "seed": "its data is real, shipped with loopml, not simulated. Drop --seed.",
-}
+# The shipped demos, for --help only (the registry of examples, loopml.examples, is what runs).
+_SHIPPED = "fraud, maintenance, forecast, recommend"
 
 
 @handle_errors
 def demo(
-    example: Annotated[str, typer.Argument(help=f"Which example to run: {', '.join(DEMOS)}.")] = "fraud",
+    example: Annotated[
+        str, typer.Argument(help=f"Which example to run: {_SHIPPED} (or an installed plugin's).")
+    ] = "fraud",
     project: Annotated[
         Path | None,
         typer.Option(
@@ -52,13 +46,13 @@ def demo(
     Generates or copies the data, ingests it under a contract, trains and registers a model, serves
     it over real HTTP, scores in batch, and reports. Example: loopml demo fraud --json
     """
-    if example not in DEMOS:
-        raise InputError(f"unknown demo '{example}'; {did_you_mean(example, DEMOS)}")
-    module = importlib.import_module(f"loopml.cli.demos.{example}")
+    from loopml.project import configure_process, get_example
+
+    found = get_example(example)
+    module = found.load_demo()
     options = {k: v for k, v in (("quick", quick or None), ("seed", seed)) if v is not None}
-    for option in options:
-        if option not in inspect.signature(module.run).parameters:
-            raise InputError(f"--{option} does not apply to the {example} demo: {_WHY_NOT[option]}")
+    found.check_options(options)
+    configure_process()
     directory = project or Path(tempfile.mkdtemp(prefix=f"loopml-demo-{example}-"))
     summary = module.run(directory, **options)
     emit(summary, as_json, lambda: module.render(summary))

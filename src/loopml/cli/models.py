@@ -62,10 +62,8 @@ def _actor() -> str:
 @handle_errors
 def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Every version of the project's model, newest first."""
-    from loopml.registry import list_versions
-
     proj = open_project(project)
-    versions = [_summary(v) for v in list_versions(proj.store.engine, proj.name)]
+    versions = [_summary(v) for v in proj.models.versions()]
 
     def render() -> None:
         table = Table(title=f"model {proj.name}")
@@ -94,10 +92,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One version: metrics, inputs, lineage, artifact checksum and alias history."""
-    from loopml.registry import alias_history, resolve
-
     proj = open_project(project)
-    v = resolve(proj.store.engine, proj.name, version)
+    v = proj.models.get(version)
     payload = {
         **_summary(v),
         "metrics": v.metrics,
@@ -105,7 +101,7 @@ def show(
         "params": v.signature.get("params"),
         "code_version": v.signature.get("code_version"),
         "artifact": v.artifact_key,
-        "alias_history": [_change(h) for h in alias_history(proj.store.engine, proj.name)],
+        "alias_history": [_change(h) for h in proj.models.history()],
     }
     emit(payload, as_json, lambda: console.print_json(data=payload, default=str))
 
@@ -120,10 +116,8 @@ def promote(
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias (champion by default) at a version; the API follows within a second."""
-    from loopml.registry import set_alias
-
     proj = open_project(project)
-    change = set_alias(proj.store.engine, proj.name, alias, version, reason=reason, actor=_actor())
+    change = proj.models.promote(version, alias=alias, reason=reason, actor=_actor())
     emit(
         _change(change),
         as_json,
@@ -140,10 +134,8 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias back at the version it held before its latest move."""
-    from loopml.registry import rollback as roll_back
-
     proj = open_project(project)
-    change = roll_back(proj.store.engine, proj.name, alias, reason=reason, actor=_actor())
+    change = proj.models.rollback(alias=alias, reason=reason, actor=_actor())
     emit(
         _change(change),
         as_json,
@@ -162,13 +154,11 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every alias move (when, who, why); with --at, which version held the alias at that time."""
-    from loopml.registry import alias_at, alias_history
-
     proj = open_project(project)
     if at is not None:
         when = _parse_time(at)
         name = alias or "champion"
-        version = alias_at(proj.store.engine, proj.name, name, when)
+        version = proj.models.alias_at(when, name)
         payload = {"alias": name, "at": when, "version": version}
         emit(
             payload,
@@ -178,7 +168,7 @@ def history(
             ),
         )
         return
-    moves = [_change(h) for h in alias_history(proj.store.engine, proj.name, alias)]
+    moves = [_change(h) for h in proj.models.history(alias)]
 
     def render() -> None:
         table = Table(title=f"alias history of {proj.name}")
@@ -205,26 +195,6 @@ def _parse_time(text: str) -> datetime:
         raise InputError(f"--at '{text}' is not an ISO 8601 time, e.g. 2026-05-01T12:00:00.") from None
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    elif not isinstance(value, list):
-        out[prefix] = value
-    return out
-
-
-def _comparable(v: Any) -> dict[str, Any]:
-    metrics = {k: v.metrics.get(k) for k in ("holdout", "score", "threshold", "dataset_version")}
-    sig = v.signature
-    fields = {
-        "metrics": metrics,
-        "params": sig.get("params", {}),
-        "input_columns": ",".join(sig["input_columns"]),
-    }
-    return _flatten("", fields, {})
-
-
 @app.command("diff")
 @handle_errors
 def diff(
@@ -234,21 +204,15 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """What differs between two versions: metrics, parameters, data, inputs."""
-    from loopml.registry import resolve
-
     proj = open_project(project)
-    va, vb = (resolve(proj.store.engine, proj.name, ref) for ref in (a, b))
-    left, right = _comparable(va), _comparable(vb)
-    changed = {
-        k: [left.get(k), right.get(k)] for k in sorted(set(left) | set(right)) if left.get(k) != right.get(k)
-    }
+    found = proj.models.diff(a, b)
 
     def render() -> None:
-        table = Table(title=f"{proj.name}: version {va.version} vs {vb.version}")
-        for col in ("field", f"v{va.version}", f"v{vb.version}"):
+        table = Table(title=f"{proj.name}: version {found.a} vs {found.b}")
+        for col in ("field", f"v{found.a}", f"v{found.b}"):
             table.add_column(col)
-        for key, (x, y) in changed.items():
+        for key, (x, y) in found.changed.items():
             table.add_row(key, fmt(x), fmt(y))
-        console.print(table if changed else "No differences.")
+        console.print(table if found.changed else "No differences.")
 
-    emit({"a": va.version, "b": vb.version, "changed": changed}, as_json, render)
+    emit(found.to_dict(), as_json, render)

@@ -79,12 +79,12 @@ def monitor(
     """
     proj = open_project(project)
     with err_console.status("monitoring ..."):
-        report = proj.monitor(model, record=not no_record).to_dict()
+        report = proj.monitor.run(model, record=not no_record).to_dict()
     if html is not None:
         from loopml.dashboard import render_dashboard
 
         html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_dashboard(proj.settings, proj.store), encoding="utf-8")
+        html.write_text(render_dashboard(proj), encoding="utf-8")
         report["html"] = str(html)
     emit(report, as_json, lambda: _render(report))
 
@@ -99,7 +99,7 @@ def feedback(
 ) -> None:
     """Record ground truth for earlier predictions (labels arrive late and in bulk)."""
     proj = open_project(project)
-    counts = proj.feedback(input)
+    counts = proj.predictions.feedback_file(input).to_dict()
     emit(
         counts,
         as_json,

@@ -37,26 +37,9 @@ def prune(
     predictions that received feedback are kept that long instead. `loopml worker` runs the same
     prune on every tick, so this command is for a one-off clean-up or a cron job.
     """
-    from loopml.config import RetentionConfig
-    from loopml.errors import ConfigError
-    from loopml.store import prune_predictions
-
     proj = open_project(project)
-    policy = proj.settings.store.retention
-    if older_than is not None:
-        try:
-            policy = RetentionConfig(predictions=older_than, labelled=policy.labelled)
-        except ValueError:
-            raise ConfigError(
-                f"--older-than '{older_than}' is not a duration; use e.g. 90d, 12w or 24h."
-            ) from None
-    if policy.predictions is None:
-        raise ConfigError(
-            "no retention policy: set store.retention.predictions in loopml.yaml (e.g. 90d), "
-            "or pass --older-than 90d."
-        )
     with err_console.status("pruning the prediction log ..."):
-        result = prune_predictions(proj.store.engine, policy)
+        result = proj.predictions.prune(older_than)
     payload = {
         "deleted_predictions": result.predictions,
         "deleted_feedback": result.feedback,
@@ -81,12 +64,9 @@ def replay(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     The API, `loopml worker` and `loopml monitor` do this by themselves; ids already stored are
     skipped, so running it again is harmless.
     """
-    from loopml.actions import enqueue_for_predictions
-    from loopml.store import journal_dir, replay_journal
-
     proj = open_project(project)
-    folder = journal_dir(proj.settings)
-    count = replay_journal(proj.store.engine, folder, on_write=enqueue_for_predictions(proj.settings))
+    done = proj.predictions.replay_journal()
+    count, folder = done.replayed, done.journal
     emit(
         {"replayed": count, "journal": str(folder)},
         as_json,

@@ -7,13 +7,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
-from loopml.errors import BusyError
+
+if TYPE_CHECKING:
+    from loopml.project import WorkerEvent
 
 __all__ = ["retrain", "up", "worker"]
 
@@ -66,7 +69,7 @@ def retrain(
     """
     proj = open_project(project)
     with err_console.status("evaluating the retraining policy ..."):
-        own, *others = proj.retrain(force=force, dry_run=dry_run)
+        own, *others = proj.retrain.run(force=force, dry_run=dry_run)
     result = own.to_dict()
     if others:  # companion models (the maintenance failure model): one cycle each, on its own labels
         result["companions"] = {c.name: r.to_dict() for c, r in zip(proj.companions, others, strict=True)}
@@ -80,70 +83,34 @@ def _render_all(result: dict[str, Any]) -> None:
         _render(other)
 
 
-def _actions_thread(proj: Any, stop: threading.Event) -> threading.Thread | None:
-    """The outbox dispatcher (actions: in loopml.yaml), delivering beside the retraining loop."""
-    from loopml.actions import run_dispatcher
-
-    if not proj.settings.actions.endpoints:
-        return None
-    args = (proj.settings, proj.store.engine, stop)
-    thread = threading.Thread(target=run_dispatcher, args=args, name="loopml-actions", daemon=True)
-    thread.start()
-    return thread
-
-
-def _tend_prediction_log(proj: Any) -> None:
-    """Replay journals of killed API processes, then apply store.retention (never stops the worker)."""
-    from loopml.actions import enqueue_for_predictions
-    from loopml.store import tend_prediction_log
-
-    try:
-        done = tend_prediction_log(
-            proj.settings, proj.store.engine, on_write=enqueue_for_predictions(proj.settings)
-        )
-    except Exception as exc:
-        err_console.print(f"[red]prediction log upkeep failed[/]: {type(exc).__name__}: {exc}")
-        return
-    if done["replayed"] or done["pruned"] or done["pruned_actions"]:
+def _report(event: WorkerEvent) -> None:
+    """The worker's log line for one of its events (on stderr)."""
+    if event.name == "started":
+        interval = event.details["interval_s"]
+        err_console.print(f"worker for [bold]{escape(event.model)}[/]: checking every {interval:g} s")
+    elif event.name == "upkeep":
+        done = event.details
         err_console.print(
             f"prediction log: {done['replayed']:,} replayed from the journal, {done['pruned']:,} pruned; "
             f"{done['pruned_actions']:,} finished actions pruned from the outbox"
         )
-
-
-def _loop(proj: Any, stop: threading.Event, once: bool) -> None:
-    from loopml.actions import dispatch_once
-    from loopml.retrain import tick
-
-    actions = None if once else _actions_thread(proj, stop)
-    while not stop.is_set():
-        _tend_prediction_log(proj)
-        for settings in (proj.settings, *proj.companions):  # companions: the maintenance failure model
-            _tick(tick, settings, proj.store)
-        if once:
-            if proj.settings.actions.endpoints:
-                dispatch_once(proj.settings, proj.store.engine)
-            return
-        stop.wait(proj.settings.retrain.interval_s)
-    if actions is not None:
-        actions.join(30)
-
-
-def _tick(tick: Any, settings: Any, store: Any) -> None:
-    """One model's policy check (and cycle, when due); a failure is printed, never raised."""
-    try:
-        rolled, result = tick(settings, store)
+    elif event.name == "upkeep_failed":
+        err_console.print(f"[red]prediction log upkeep failed[/]: {escape(event.message)}")
+    elif event.name == "busy":
+        err_console.print(f"another worker is running a cycle: {escape(event.message)}")
+    elif event.name == "failed":
+        err_console.print(f"[red]cycle failed[/]: {escape(event.message)}")
+    elif event.name == "tick" and event.tick is not None:
+        rolled, cycle = event.tick.rollback, event.tick.cycle
         if rolled:
             err_console.print(
-                f"{settings.name}: rolled back v{rolled['from']} -> v{rolled['to']} ({rolled['reason']})"
+                f"{escape(event.model)}: rolled back v{rolled.from_version} -> v{rolled.to_version} "
+                f"({escape(rolled.reason)})"
             )
-        if result.ran:
-            version = result.challenger_version
-            err_console.print(f"{settings.name}: cycle {result.status}: challenger v{version}")
-    except BusyError as exc:  # another worker holds this model's cycle lease
-        err_console.print(f"another worker is running a cycle: {exc}")
-    except Exception as exc:  # a failing cycle never stops the worker (nor disturbs serving)
-        err_console.print(f"[red]cycle failed[/]: {type(exc).__name__}: {exc}")
+        if cycle.ran:
+            err_console.print(
+                f"{escape(event.model)}: cycle {cycle.status}: challenger v{cycle.challenger_version}"
+            )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -167,10 +134,7 @@ def worker(
     proj = open_project(project)
     stop = threading.Event()
     _stop_on_signals(stop)
-    err_console.print(
-        f"worker for [bold]{proj.name}[/]: checking every {proj.settings.retrain.interval_s:g} s"
-    )
-    _loop(proj, stop, once)
+    proj.worker.run(stop, once=once, on_event=_report)
 
 
 @handle_errors
@@ -187,7 +151,7 @@ def up(
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
-        _loop(proj, stop, once=False)
+        proj.worker.run(stop, on_event=_report)
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(30)

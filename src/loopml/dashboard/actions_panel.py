@@ -5,22 +5,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from loopml.actions import action_summary, recent_actions
-from loopml.store import Store
-
-__all__ = ["actions_data", "actions_panel"]
+__all__ = ["actions_panel"]
 
 _COLUMNS = ("pending", "delivered", "dead", "suppressed")
-
-
-def actions_data(store: Store) -> dict[str, Any]:
-    """Counts per status and endpoint, disabled endpoints, and the newest dead actions (plain data)."""
-    summary = action_summary(store.engine)
-    summary["dead_recent"] = [
-        {**a, "created_at": str(a["created_at"])[:19]}
-        for a in recent_actions(store.engine, status="dead", limit=10)
-    ]
-    return summary
 
 
 def _cells(values: list[Any]) -> str:
@@ -28,7 +15,8 @@ def _cells(values: list[Any]) -> str:
 
 
 def actions_panel(data: dict[str, Any]) -> str:
-    """The panel's HTML (``<h2>Actions</h2>`` and its tables) from :func:`actions_data`."""
+    """The panel's HTML (``<h2>Actions</h2>`` and its tables) from an action summary's dict
+    (:meth:`loopml.project.ActionSummary.to_dict`, with the newest dead actions)."""
     if not data["total"]:
         return '<h2>Actions</h2><p class="muted">No actions yet (see actions: in loopml.yaml).</p>'
     head = "".join(f"<th>{c}</th>" for c in ("endpoint", *_COLUMNS))
@@ -59,7 +47,7 @@ def actions_panel(data: dict[str, Any]) -> str:
                     a["endpoint"],
                     a["attempts"],
                     (a["last_error"] or "")[:120],
-                    a["created_at"],
+                    str(a["created_at"])[:19],
                 ]
             )
             for a in data["dead_recent"]

@@ -7,18 +7,14 @@ label-free estimate, drift per feature over time, alerts, and the delivery statu
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import select
 
-from loopml.config import Settings
-from loopml.dashboard.actions_panel import actions_data, actions_panel
-from loopml.features import parse_duration
-from loopml.monitor import compare, load_predictions, windowed_performance
-from loopml.monitor.run import current_inputs, reference_profile
-from loopml.registry import alias_history, list_versions, resolve
-from loopml.store import Store, tables
+from loopml.dashboard.actions_panel import actions_panel
+
+if TYPE_CHECKING:
+    from loopml.project import Project
 
 __all__ = ["dashboard_data", "render_dashboard"]
 
@@ -36,106 +32,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _drift_over_time(store: Store, settings: Settings, frame: pd.DataFrame, version: Any) -> pd.DataFrame:
-    profile = reference_profile(store, version)
-    if profile is None or frame.empty:
-        return pd.DataFrame()
-    freq = pd.Timedelta(milliseconds=parse_duration(settings.monitor.window))
-    rows = []
-    for start, part in frame.groupby(pd.Grouper(key="time", freq=pd.tseries.frequencies.to_offset(freq))):
-        if len(part) < settings.monitor.min_rows:
-            continue
-        for result in compare(profile, current_inputs(part), min_rows=settings.monitor.min_rows):
-            rows.append(
-                {"window_start": start, "column": result.column, "psi": result.psi, "drifted": result.drifted}
-            )
-    return pd.DataFrame(rows)
-
-
-def dashboard_data(settings: Settings, store: Store) -> dict[str, Any]:
+def dashboard_data(project: Project) -> dict[str, Any]:
     """Everything the page shows, as plain data (also what the tests check against the page)."""
-    name = settings.name
-    versions = list_versions(store.engine, name)
-    if not versions:
-        empty: dict[str, Any] = {"versions": [], "history": [], "performance": [], "drift": [], "alerts": []}
-        return {"model": name, **empty, "actions": actions_data(store)}
-    champion = resolve(store.engine, name, settings.serve.alias)
-    frame = load_predictions(store.engine, name, event_time=champion.signature.get("event_time"))
-    freq = pd.Timedelta(milliseconds=parse_duration(settings.monitor.window))
-    performance = windowed_performance(
-        frame,
-        task=champion.task,
-        window=freq,
-        threshold=champion.signature.get("threshold"),
-        min_labels=settings.monitor.min_labels,
-    )
-    a = tables.alerts
-    with store.engine.connect() as conn:
-        alerts = conn.execute(
-            select(a).where(a.c.model_name == name).order_by(a.c.created_at.desc()).limit(50)
-        ).all()
-    return {
-        "model": name,
-        "champion": champion.version,
-        "versions": [
-            {
-                "version": v.version,
-                "aliases": list(v.aliases),
-                "score": v.metrics.get("score"),
-                "metric": v.metrics.get("metric"),
-                "created_at": str(v.created_at)[:19],
-            }
-            for v in versions
-        ],
-        "history": [
-            {
-                "at": str(h.created_at)[:19],
-                "alias": h.alias,
-                "from": h.previous_version,
-                "to": h.version,
-                "actor": h.actor,
-                "reason": h.reason,
-            }
-            for h in alias_history(store.engine, name)
-        ],
-        "performance": performance,
-        "drift": _drift_over_time(store, settings, frame, champion).to_dict("records"),
-        "alerts": [{"at": str(r.created_at)[:19], "kind": r.kind, "message": r.message} for r in alerts],
-        "actions": actions_data(store),
-        "cycles": _cycles(store, name),
-        "served_by": _served_by(frame, freq),
-    }
-
-
-def _cycles(store: Store, name: str) -> list[dict[str, Any]]:
-    """The retraining loop's cycles and rollbacks, newest first."""
-    from loopml.retrain import list_events
-
-    return [
-        {
-            "at": str(e.started_at)[:19],
-            "kind": e.kind,
-            "status": e.status,
-            "challenger": e.challenger_version,
-            "why": "; ".join(e.reasons),
-        }
-        for e in list_events(store.engine, name, limit=200)
-        if e.kind in ("cycle", "rollback")
-    ]
-
-
-def _served_by(frame: pd.DataFrame, freq: pd.Timedelta) -> list[dict[str, Any]]:
-    """Which version made most predictions in each window (performance over time, by version)."""
-    if frame.empty:
-        return []
-    grouped = frame.groupby(pd.Grouper(key="time", freq=pd.tseries.frequencies.to_offset(freq)))[
-        "model_version"
-    ]
-    return [
-        {"window_start": str(start)[:19], "version": int(rows.mode().iloc[0])}
-        for start, rows in grouped
-        if len(rows)
-    ]
+    return project.monitor.dashboard().to_dict()
 
 
 def _charts(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -207,17 +106,17 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str]]:
     return charts
 
 
-def render_dashboard(settings: Settings, store: Store) -> str:
+def render_dashboard(project: Project) -> str:
     """The dashboard page."""
     from plotly.offline import get_plotlyjs
 
-    data = dashboard_data(settings, store)
+    data = dashboard_data(project)
     parts = [f"<h1>loopml: {html.escape(data['model'])}</h1>"]
     if not data["versions"]:
         parts.append('<p class="muted">No model yet: run <code>loopml train</code>.</p>')
     else:
         parts.append(
-            f"<p>Serving version <b>{data['champion']}</b> ({html.escape(settings.serve.alias)}).</p>"
+            f"<p>Serving version <b>{data['champion']}</b> ({html.escape(project.settings.serve.alias)}).</p>"
         )
         alerts = data["alerts"]
         parts.append(

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from loopml.dashboard.page import render_dashboard
 
-__all__ = ["router"]
+if TYPE_CHECKING:
+    from loopml.project import Project
 
-router = APIRouter(tags=["dashboard"])
+__all__ = ["dashboard_router"]
 
 
-@router.get("/", response_class=HTMLResponse, summary="The monitoring dashboard")
-async def dashboard(request: Request) -> HTMLResponse:
-    """Models, alias history, volume, performance with label coverage, drift and alerts."""
-    page = await run_in_threadpool(render_dashboard, request.app.state.settings, request.app.state.store)
-    return HTMLResponse(page)
+def dashboard_router(project: Project) -> APIRouter:
+    """The dashboard's routes for ``project`` (composed into the app by ``loopml serve``)."""
+    router = APIRouter(tags=["dashboard"])
+
+    @router.get("/", response_class=HTMLResponse, summary="The monitoring dashboard")
+    async def dashboard() -> HTMLResponse:
+        """Models, alias history, volume, performance with label coverage, drift and alerts."""
+        return HTMLResponse(await run_in_threadpool(render_dashboard, project))
+
+    return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loopml.monitor.alerts import Alert, alert_counts, list_alerts, record_alerts
 from loopml.monitor.drift import (
     DriftResult,
     benjamini_hochberg,
@@ -16,7 +17,7 @@ from loopml.monitor.performance import (
     record_feedback,
     windowed_performance,
 )
-from loopml.monitor.run import MonitorReport, record_alerts, run_monitor
+from loopml.monitor.run import MonitorReport, current_inputs, reference_profile, run_monitor
 from loopml.validate.profile import (
     ColumnProfile,
     DriftCounts,
@@ -28,11 +29,13 @@ from loopml.validate.profile import (
 )
 
 __all__ = [
+    "Alert",
     "ColumnProfile",
     "DriftCounts",
     "DriftResult",
     "MonitorReport",
     "Profile",
+    "alert_counts",
     "benjamini_hochberg",
     "bin_counts",
     "build_profile",
@@ -40,12 +43,15 @@ __all__ = [
     "compare",
     "compare_counts",
     "concept_drift",
+    "current_inputs",
     "estimate_binary",
+    "list_alerts",
     "load_predictions",
     "profile_counts",
     "psi",
     "record_alerts",
     "record_feedback",
+    "reference_profile",
     "run_monitor",
     "windowed_performance",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from loopml.enums import Origin
 from loopml.store import record_feedback, tables
 from loopml.tasks import get_task
 
@@ -24,8 +25,10 @@ def load_predictions(
     since: datetime | None = None,
     until: datetime | None = None,
     event_time: str | None = None,
+    origin: Origin | None = None,
 ) -> pd.DataFrame:
-    """Predictions of model ``name`` with their latest label (NaN where none arrived yet).
+    """Predictions of model ``name`` (only those of ``origin`` when given) with their latest label
+    (NaN where none arrived yet).
 
     Columns: ``prediction_id``, ``time`` (the event time from the inputs when ``event_time`` is given,
     else when the prediction was made), ``model_version``, ``score``, ``label``, ``inputs``.
@@ -33,7 +36,8 @@ def load_predictions(
     p, f = tables.predictions, tables.feedback
     query = select(p.c.id, p.c.created_at, p.c.model_version, p.c.score, p.c.inputs).where(
         p.c.model_name == name,
-        p.c.origin != "shadow",  # a shadowing challenger's predictions are judged by the cycle
+        # a shadowing challenger's predictions are judged by the cycle, never by the monitor
+        p.c.origin != Origin.SHADOW if origin is None else p.c.origin == origin,
     )
     with engine.connect() as conn:
         frame = pd.DataFrame(

@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, insert, select
 
 from loopml.config import MonitorConfig
 from loopml.features import parse_duration
+from loopml.monitor.alerts import record_alerts
 from loopml.monitor.drift import DriftResult, compare, concept_drift
 from loopml.monitor.performance import load_predictions, summarize, windowed_performance
 from loopml.registry import ModelVersion, resolve
-from loopml.store import OnWrite, Store, tables, utcnow
+from loopml.store import OnWrite, Store, utcnow
 from loopml.validate.profile import Profile
 
-__all__ = ["MonitorReport", "current_inputs", "record_alerts", "reference_profile", "run_monitor"]
+__all__ = ["MonitorReport", "current_inputs", "reference_profile", "run_monitor"]
 
 
 @dataclass(frozen=True)
@@ -162,40 +162,6 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
                     }
                 )
     return [{**a, "window_start": pd.Timestamp(a.get("window_start", start)).to_pydatetime()} for a in found]
-
-
-def record_alerts(
-    engine: Engine,
-    model: str,
-    alerts: list[dict[str, Any]],
-    details: dict[str, Any],
-    *,
-    on_alert: OnWrite | None = None,
-) -> int:
-    """Store alerts not already recorded for the same model, kind, subject and window; returns how many.
-
-    ``on_alert(connection, rows)`` (the actions outbox hook) runs in the same transaction, with the
-    new rows and their ids, so an alert and the actions it triggers are stored together or not at all.
-    """
-    a = tables.alerts
-    new: list[dict[str, Any]] = []
-    with engine.begin() as conn:
-        for alert in alerts:
-            exists = conn.execute(
-                select(a.c.id).where(
-                    a.c.model_name == model,
-                    a.c.kind == alert["kind"],
-                    a.c.subject == alert["subject"],
-                    a.c.window_start == alert["window_start"],
-                )
-            ).first()
-            if exists is None:
-                row = {**alert, "model_name": model, "details": details, "created_at": utcnow()}
-                row["id"] = conn.execute(insert(a).returning(a.c.id), row).scalar_one()
-                new.append(row)
-        if new and on_alert is not None:
-            on_alert(conn, new)
-    return len(new)
 
 
 def run_monitor(

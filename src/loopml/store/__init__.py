@@ -15,6 +15,7 @@ from loopml.store.feedback import record_feedback
 from loopml.store.predictions import (
     OnWrite,
     PredictionLogWriter,
+    count_predictions,
     insert_predictions,
     insert_serialized,
     replay_journal,
@@ -34,6 +35,7 @@ __all__ = [
     "PredictionLogWriter",
     "PruneResult",
     "Store",
+    "count_predictions",
     "create_store_engine",
     "insert_predictions",
     "insert_serialized",

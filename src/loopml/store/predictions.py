@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from loopml.store.journal import Journal, Segment, abandoned_segments
 from loopml.store.tables import predictions
@@ -20,6 +20,7 @@ from loopml.store.tables import predictions
 __all__ = [
     "OnWrite",
     "PredictionLogWriter",
+    "count_predictions",
     "insert_predictions",
     "insert_serialized",
     "replay_journal",
@@ -174,6 +175,16 @@ def write_predictions(
         return 0
     with engine.begin() as connection:
         return insert_predictions(connection, rows, on_write=on_write)
+
+
+def count_predictions(engine: Engine, name: str, origin: str | None = None) -> int:
+    """How many predictions of model ``name`` (made by ``origin`` when given) the log holds."""
+    p = predictions
+    query = select(func.count()).select_from(p).where(p.c.model_name == name)
+    if origin is not None:
+        query = query.where(p.c.origin == origin)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 _Item = tuple[Segment | None, list[dict[str, Any]]]

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CUTOFF", "REPLAY_WEEKS", "write_data", "write_stock"]
+from loopml.project.examples import Example
+
+__all__ = ["CUTOFF", "EXAMPLE", "REPLAY_WEEKS", "write_data", "write_stock"]
 
 CUTOFF = "2011-11-07"  # a Monday: the history holds 48 complete weeks, the replay the 4 after it
 REPLAY_WEEKS = 4
@@ -59,3 +61,16 @@ def write_stock(history: pd.DataFrame, path: Path, seed: int = 7) -> None:
         }
     )
     stock.to_csv(path, index=False)
+
+
+EXAMPLE = Example(
+    name="forecast",
+    summary="weekly demand per product and region from the Online Retail data (forecast, backtests)",
+    package=__name__,
+    write_data=f"{__name__}:write_data",
+    demo=f"{__name__}.demo",
+    not_taken={
+        "quick": "it already runs at full size in about a minute",
+        "seed": "its data is real, shipped with loopml, not simulated",
+    },
+)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from loopml.examples.fraud.simulator import SimulationConfig, simulate
+from loopml.project.examples import Example
 
-__all__ = ["SimulationConfig", "simulate", "write_data"]
+__all__ = ["EXAMPLE", "SimulationConfig", "simulate", "write_data"]
 
 
 def write_data(data_dir: Path, **options: Any) -> None:
@@ -23,3 +24,13 @@ def write_data(data_dir: Path, **options: Any) -> None:
     history = frame["tx_time_days"] < cut
     frame[history].to_parquet(data_dir / "transactions.parquet", index=False)
     frame[~history].to_parquet(data_dir / "replay.parquet", index=False)
+
+
+EXAMPLE = Example(
+    name="fraud",
+    summary="card transactions from a seeded simulator with a fraud regime change (binary, entity windows)",
+    package=__name__,
+    write_data=f"{__name__}:write_data",
+    demo=f"{__name__}.demo",
+    demo_options=("quick", "seed"),
+)

@@ -20,8 +20,10 @@ import pandas as pd
 
 from loopml.config import PROJECT_FILE, MaintenanceConfig, parse_settings
 from loopml.errors import InputError
+from loopml.project.examples import Example
 
 __all__ = [
+    "EXAMPLE",
     "PUBLISHED",
     "SENSORS",
     "evaluate_last_cycle",
@@ -164,3 +166,14 @@ def write_data(data_dir: Path, engines: int | None = None, hold_back: int = 0) -
         cycles[later].to_parquet(data_dir / "later_cycles.parquet", index=False)
     load_fd001("test", engines).to_parquet(data_dir / "test_cycles.parquet", index=False)
     test_truth(engines).to_csv(data_dir / "test_rul.csv", index=False)
+
+
+EXAMPLE = Example(
+    name="maintenance",
+    summary="NASA C-MAPSS FD001 turbofan engines: remaining useful life and failure within N cycles",
+    package=__name__,
+    write_data=f"{__name__}:write_data",
+    demo=f"{__name__}.demo",
+    demo_options=("quick",),
+    not_taken={"seed": "its data is real, shipped with loopml, not simulated"},
+)

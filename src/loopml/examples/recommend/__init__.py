@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["CUT", "later_lines", "write_data"]
+from loopml.project.examples import Example
+
+__all__ = ["CUT", "EXAMPLE", "later_lines", "write_data"]
 
 CUT = "2011-10-01"  # the shipped project starts with the lines before this; the demo replays the rest
 
@@ -39,3 +41,16 @@ def write_data(data_dir: Path, until: str | None = CUT, months: int | None = Non
     folder = data_dir / "lines"
     folder.mkdir(parents=True, exist_ok=True)
     frame[keep].to_parquet(folder / "lines-0001.parquet", index=False)
+
+
+EXAMPLE = Example(
+    name="recommend",
+    summary="top-k products per customer from the Online Retail purchases (ranking)",
+    package=__name__,
+    write_data=f"{__name__}:write_data",
+    demo=f"{__name__}.demo",
+    not_taken={
+        "quick": "it already runs at full size in about a minute",
+        "seed": "its data is real, shipped with loopml, not simulated",
+    },
+)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["write_data"]
+from loopml.project.examples import Example
+
+__all__ = ["EXAMPLE", "write_data"]
 
 
 def write_data(data_dir: Path, months: int | None = None) -> None:
@@ -21,3 +23,11 @@ def write_data(data_dir: Path, months: int | None = None) -> None:
     first = frame["InvoiceDate"].min().to_period("M")
     keep = frame["InvoiceDate"].dt.to_period("M") < first + months
     frame[keep].to_parquet(data_dir / "online_retail.parquet", index=False)
+
+
+EXAMPLE = Example(
+    name="retail",
+    summary="the raw UCI Online Retail transactions through the ETL stage (messy data, quarantine)",
+    package=__name__,
+    write_data=f"{__name__}:write_data",
+)

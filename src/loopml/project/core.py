@@ -1,0 +1,232 @@
+"""The :class:`Project`: one ML system (its ``loopml.yaml`` and its stores), and the only door to it.
+
+Every user-facing operation is a method of :class:`Project` or of a facade it hands out:
+``project.data``, ``project.models``, ``project.predictions``, ``project.monitor``,
+``project.actions``, ``project.retrain`` and ``project.worker``. The CLI, the server's start-up,
+the worker and every example's demo are thin adapters over it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopml.config import PROJECT_FILE, Settings, failure_settings, load_settings
+from loopml.store import Store, open_store
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter, FastAPI
+
+    from loopml.project.actions import Actions
+    from loopml.project.data import Data
+    from loopml.project.models import Models
+    from loopml.project.monitor import Monitor
+    from loopml.project.predictions import Predictions
+    from loopml.project.retrain import Retrain
+    from loopml.project.worker import Worker
+    from loopml.serve import ServerProcess
+    from loopml.train import TrainOutcome
+    from loopml.validate import IngestResult
+
+__all__ = ["Project"]
+
+
+class Project:
+    """One ML system: its settings (``loopml.yaml``) and its stores.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from loopml import Project
+    >>> project = Project.init(tempfile.mkdtemp(), example="fraud", days=20, n_customers=50,
+    ...                        n_terminals=100)
+    >>> project.name
+    'fraud'
+    >>> project.ingest().dataset.version
+    1
+    """
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        """The metadata and artifact stores, opened (and migrated) on first use."""
+        if self._store is None:
+            settings = self.settings
+            self._store = open_store(
+                settings.db_url, settings.artifacts_url, settings.store.artifacts_options
+            )
+        return self._store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".", environ: Mapping[str, str] | None = None) -> Project:
+        """Read ``<path>/loopml.yaml`` (with ``LOOPML_*`` overrides from ``environ``); the stores it
+        names open when first used."""
+        return cls(load_settings(path, environ=environ))
+
+    @classmethod
+    def init(
+        cls, directory: str | os.PathLike[str], *, example: str = "fraud", **data_options: Any
+    ) -> Project:
+        """Write example ``example``'s ``loopml.yaml`` and data into ``directory`` (created if
+        missing; it must not hold a project yet), then open it. ``data_options`` go to the
+        example's data writer (the fraud simulator's ``days``, ``seed``, ...)."""
+        from loopml.project.examples import get_example
+
+        folder = Path(directory)
+        get_example(example).write(folder, **data_options)
+        return cls.open(folder)
+
+    def with_settings(self, settings: Settings) -> Project:
+        """The same stores under other settings (a changed endpoint, a companion model)."""
+        return Project(settings, self.store)
+
+    @property
+    def name(self) -> str:
+        """The model's (and its data set's) name."""
+        return self.settings.name
+
+    @property
+    def directory(self) -> Path:
+        """The project's folder (where ``loopml.yaml`` is)."""
+        return self.settings.project_dir
+
+    @property
+    def project_file(self) -> Path:
+        return self.settings.project_dir / PROJECT_FILE
+
+    @cached_property
+    def companions(self) -> list[Project]:
+        """The models trained beside this one from the same data, each as a project over the same
+        stores: with a ``maintenance:`` section, the failure model (``fails within N cycles``)."""
+        if self.settings.maintenance is None:
+            return []
+        return [self.with_settings(failure_settings(self.settings))]
+
+    def companion(self, name: str) -> Project:
+        """The companion model called ``name`` (see :attr:`companions`)."""
+        from loopml.errors import NotFoundError, did_you_mean
+
+        for other in self.companions:
+            if other.name == name:
+                return other
+        names = [c.name for c in self.companions]
+        raise NotFoundError(
+            f"project '{self.name}' has no companion model '{name}'; "
+            + (did_you_mean(name, names) if names else "it trains no model beside its own.")
+        )
+
+    # The facades -----------------------------------------------------------------------------
+
+    @cached_property
+    def data(self) -> Data:
+        """Ingest, data set versions, quarantine, schema changes."""
+        from loopml.project.data import Data
+
+        return Data(self)
+
+    @cached_property
+    def models(self) -> Models:
+        """Train, list, show, compare, promote and roll back model versions."""
+        from loopml.project.models import Models
+
+        return Models(self)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        """Single and batch predictions, labels (feedback), and the prediction log."""
+        from loopml.project.predictions import Predictions
+
+        return Predictions(self)
+
+    @cached_property
+    def monitor(self) -> Monitor:
+        """Drift, realized and estimated performance, alerts, the dashboard's data."""
+        from loopml.project.monitor import Monitor
+
+        return Monitor(self)
+
+    @cached_property
+    def actions(self) -> Actions:
+        """The action outbox: what it holds, replays, delivering now."""
+        from loopml.project.actions import Actions
+
+        return Actions(self)
+
+    @cached_property
+    def retrain(self) -> Retrain:
+        """The retraining cycle: policy, challenger, gate, promotion; its recorded events."""
+        from loopml.project.retrain import Retrain
+
+        return Retrain(self)
+
+    @cached_property
+    def worker(self) -> Worker:
+        """The long-running loop: policy checks and cycles, the watch, action delivery, log upkeep."""
+        from loopml.project.worker import Worker
+
+        return Worker(self)
+
+    # The main verbs, for short scripts and notebooks -------------------------------------------
+
+    def ingest(
+        self,
+        input_path: str | Path | None = None,
+        *,
+        progress: Callable[[str, int], None] | None = None,
+        dask: Any = None,
+    ) -> IngestResult:
+        """:meth:`Data.ingest <loopml.project.data.Data.ingest>`."""
+        return self.data.ingest(input_path, progress=progress, dask=dask)
+
+    def train(self, dataset_version: int | None = None, *, promote_if_first: bool = True) -> TrainOutcome:
+        """:meth:`Models.train <loopml.project.models.Models.train>`."""
+        return self.models.train(dataset_version, promote_if_first=promote_if_first)
+
+    # Serving -----------------------------------------------------------------------------------
+
+    def app(self, routers: Iterable[APIRouter] = ()) -> FastAPI:
+        """The prediction API for this project (``uvicorn.run(project.app())``), with ``routers``
+        (the dashboard's, say) added."""
+        from loopml.serve import create_app
+
+        app = create_app(self.settings, self.store)
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    def serve(
+        self, host: str | None = None, port: int | None = None, *, routers: Iterable[APIRouter] = ()
+    ) -> None:
+        """Run the API in this process until SIGTERM or Ctrl+C (then shut down gracefully)."""
+        from loopml._process import configure_process
+        from loopml.serve import run_server
+
+        configure_process()
+        run_server(
+            self.app(routers),
+            host or self.settings.serve.host,
+            port or self.settings.serve.port,
+            shutdown_delay=self.settings.serve.shutdown_delay,
+        )
+
+    def start_server(
+        self, host: str = "127.0.0.1", port: int | None = None, env: Mapping[str, str] | None = None
+    ) -> ServerProcess:
+        """``loopml serve`` for this project in a child process (its own GIL, as in production): a
+        context manager that starts it, waits until it is ready, and stops it with SIGTERM."""
+        from loopml.serve import ServerProcess
+
+        return ServerProcess(str(self.directory), host=host, port=port, env=env)
+
+    def artifact_uri(self, key: str) -> str:
+        """Where an artifact (a report, a snapshot) lives, as a URI or a local path."""
+        return self.store.artifacts.uri(key)
+
+    def __repr__(self) -> str:
+        return f"Project({self.name!r}, {str(self.directory)!r})"
