@@ -7,11 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck venv clean help
+.PHONY: demo test lint typecheck imports venv clean help
 
 help:
 	@echo "make demo   create .venv, install loopml, run 'loopml demo fraud'"
-	@echo "make test   install the test extras, run ruff, mypy and the whole test suite"
+	@echo "make test   install the test extras, run ruff, mypy, the import contracts and the whole test suite"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11 / python3.12 on PATH)"; exit 1; }
@@ -38,11 +38,17 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
+# The layer contracts of docs/architecture.md (import-linter, configured in pyproject.toml).
+imports: $(VENV)/.test-installed
+	$(BIN)/lint-imports --no-logo
+
 # Two test processes (pytest-xdist); a file's tests stay in one process so its fixtures are built once.
 PYTEST_WORKERS ?= 2
 
-test: lint typecheck
+# The suite, then every docstring example of the package run as a doctest.
+test: lint typecheck imports
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q --doctest-modules src/loopml --ignore=src/loopml/store/migrations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -13,21 +13,49 @@ from loopml.errors import MissingExtraError
 
 # Heavy or optional libraries that must load only inside the function that needs them.
 MUST_NOT_LOAD = ("fastapi", "lightgbm", "dask", "plotly", "uvicorn", "distributed", "optuna", "redis", "pika")
+# Core dependencies that are still too slow to load for nothing: `import loopml` and `loopml --help`
+# stay well under a second (benchmarks/startup.py). pydantic and yaml come with loopml.config.
+SLOW_TO_LOAD = ("pandas", "numpy", "pyarrow", "sqlalchemy", "pydantic", "yaml", "sklearn", "scipy")
+# `loopml --help` runs the Typer app as the console script does (`main()`, so `configure_process`
+# too), catching the exit of --help to list what it loaded.
+HELP = "import contextlib\nfrom loopml.cli import main\nwith contextlib.suppress(SystemExit):\n    main()"
 
 
-def _modules_after(statement: str) -> set[str]:
+def _modules_after(statement: str, *argv: str) -> set[str]:
     code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, timeout=60
     )
-    return set(json.loads(result.stdout))
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _offenders(loaded: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted({m.split(".")[0] for m in loaded} & set(packages))
 
 
 def test_import_loopml_does_not_load_heavy_libraries() -> None:
     loaded = _modules_after("import loopml")
     assert "loopml" in loaded
-    offenders = sorted(m for m in loaded if m.split(".")[0] in MUST_NOT_LOAD)
+    offenders = _offenders(loaded, MUST_NOT_LOAD + SLOW_TO_LOAD)
     assert offenders == [], f"`import loopml` loads {offenders}"
+
+
+def test_loopml_help_does_not_load_heavy_libraries() -> None:
+    loaded = _modules_after(HELP, "--help")
+    assert {"loopml.cli", "typer"} <= loaded
+    offenders = _offenders(loaded, MUST_NOT_LOAD + SLOW_TO_LOAD)
+    assert offenders == [], f"`loopml --help` loads {offenders}"
+
+
+def test_the_lazy_settings_still_import_from_loopml() -> None:
+    import loopml
+    from loopml import Settings, load_settings
+    from loopml.config import Settings as ConfigSettings
+    from loopml.config import load_settings as config_load_settings
+
+    assert Settings is ConfigSettings
+    assert load_settings is config_load_settings
+    assert {"Settings", "load_settings"} <= set(loopml.__all__)
 
 
 def test_the_lazy_project_attribute_still_works() -> None:

@@ -71,7 +71,7 @@ def log_predictions(engine: Engine, settings: Settings, rows: list[dict[str, Any
     """Write ``rows`` to the prediction log with the actions hook, as the API and batch do."""
     from loopml.actions import enqueue_for_predictions
 
-    write_predictions(engine, rows, on_write=enqueue_for_predictions(settings))
+    write_predictions(engine, rows, on_write=enqueue_for_predictions(settings.actions))
 
 
 def outbox_counts(engine: Engine) -> dict[str, int]:

@@ -126,7 +126,7 @@ def test_alert_actions_are_written_with_the_alert_and_delivered(
     settings = make_settings(receiver.url, tmp_path, rules=[rule])
     alert = {"kind": "drift", "subject": "amount", "message": "PSI 0.4", "window_start": utcnow()}
     other = {**alert, "kind": "estimated_performance", "subject": "ap"}
-    hook = enqueue_for_alerts(settings)
+    hook = enqueue_for_alerts(settings.actions)
     assert record_alerts(engine, "fraud", [alert, other], {"window": "w1"}, on_alert=hook) == 2
     assert record_alerts(engine, "fraud", [alert], {"window": "w1"}, on_alert=hook) == 0  # once per window
     assert outbox_counts(engine) == {"pending": 1}

@@ -32,7 +32,7 @@ def test_action_exists_only_if_its_prediction_commits(engine, receiver: CaseRece
     settings = make_settings(receiver.url, tmp_path)
     from loopml.actions import enqueue_for_predictions
 
-    hook = enqueue_for_predictions(settings)
+    hook = enqueue_for_predictions(settings.actions)
     assert hook is not None
 
     def failing_hook(connection, rows) -> None:

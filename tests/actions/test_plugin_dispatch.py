@@ -71,7 +71,7 @@ def test_sql_and_log_endpoints_through_the_dispatcher(engine: Engine, tmp_path: 
     project = tmp_path / "project"
     project.mkdir()
     settings = _settings(project)
-    write_predictions(engine, _predictions(12), on_write=enqueue_for_predictions(settings))
+    write_predictions(engine, _predictions(12), on_write=enqueue_for_predictions(settings.actions))
     assert dispatch_once(settings, engine, timeout=30) == 18  # 12 audit lines + 6 blocks
     o = tables.action_outbox
     with engine.begin() as conn:  # as if the worker died before marking them sent: all go again

@@ -175,3 +175,39 @@ def test_options_are_checked_when_built(tmp_path: Path) -> None:
         SqlAction("blocks", {"url": url, "table": "t", "key": ["card_id"]})
     with pytest.raises(ConfigError, match="unknown sql option 'tabel'; did you mean 'table'"):
         SqlAction("blocks", {"url": url, "tabel": "t"})
+
+
+def test_rows_reads_back_what_the_deliveries_wrote(db_url: str) -> None:
+    action = SqlAction("cases", {"url": db_url, "table": "cases", "create": True})
+    try:
+        assert action.rows().empty  # no delivery yet: no table
+        action.send(_delivery("k1", case_id="x", score=0.9))
+        action.send(_delivery("k1", case_id="x", score=0.9))  # re-sent: still one row
+        action.send(_delivery("k2", case_id="y", score=0.7))
+        assert action.rows().to_dict("records") == [
+            {"loopml_key": "k1", "case_id": "x", "score": 0.9},
+            {"loopml_key": "k2", "case_id": "y", "score": 0.7},
+        ]
+    finally:
+        action.close()
+
+
+def test_project_actions_read_an_sql_endpoint_back(tmp_path: Path) -> None:
+    import yaml
+
+    from loopml.config import parse_settings
+    from loopml.errors import InputError, NotFoundError
+    from loopml.project import Project
+
+    orders = {"kind": "sql", "url": "sqlite:///erp.db", "table": "orders", "create": True}
+    hook = {"kind": "webhook", "url": "https://erp.example.com/orders"}
+    config = {"name": "m", "source": {"kind": "csv", "path": "x.csv"}, "target": "y"}
+    text = yaml.safe_dump({**config, "actions": {"endpoints": {"orders": orders, "hook": hook}}})
+    project = Project(parse_settings(text, project_dir=tmp_path, environ={}))
+    assert project.actions.sql_rows("orders").empty  # nothing delivered yet
+    _send({**orders, "project_dir": str(tmp_path)}, _delivery("k1", engine=7))  # as the dispatcher does
+    assert project.actions.sql_rows("orders").to_dict("records") == [{"loopml_key": "k1", "engine": 7}]
+    with pytest.raises(NotFoundError, match="no action endpoint 'order'; did you mean 'orders'"):
+        project.actions.sql_rows("order")
+    with pytest.raises(InputError, match="'hook' is a webhook endpoint; only an sql endpoint's table"):
+        project.actions.sql_rows("hook")

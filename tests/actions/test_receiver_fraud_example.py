@@ -9,10 +9,10 @@ from pathlib import Path
 
 from actions_support import log_predictions, prediction_rows, register_version
 
-from loopml.actions.demo import run_fraud_actions
 from loopml.config import load_settings
 from loopml.examples import write_example
-from loopml.store import create_store_engine
+from loopml.examples.fraud.actions import run_fraud_actions
+from loopml.project import Project
 
 
 def test_fraud_example_sends_cases_and_blocks(tmp_path: Path, migrated_store: Path, monkeypatch) -> None:
@@ -22,7 +22,8 @@ def test_fraud_example_sends_cases_and_blocks(tmp_path: Path, migrated_store: Pa
     settings = load_settings(directory)
     (settings.state_dir).mkdir(parents=True)
     (settings.state_dir / "loopml.db").write_bytes(migrated_store.read_bytes())
-    engine = create_store_engine(settings.db_url)
+    project = Project.open(directory)
+    engine = project.store.engine
     try:
         register_version(engine, threshold=0.42)
         scores = [0.1, 0.3, 0.42, 0.5, 0.95, 0.97]
@@ -35,8 +36,8 @@ def test_fraud_example_sends_cases_and_blocks(tmp_path: Path, migrated_store: Pa
             row["origin"] = "batch"  # a batch frame's integer columns may come back as floats
             row["inputs"] = {k: float(v) for k, v in api["inputs"].items()}
         log_predictions(engine, settings, batch)
-        first = run_fraud_actions(settings, engine, timeout=60)
-        again = run_fraud_actions(settings, engine, timeout=60)  # nothing due: nothing re-sent
+        first = run_fraud_actions(project, timeout=60)
+        again = run_fraud_actions(project, timeout=60)  # nothing due: nothing re-sent
     finally:
         engine.dispose()
     assert first["cases_received"] == 4  # 0.42, 0.5, 0.95, 0.97: at or above the threshold, once

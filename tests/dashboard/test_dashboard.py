@@ -89,10 +89,9 @@ def test_dashboard_renders_real_data_without_console_errors(project: Project, tm
 def test_api_serves_the_dashboard_and_takes_feedback(project: Project) -> None:
     from fastapi.testclient import TestClient
 
-    from loopml.dashboard import router
+    from loopml.dashboard import dashboard_router
 
-    app = project.app()
-    app.include_router(router)
+    app = project.app([dashboard_router(project)])
     replay = pd.read_parquet(project.settings.project_dir / "data" / "replay.parquet").head(3)
     records = [
         {k: (str(v) if k == "tx_datetime" else v) for k, v in r.items()}

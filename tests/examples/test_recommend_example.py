@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from loopml.config import load_settings
-from loopml.examples import EXAMPLES
+from loopml.examples import example_names
 from loopml.examples.recommend import CUT, later_lines, write_data
 
 
@@ -28,7 +28,7 @@ def test_months_option_keeps_a_small_prefix(tmp_path: Path) -> None:
 
 
 def test_project_file_is_a_ranking_project() -> None:
-    assert "recommend" in EXAMPLES
+    assert "recommend" in example_names()
     shipped = resources.files("loopml.examples.recommend").joinpath("loopml.yaml")
     with resources.as_file(shipped) as path:
         settings = load_settings(path)

@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 
 from loopml.cli import app
 from loopml.dashboard import dashboard_data, render_dashboard
+from loopml.enums import TriggerKind
 from loopml.examples import write_example
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
-from loopml.retrain import list_events, run_cycle, tick
+from loopml.retrain import Trigger, list_events, run_cycle, tick
 from loopml.retrain.events import start_event
 
 
@@ -142,7 +143,8 @@ def test_a_decision_made_before_another_workers_cycle_is_not_acted_on(
     real = cycle.decide
 
     def decide_then_lose_the_race(*args: object, **kwargs: object) -> cycle.Decision:
-        decision = replace(real(*args, **kwargs), retrain=True, reasons=["new labelled rows"])
+        found = [Trigger(TriggerKind.NEW_LABELS, "new labelled rows")]
+        decision = replace(real(*args, **kwargs), retrain=True, triggers=found)
         monkeypatch.setattr(cycle, "decide", real)  # worker A: decides, takes the lease, runs
         assert run_cycle(project.settings, project.store, force=True).ran
         return decision

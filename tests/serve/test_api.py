@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from loopml.project import Project
 from loopml.registry import get_alias, get_version, set_alias
 from loopml.serve import PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
+from loopml.serve.deps import get_holder
 from loopml.serve.state import ModelHolder
 from loopml.store import tables
 
@@ -443,7 +444,8 @@ def test_tampered_new_version_is_refused_and_the_old_one_keeps_serving(
     original = tamper(project, 2)
     v1_score = float(project.models.load(1).predict_records([RECORD])[0])
     app = project.app()
-    app.state.holder = ModelHolder(project.store, "fraud", "champion", refresh=0.05)
+    holder = ModelHolder(project.store, "fraud", "champion", refresh=0.05)
+    app.dependency_overrides[get_holder] = lambda: holder
     with TestClient(app) as client:
         assert client.post(PREDICT, json=RECORD).json()["model_version"] == 1
         set_alias(engine, "fraud", "champion", 2, reason="test: a damaged artifact")

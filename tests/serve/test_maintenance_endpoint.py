@@ -18,6 +18,7 @@ from sqlalchemy import select
 from loopml.config import failure_settings
 from loopml.project import Project
 from loopml.serve import create_app
+from loopml.serve.deps import server_state
 from loopml.store import tables
 from maintenance_support import maintenance_project
 
@@ -56,7 +57,9 @@ def _body(frame: pd.DataFrame) -> dict[str, Any]:
 def _flush(client: TestClient) -> None:
     """Wait until the API's prediction log has written what it acknowledged."""
     app: Any = client.app
-    app.state.prediction_log.flush()
+    writer = server_state(app).runtime.prediction_log
+    assert writer is not None
+    writer.flush()
 
 
 def _engine(test_cycles: pd.DataFrame, engine: int) -> pd.DataFrame:

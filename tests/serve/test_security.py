@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from loopml.config import Settings, parse_settings
-from loopml.dashboard import router as dashboard
+from loopml.dashboard import dashboard_router
 from loopml.errors import ConfigError
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
 from loopml.serve import ADMIN_ROUTES, PREDICT_ROUTES, PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
 from loopml.serve.auth import token_weakness
+from loopml.serve.deps import server_state
 
 ADMIN = secrets.token_urlsafe(32)
 PREDICTOR = secrets.token_urlsafe(32)
@@ -43,9 +44,7 @@ def secured(project: Project, **extra: Any) -> FastAPI:
     settings = with_serve(
         project.settings, admin_token=SecretStr(ADMIN), predict_token=SecretStr(PREDICTOR), **extra
     )
-    app = create_app(settings, project.store)
-    app.include_router(dashboard)  # composed as `loopml serve` composes it
-    return app
+    return project.with_settings(settings).app([dashboard_router(project)])  # as `loopml serve` composes it
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -276,4 +275,4 @@ def test_bad_alias_moves(client: TestClient, url: str, body: Any, status: int, f
     assert response.status_code == status, response.text
     if field:
         assert f"'{field}'" in response.json()["error"]["message"]
-    assert get_alias(client.app.state.store.engine, "fraud", "champion") == 1  # type: ignore[attr-defined]
+    assert get_alias(server_state(client.app).store.engine, "fraud", "champion") == 1

@@ -343,7 +343,7 @@ import numpy as np, pandas as pd
 from loopml.project import Project
 from loopml.tasks import get_task
 for case in json.loads(sys.argv[1]):
-    model = Project.open(case["project"], environ={}).load_model(case["version"])
+    model = Project.open(case["project"], environ={}).models.load(case["version"])
     rows = pd.read_parquet(case["rows"])
     task = get_task(model.version.signature["task"])
     np.save(case["out"], task.predict(model.pipeline, model.features(model.coerce(rows))))

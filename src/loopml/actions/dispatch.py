@@ -29,6 +29,7 @@ from sqlalchemy import Engine, Row, bindparam, insert, or_, select, update
 from loopml._plugins import resolve
 from loopml.actions.base import Action, Delivery, DeliveryError
 from loopml.config import ActionsConfig, Settings
+from loopml.enums import ActionStatus
 from loopml.errors import LoopMLError
 from loopml.store import tables, utcnow
 
@@ -77,7 +78,7 @@ class _Attempt:
 
 @dataclass
 class _Outcome:
-    status: str  # delivered | pending | dead
+    status: ActionStatus  # delivered | pending | dead
     outcome: str  # delivered | retry | dead | gone
     error: str | None = None
     retry_after: float | None = None
@@ -127,7 +128,9 @@ class Dispatcher:
             return token, []
         due = (
             select(o.c.id)
-            .where(o.c.status == "pending", o.c.next_attempt_at <= now, o.c.endpoint.in_(endpoints))
+            .where(
+                o.c.status == ActionStatus.PENDING, o.c.next_attempt_at <= now, o.c.endpoint.in_(endpoints)
+            )
             .where(or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
             .order_by(o.c.next_attempt_at, o.c.id)
             .limit(limit or self.config.batch)
@@ -152,25 +155,25 @@ class Dispatcher:
         except DeliveryError as exc:
             message = str(exc)[:1000]
             if exc.gone:
-                return _Outcome("dead", "gone", message)
+                return _Outcome(ActionStatus.DEAD, "gone", message)
             if exc.permanent or attempt >= self.config.max_attempts:
-                return _Outcome("dead", "dead", message, exc.retry_after)
+                return _Outcome(ActionStatus.DEAD, "dead", message, exc.retry_after)
             delay = backoff_delay(attempt, self.config, exc.retry_after)
-            return _Outcome("pending", "retry", message, exc.retry_after, delay, exc.unreachable)
+            return _Outcome(ActionStatus.PENDING, "retry", message, exc.retry_after, delay, exc.unreachable)
         except Exception as exc:  # a plugin bug must not stop the dispatcher: retry, keep it visible
             log.exception("endpoint '%s' raised while sending %s", row.endpoint, row.key)
             message = f"{type(exc).__name__}: {exc}"[:1000]
             if attempt >= self.config.max_attempts:
-                return _Outcome("dead", "dead", message)
-            return _Outcome("pending", "retry", message, None, backoff_delay(attempt, self.config))
+                return _Outcome(ActionStatus.DEAD, "dead", message)
+            return _Outcome(ActionStatus.PENDING, "retry", message, None, backoff_delay(attempt, self.config))
         if self.after_send is not None:
             self.after_send(delivery)
-        return _Outcome("delivered", "delivered")
+        return _Outcome(ActionStatus.DELIVERED, "delivered")
 
     def _values(self, row: Row[Any], result: _Outcome, now: datetime) -> dict[str, Any]:
         attempt = row.attempts + 1
         next_at = row.next_attempt_at
-        if result.status == "pending":
+        if result.status is ActionStatus.PENDING:
             next_at = now + timedelta(seconds=result.delay)
         return {
             "_id": row.id,
@@ -178,7 +181,7 @@ class Dispatcher:
             "attempts": attempt,
             "last_error": result.error,
             "next_attempt_at": next_at,
-            "delivered_at": now if result.status == "delivered" else None,
+            "delivered_at": now if result.status is ActionStatus.DELIVERED else None,
         }
 
     def _record(self, token: str, done: list[_Attempt]) -> None:

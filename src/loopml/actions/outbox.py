@@ -1,7 +1,7 @@
 """The transactional outbox: actions are written in the same transaction as the event that caused them.
 
-``enqueue_for_predictions(settings)`` returns an ``on_write(connection, rows)`` hook for the prediction
-log writer (API and batch); ``enqueue_for_alerts(settings)`` the same for recorded alerts. A hook
+``enqueue_for_predictions(settings.actions)`` returns an ``on_write(connection, rows)`` hook for the
+prediction log writer (API and batch); ``enqueue_for_alerts(settings.actions)`` the same for alerts. A hook
 evaluates the rules, applies de-duplication windows and rate limits (an action held back by either is
 kept as ``suppressed``, with the reason, for the audit trail) and inserts ``pending`` rows on the
 caller's connection: if the transaction rolls back, neither the prediction nor its action exists.
@@ -19,7 +19,8 @@ from sqlalchemy import Connection, func, insert, select
 
 from loopml._durations import duration
 from loopml.actions.rules import alert_fields, default_payload, matches, prediction_fields, render
-from loopml.config import ActionRuleConfig, ActionsConfig, Settings
+from loopml.config import ActionRuleConfig, ActionsConfig
+from loopml.enums import ActionStatus
 from loopml.store import tables, utcnow
 
 __all__ = ["action_key", "enqueue", "enqueue_for_alerts", "enqueue_for_predictions"]
@@ -70,7 +71,7 @@ class _Limits:
         since = self.now - duration(rule.dedupe.window)
         found = self.connection.execute(
             select(o.c.id)
-            .where(o.c.rule == rule.name, o.c.dedupe_key == key, o.c.status != "suppressed")
+            .where(o.c.rule == rule.name, o.c.dedupe_key == key, o.c.status != ActionStatus.SUPPRESSED)
             .where(o.c.created_at >= since)
             .limit(1)
         ).first()
@@ -85,7 +86,7 @@ class _Limits:
             self.used[rule.name] = self.connection.execute(
                 select(func.count())
                 .select_from(o)
-                .where(o.c.rule == rule.name, o.c.status != "suppressed", o.c.created_at >= since)
+                .where(o.c.rule == rule.name, o.c.status != ActionStatus.SUPPRESSED, o.c.created_at >= since)
             ).scalar_one()
         if self.used[rule.name] >= rule.rate_limit.max:
             return True
@@ -102,11 +103,14 @@ def _row(
 ) -> dict[str, Any]:
     source_id = str(fields["prediction_id" if event == "prediction" else "alert_id"])
     dedupe_key = str(render(rule.dedupe.key, fields)) if rule.dedupe else None
-    status, reason = "pending", None
+    status, reason = ActionStatus.PENDING, None
     if dedupe_key is not None and limits.duplicate(rule, dedupe_key):
-        status, reason = "suppressed", f"duplicate of '{dedupe_key}' within {rule.dedupe.window}"  # type: ignore[union-attr]
+        status, reason = ActionStatus.SUPPRESSED, f"duplicate of '{dedupe_key}' within {rule.dedupe.window}"  # type: ignore[union-attr]
     elif rule.rate_limit is not None and limits.over_limit(rule):
-        status, reason = "suppressed", f"rate limit {rule.rate_limit.max} per {rule.rate_limit.per}"
+        status, reason = (
+            ActionStatus.SUPPRESSED,
+            f"rate limit {rule.rate_limit.max} per {rule.rate_limit.per}",
+        )
     payload = render(rule.payload, fields) if rule.payload else default_payload(fields)
     return {
         "key": action_key(event, source_id, rule.name),
@@ -161,10 +165,10 @@ def enqueue(
     ]
     if rows:
         connection.execute(insert(tables.action_outbox), rows)
-    return sum(r["status"] == "pending" for r in rows)
+    return sum(r["status"] == ActionStatus.PENDING for r in rows)
 
 
-def enqueue_for_predictions(settings: Settings | ActionsConfig) -> OnWrite | None:
+def enqueue_for_predictions(config: ActionsConfig) -> OnWrite | None:
     """The prediction log's ``on_write`` hook for the project's prediction rules (None: no rules).
 
     Examples
@@ -173,7 +177,6 @@ def enqueue_for_predictions(settings: Settings | ActionsConfig) -> OnWrite | Non
     >>> enqueue_for_predictions(ActionsConfig()) is None
     True
     """
-    config = settings.actions if isinstance(settings, Settings) else settings
     if not any(r.event == "prediction" for r in config.rules):
         return None
     thresholds = _Thresholds()
@@ -185,9 +188,8 @@ def enqueue_for_predictions(settings: Settings | ActionsConfig) -> OnWrite | Non
     return on_write
 
 
-def enqueue_for_alerts(settings: Settings | ActionsConfig) -> OnWrite | None:
+def enqueue_for_alerts(config: ActionsConfig) -> OnWrite | None:
     """The ``on_write`` hook for recorded alerts (rows of ``alerts`` with their ``id``); None: no rules."""
-    config = settings.actions if isinstance(settings, Settings) else settings
     if not any(r.event == "alert" for r in config.rules):
         return None
 

@@ -37,7 +37,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -46,6 +46,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, S
 from loopml.actions._options import Options, one_line
 from loopml.actions.base import Delivery, DeliveryError
 from loopml.store.engine import psycopg_url
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SqlAction"]
 
@@ -307,6 +310,16 @@ class SqlAction:
             raise DeliveryError(message, permanent=permanent, unreachable=invalidated) from None
         except OSError as exc:  # e.g. the SQLite file's folder cannot be made
             raise DeliveryError(f"{self.where}: {one_line(exc)}", unreachable=True) from None
+
+    def rows(self) -> pd.DataFrame:
+        """Every row the table holds, with the endpoint's own connection settings: what the
+        deliveries wrote (an empty frame while the table does not exist yet)."""
+        import pandas as pd
+
+        with self._engine.connect() as conn:
+            if not sa.inspect(conn).has_table(self.table_name, schema=self.schema):
+                return pd.DataFrame()
+            return pd.read_sql_table(self.table_name, conn, schema=self.schema)
 
     def close(self) -> None:
         """Close the connection pool (safe to call twice)."""

@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from loopml.enums import ActionStatus
 from loopml.errors import InputError
 from loopml.store import tables, utcnow
 
 __all__ = ["STATUSES", "action_summary", "recent_actions", "replay"]
 
-STATUSES = ("pending", "delivered", "dead", "suppressed")
+STATUSES = tuple(ActionStatus)
 
 
 def action_summary(engine: Engine) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def replay(engine: Engine, *, ids: list[int] | None = None, endpoint: str | None
     """
     o, e = tables.action_outbox, tables.action_endpoints
     now = utcnow()
-    where = [o.c.status == "dead"]
+    where = [o.c.status == ActionStatus.DEAD]
     if ids:
         where.append(o.c.id.in_(ids))
     if endpoint is not None:
@@ -94,7 +95,13 @@ def replay(engine: Engine, *, ids: list[int] | None = None, endpoint: str | None
         replayed = conn.execute(
             update(o)
             .where(*where)
-            .values(status="pending", attempts=0, next_attempt_at=now, claim_token=None, claimed_until=None)
+            .values(
+                status=ActionStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                claim_token=None,
+                claimed_until=None,
+            )
         ).rowcount
         names = sorted(
             conn.execute(select(e.c.name).where(e.c.name.in_(endpoints), e.c.disabled.is_(True))).scalars()

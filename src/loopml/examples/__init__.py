@@ -13,7 +13,13 @@ from typing import Any
 
 from loopml.project import example_names, get_example
 
-__all__ = ["example_names", "write_example"]
+__all__ = ["REAL_DATA_DEMO", "example_names", "write_example"]
+
+# Why a demo on the real data shipped with loopml takes neither --quick nor --seed (Example.not_taken).
+REAL_DATA_DEMO = {
+    "quick": "it already runs at full size in about a minute",
+    "seed": "its data is real, shipped with loopml, not simulated",
+}
 
 
 def write_example(name: str, directory: Path, **data_options: Any) -> Path:

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
 from rich.progress import Progress
 
-from loopml.cli._common import err_console
 from loopml.errors import InputError
 
-__all__ = ["build", "jsonable_records", "send_all"]
+__all__ = ["build", "console", "err_console", "jsonable_records", "send_all"]
+
+# The demos' own consoles: summaries for people on stdout, progress and status on stderr (so
+# ``loopml demo NAME --json`` prints its one JSON line alone on stdout).
+console = Console()
+err_console = Console(stderr=True)
 
 
 def send_all(

@@ -14,6 +14,7 @@ reference, for a change of the relation between inputs and outcome that the inpu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from loopml.validate.profile import (
     ColumnProfile,
     DriftCounts,
     Profile,
+    ProfileKind,
     bin_counts,
     profile_counts,
 )
@@ -109,7 +111,7 @@ class DriftResult:
     """One column's drift in one window."""
 
     column: str
-    kind: str
+    kind: ProfileKind | Literal["concept"]  # "concept": the positives' scores against the reference's
     rows: int
     psi: float
     js: float

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import MonitorConfig
+from loopml.enums import AlertKind
 from loopml.features import parse_duration
 from loopml.monitor.alerts import record_alerts
 from loopml.monitor.drift import DriftResult, compare, concept_drift
@@ -120,7 +121,7 @@ def _concept_alert(report: MonitorReport) -> list[dict[str, Any]]:
     moved = found.top_bins[0]
     return [
         {
-            "kind": "concept_drift",
+            "kind": AlertKind.CONCEPT_DRIFT,
             "subject": "prediction",
             "message": f"concept drift: labelled positives now score differently (Jensen-Shannon "
             f"{found.js:.3f}, p={found.p_value:.2g}); positives in {moved['bin']}: "
@@ -135,7 +136,7 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
     if report.drifted_features:
         found.append(
             {
-                "kind": "drift",
+                "kind": AlertKind.DRIFT,
                 "subject": ",".join(report.drifted_features[:10]),
                 "message": f"{len(report.drifted_features)} feature(s) drifted: "
                 f"{', '.join(report.drifted_features[:5])}",
@@ -146,8 +147,8 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
     evidence = report.performance.get("positives", config.min_positives) >= config.min_positives
     realized = (report.performance.get("realized") or {}) if evidence else {}
     for kind, values, floors, window in (
-        ("performance", realized, config.performance_floor, realized_start),
-        ("estimated_performance", report.estimated_performance, config.estimated_floor, start),
+        (AlertKind.PERFORMANCE, realized, config.performance_floor, realized_start),
+        (AlertKind.ESTIMATED_PERFORMANCE, report.estimated_performance, config.estimated_floor, start),
     ):
         for metric, floor in floors.items():
             value = values.get(metric)

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from loopml.project.core import Project
     from loopml.project.data import Data, DatasetDetails, DatasetDiff, Quarantine, SchemaAccepted, Snapshot
     from loopml.project.examples import Demo, Example, example_names, get_example
+    from loopml.project.forecasts import ForecastLabels
     from loopml.project.models import FittedModel, ModelDiff, Models
     from loopml.project.monitor import DashboardData, Monitor
     from loopml.project.predictions import FeedbackResult, JournalReplay, PointInTime, Prediction, Predictions
     from loopml.project.retrain import Retrain, Rollback, Tick
     from loopml.project.worker import Worker, WorkerEvent
+    from loopml.scoring import LoadedModel
     from loopml.train import TrainOutcome
 
 # Each public name -> the module that defines it, imported on first use: ``loopml --help`` and the
@@ -55,8 +57,10 @@ _EXPORTS: dict[str, str] = {
     "Example": "loopml.project.examples",
     "FeedbackResult": "loopml.project.predictions",
     "FittedModel": "loopml.project.models",
+    "ForecastLabels": "loopml.project.forecasts",
     "JournalReplay": "loopml.project.predictions",
     "LOG_FORMATS": "loopml._logging",
+    "LoadedModel": "loopml.scoring",
     "ModelDiff": "loopml.project.models",
     "Models": "loopml.project.models",
     "Monitor": "loopml.project.monitor",
@@ -100,7 +104,9 @@ __all__ = [
     "Example",
     "FeedbackResult",
     "FittedModel",
+    "ForecastLabels",
     "JournalReplay",
+    "LoadedModel",
     "ModelDiff",
     "Models",
     "Monitor",

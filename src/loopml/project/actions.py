@@ -7,10 +7,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from loopml.actions import action_summary, dispatch_once, recent_actions, replay
+from loopml.actions import action_summary, dispatch_once, open_action, recent_actions, replay
 from loopml.enums import ActionStatus
+from loopml.errors import InputError, NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from loopml.project.core import Project
 
 __all__ = ["ActionRecord", "ActionSummary", "Actions", "ReplayResult"]
@@ -98,3 +101,31 @@ class Actions:
         """Deliver every due action now (what the worker does continuously); returns the number of
         delivery attempts."""
         return dispatch_once(self._project.settings, self._project.store.engine, timeout=timeout)
+
+    def sql_rows(self, endpoint: str) -> pd.DataFrame:
+        """What the ``sql`` endpoint ``endpoint`` (``actions.endpoints`` in loopml.yaml) has
+        written: every row of its table, read with the endpoint's own connection settings; an empty
+        frame until a first delivery creates the table.
+
+        A :class:`NotFoundError` for an unknown endpoint, an :class:`InputError` for one of
+        another kind (a webhook, a queue: what they received lives in the system they deliver to).
+        """
+        from loopml.actions.sql import SqlAction
+
+        config = self._project.settings.actions
+        found = config.endpoints.get(endpoint)
+        if found is None:
+            known = did_you_mean(endpoint, config.endpoints) or "loopml.yaml defines none."
+            raise NotFoundError(f"no action endpoint '{endpoint}'; {known}")
+        if found.kind != SqlAction.kind:
+            raise InputError(
+                f"action endpoint '{endpoint}' is a {found.kind} endpoint; only an sql endpoint's "
+                "table can be read back."
+            )
+        action = open_action(endpoint, config, self._project.directory)
+        try:
+            if not isinstance(action, SqlAction):  # 'sql' taken over by a third-party plugin
+                raise InputError(f"action endpoint '{endpoint}' is not loopml's sql action.")
+            return action.rows()
+        finally:
+            action.close()

@@ -190,7 +190,7 @@ class Data:
     def contract(self) -> DataContract:
         """The latest data contract (inferred at the first ingest, edited or accepted since)."""
         project = self._project
-        found = latest_contract(contracts_dir(project.settings), project.name)
+        found = latest_contract(contracts_dir(project.directory), project.name)
         if found is None:
             raise InputError(f"project '{project.name}' has no data contract yet; run `loopml ingest`.")
         return found

@@ -97,6 +97,17 @@ class Models:
         """The version ``alias`` points at, or None."""
         return get_alias(self._engine, self._project.name, alias)
 
+    def follow(self, model: LoadedModel | None = None, alias: str = "champion") -> LoadedModel:
+        """The version ``alias`` points at, kept current as the API keeps its served model: ``model``
+        itself while it still holds ``alias`` (with the labels sent as feedback since the last call
+        learnt by its window state), else that version newly loaded. Call it between batches that
+        stand in for live traffic, passing what it returned the last time."""
+        version = self.alias(alias)
+        if model is not None and model.version.version == version:
+            model.learn_feedback(self._project.store)
+            return model
+        return self.load(alias if version is None else version)
+
     def promote(
         self,
         version: int,

@@ -71,7 +71,7 @@ class Monitor:
         project = self._project
         settings = project.settings
         replay_journal(
-            project.store.engine, journal_dir(settings), on_write=enqueue_for_predictions(settings)
+            project.store.engine, journal_dir(settings), on_write=enqueue_for_predictions(settings.actions)
         )
         return run_monitor(
             project.store,
@@ -79,7 +79,7 @@ class Monitor:
             settings.monitor,
             ref=ref,
             record=record,
-            on_alert=enqueue_for_alerts(settings),
+            on_alert=enqueue_for_alerts(settings.actions),
         )
 
     def alerts(self, limit: int = 50) -> list[Alert]:

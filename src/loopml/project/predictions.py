@@ -33,6 +33,7 @@ from loopml.store import (
 
 if TYPE_CHECKING:
     from loopml.project.core import Project
+    from loopml.project.forecasts import ForecastLabels
     from loopml.project.models import FittedModel
 
 __all__ = ["FeedbackResult", "JournalReplay", "PointInTime", "Prediction", "Predictions"]
@@ -126,7 +127,7 @@ class Predictions:
             for record, p in zip(records, found, strict=True)
         ]
         write_predictions(
-            self._project.store.engine, rows, on_write=enqueue_for_predictions(self._project.settings)
+            self._project.store.engine, rows, on_write=enqueue_for_predictions(self._project.settings.actions)
         )
 
     def predict_file(
@@ -142,6 +143,8 @@ class Predictions:
         output_table: str | None = None,
         if_exists: str | None = None,
         log_predictions: bool = True,
+        actions: bool = True,
+        model: LoadedModel | None = None,
     ) -> BatchResult:
         """Batch-score a CSV or Parquet file, or a table or query of a database, into a Parquet or CSV
         file or a database table, through the same scoring function as the API.
@@ -154,15 +157,18 @@ class Predictions:
         With ``dask`` (a scheduler address, ``"local"`` for a new LocalCluster, or a
         ``distributed.Client``) a Parquet file or folder is scored on the cluster into a folder of
         Parquet partitions; the scores are the same, row by row. ``log_predictions=False`` scores
-        without logging (and so without triggering actions): history, say, rather than live traffic.
+        without logging (and so without triggering actions): history, say, rather than live traffic;
+        ``actions=False`` logs them without triggering actions (a replay, a backfill). An already
+        loaded ``model`` (see :meth:`~loopml.project.models.Models.follow`) scores instead of version
+        ``ref``, its window state going on from where it was.
 
         A forecast model writes batch forecasts instead: the series listed in ``input_path``
         (``item``, optional ``group`` and ``horizon``), or with no input every series at every step,
         each equal to the forecast endpoint's.
         """
         project = self._project
-        model = project.models.load(ref)
-        on_write = enqueue_for_predictions(project.settings) if log_predictions else None
+        model = model if model is not None else project.models.load(ref)
+        on_write = enqueue_for_predictions(project.settings.actions) if log_predictions and actions else None
         sql_in = bool(is_url(input_path or "") or input_table or input_query)
         if model.task.scores_series:
             if dask is not None:
@@ -229,6 +235,14 @@ class Predictions:
         model = self._project.models.load(ref)
         return forecast_table(model, forecast_source(self._project.store, model, stock=self._stock()))
 
+    def label_forecasts(self, ref: str | int = "champion") -> ForecastLabels:
+        """Send the demand of every complete period of the latest data version as the labels of the
+        logged forecasts of that period that have none yet (a forecast project's feedback comes
+        from its own data: ingest the new lines, then call this)."""
+        from loopml.project.forecasts import label_forecasts
+
+        return label_forecasts(self._project, ref)
+
     def feedback(self, labels: Iterable[Mapping[str, Any]]) -> FeedbackResult:
         """Record ground truth for earlier predictions: ``{"prediction_id": ..., "label": ...}``
         items. Unknown prediction ids are counted, not stored; a label sent twice keeps the latest."""
@@ -284,7 +298,9 @@ class Predictions:
         are skipped, so running it again is harmless)."""
         settings = self._project.settings
         folder = journal_dir(settings)
-        count = replay_journal(self._project.store.engine, folder, on_write=enqueue_for_predictions(settings))
+        count = replay_journal(
+            self._project.store.engine, folder, on_write=enqueue_for_predictions(settings.actions)
+        )
         return JournalReplay(count, folder)
 
     def point_in_time(self, history: pd.DataFrame, ref: str | int = "champion") -> PointInTime:

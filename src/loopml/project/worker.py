@@ -87,7 +87,9 @@ class Worker:
         report = report or (lambda event: None)
         try:
             done = tend_prediction_log(
-                project.settings, project.store.engine, on_write=enqueue_for_predictions(project.settings)
+                project.settings,
+                project.store.engine,
+                on_write=enqueue_for_predictions(project.settings.actions),
             )
         except Exception as exc:
             report(WorkerEvent("upkeep_failed", project.name, f"{type(exc).__name__}: {exc}"))

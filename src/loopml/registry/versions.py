@@ -255,8 +255,12 @@ def version_at(engine: Engine, name: str, alias: str, t: datetime) -> int | None
 
     Examples
     --------
-    >>> version_at(store.engine, "fraud", "champion", datetime(2026, 5, 1, tzinfo=UTC))  # doctest: +SKIP
-    2
+    >>> import tempfile
+    >>> from loopml.store import open_store
+    >>> folder = tempfile.mkdtemp()
+    >>> store = open_store(f"sqlite:///{folder}/loopml.db", f"{folder}/artifacts")
+    >>> version_at(store.engine, "fraud", "champion", datetime(2026, 5, 1, tzinfo=UTC)) is None  # none yet
+    True
     """
     return alias_at(engine, name, alias, t)
 

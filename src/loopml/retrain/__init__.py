@@ -6,7 +6,7 @@ from loopml.retrain.cron import cron_due, parse_cron
 from loopml.retrain.cycle import CycleResult, run_cycle
 from loopml.retrain.events import Event, list_events
 from loopml.retrain.gate import GateResult, gate
-from loopml.retrain.policy import Decision, decide
+from loopml.retrain.policy import Decision, Trigger, decide
 from loopml.retrain.shadow import compare_shadow, shadow_pairs
 from loopml.retrain.watch import check_watch, tick
 
@@ -15,6 +15,7 @@ __all__ = [
     "Decision",
     "Event",
     "GateResult",
+    "Trigger",
     "check_watch",
     "compare_shadow",
     "cron_due",

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from loopml.config import Settings
+from loopml.enums import CycleStatus, EventKind
 from loopml.monitor import MonitorReport
 from loopml.registry import get_alias, get_version, move_alias
 from loopml.retrain.events import Event, last_event, list_events, start_event, transition
@@ -42,7 +43,7 @@ class CycleResult:
 
     decision: Decision
     ran: bool
-    status: str
+    status: CycleStatus
     challenger_version: int | None = None
     champion_version: int | None = None
     gate: list[dict[str, Any]] = field(default_factory=list)
@@ -83,23 +84,23 @@ def run_cycle(
     decision = decide(settings, store, record=not dry_run, report=report, now=now)
     champion = get_alias(store.engine, settings.name, "champion")
     if dry_run:
-        return CycleResult(decision, False, "dry_run", champion_version=champion)
+        return CycleResult(decision, False, CycleStatus.DRY_RUN, champion_version=champion)
     with lease(store.engine, f"retrain:{settings.name}", ttl_s=lease_ttl_s):
         resumed = _resume_open(settings, store, decision, now or utcnow())
         if resumed is not None:
             return resumed
         if not (decision.retrain or force):
-            return CycleResult(decision, False, "skipped", champion_version=champion)
-        since = last_event(store.engine, settings.name, "cycle")
+            return CycleResult(decision, False, CycleStatus.SKIPPED, champion_version=champion)
+        since = last_event(store.engine, settings.name, EventKind.CYCLE)
         if not force and since is not None and since.started_at >= decided_at:
             # Another worker ran a cycle between this decision and the lease: the decision is stale
             # (its triggers were answered, the cooldown has restarted); the next check decides again.
             why = [f"cycle {since.id} started after this decision (another worker)"]
-            return CycleResult(decision, False, "skipped", champion_version=champion, reasons=why)
+            return CycleResult(decision, False, CycleStatus.SKIPPED, champion_version=champion, reasons=why)
         event = start_event(
             store.engine,
             settings.name,
-            "cycle",
+            EventKind.CYCLE,
             reasons=decision.reasons or ["forced"],
             details={"step": "ingesting", "champion": champion},
         )
@@ -107,7 +108,7 @@ def run_cycle(
             return _cycle(settings, store, decision, event, now or utcnow())
         except BaseException as exc:
             with store.engine.begin() as conn:
-                transition(conn, event, "failed", reasons=[f"{type(exc).__name__}: {exc}"])
+                transition(conn, event, CycleStatus.FAILED, reasons=[f"{type(exc).__name__}: {exc}"])
             raise
 
 
@@ -122,15 +123,18 @@ def challenger_settings(settings: Settings) -> Settings:
 def _resume_open(settings: Settings, store: Store, decision: Decision, now: datetime) -> CycleResult | None:
     """Under the lease every open cycle's worker is gone: resume what can be, abandon the rest."""
     found: CycleResult | None = None
-    for event in reversed(list_events(store.engine, settings.name, "cycle", limit=50)):
-        if event.status == "running":
+    for event in reversed(list_events(store.engine, settings.name, EventKind.CYCLE, limit=50)):
+        if event.status is CycleStatus.RUNNING:
             with store.engine.begin() as conn:
                 transition(
-                    conn, event.id, "abandoned", reasons=["its worker stopped before a challenger was ready"]
+                    conn,
+                    event.id,
+                    CycleStatus.ABANDONED,
+                    reasons=["its worker stopped before a challenger was ready"],
                 )
-        elif event.status == "trained" and event.challenger_version is not None:
+        elif event.status is CycleStatus.TRAINED and event.challenger_version is not None:
             found = _judge(settings, store, decision, event.id, event.challenger_version, now)
-        elif event.status == "shadowing":
+        elif event.status is CycleStatus.SHADOWING:
             found = _after_shadow(settings, store, decision, event, now)
     return found
 
@@ -138,13 +142,17 @@ def _resume_open(settings: Settings, store: Store, decision: Decision, now: date
 def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now: datetime) -> CycleResult:
     ingest(settings, store)  # nothing past the watermark is no new version: retrain on the latest
     with store.engine.begin() as conn:
-        transition(conn, event, "running", expect=("running",), details={"step": "training"})
+        transition(
+            conn, event, CycleStatus.RUNNING, expect=(CycleStatus.RUNNING,), details={"step": "training"}
+        )
     refit = settings.retrain.refit  # the gate judges the fit without its window; the refit serves
     challenger = train_and_register(
         challenger_settings(settings), store, promote_if_first=False, refit=refit
     ).version.version
     with store.engine.begin() as conn:
-        transition(conn, event, "trained", expect=("running",), challenger_version=challenger)
+        transition(
+            conn, event, CycleStatus.TRAINED, expect=(CycleStatus.RUNNING,), challenger_version=challenger
+        )
         reason = f"retrain cycle {event}"
         move_alias(conn, settings.name, "challenger", challenger, reason=reason, actor=ACTOR)
     return _judge(settings, store, decision, event, challenger, now)
@@ -168,11 +176,11 @@ def _judge(
             transition(
                 conn,
                 event,
-                "shadowing",
-                expect=("trained",),
+                CycleStatus.SHADOWING,
+                expect=(CycleStatus.TRAINED,),
                 details={**details, "shadow_since": now.isoformat(), "gained": gained},
             )
-        return _result(settings, store, decision, event, "shadowing", challenger, verdict, [gained])
+        return _result(settings, store, decision, event, CycleStatus.SHADOWING, challenger, verdict, [gained])
     return _promote(settings, store, decision, event, challenger, verdict, gained, details)
 
 
@@ -184,7 +192,7 @@ def _after_shadow(
     verdict = GateResult(True, list(event.details.get("gate", [])))
     outcome = compare_shadow(settings, store, event, now)
     if outcome is None:
-        return _result(settings, store, decision, event.id, "shadowing", challenger, verdict, [])
+        return _result(settings, store, decision, event.id, CycleStatus.SHADOWING, challenger, verdict, [])
     passed, detail, summary = outcome
     checks = [*verdict.checks, {"check": "shadow", "passed": passed, "detail": detail}]
     verdict = GateResult(passed, checks)
@@ -206,12 +214,12 @@ def _promote(
 ) -> CycleResult:
     """One transaction: the event becomes ``promoted`` and both aliases move, with their history."""
     with store.engine.begin() as conn:
-        if not transition(conn, event, "promoted", details=details or {"gate": []}, reasons=[why]):
-            return _result(settings, store, decision, event, "abandoned", challenger, verdict, [])
+        if not transition(conn, event, CycleStatus.PROMOTED, details=details or {"gate": []}, reasons=[why]):
+            return _result(settings, store, decision, event, CycleStatus.ABANDONED, challenger, verdict, [])
         reason = f"retrain cycle {event}: {why}"
         move_alias(conn, settings.name, "champion", challenger, reason=reason, actor=ACTOR)
         _point_challenger(conn, settings.name, challenger, reason)
-    return _result(settings, store, decision, event, "promoted", challenger, verdict, [why])
+    return _result(settings, store, decision, event, CycleStatus.PROMOTED, challenger, verdict, [why])
 
 
 def _reject(
@@ -227,9 +235,9 @@ def _reject(
     """The event becomes ``rejected`` and the ``challenger`` alias goes back to the champion."""
     champion = get_alias(store.engine, settings.name, "champion")
     with store.engine.begin() as conn:
-        if transition(conn, event, "rejected", details=details, reasons=reasons) and champion:
+        if transition(conn, event, CycleStatus.REJECTED, details=details, reasons=reasons) and champion:
             _point_challenger(conn, settings.name, champion, f"retrain cycle {event}: challenger rejected")
-    return _result(settings, store, decision, event, "rejected", challenger, verdict, reasons)
+    return _result(settings, store, decision, event, CycleStatus.REJECTED, challenger, verdict, reasons)
 
 
 def _point_challenger(conn: Connection, name: str, version: int, reason: str) -> None:
@@ -245,7 +253,7 @@ def _result(
     store: Store,
     decision: Decision,
     event: int,
-    status: str,
+    status: CycleStatus,
     challenger: int,
     verdict: GateResult,
     reasons: list[str],

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from loopml.enums import CycleStatus, EventKind
 from loopml.store import tables, utcnow
 
 __all__ = [
@@ -25,8 +26,8 @@ __all__ = [
 
 # A cycle's states: running (ingesting, training) -> trained -> [shadowing] -> promoted | rejected,
 # or failed / abandoned. Each move is one recorded transition; the open ones are resumed or abandoned.
-OPEN = ("running", "trained", "shadowing")
-TERMINAL = ("promoted", "rejected", "failed", "abandoned")
+OPEN = (CycleStatus.RUNNING, CycleStatus.TRAINED, CycleStatus.SHADOWING)
+TERMINAL = (CycleStatus.PROMOTED, CycleStatus.REJECTED, CycleStatus.FAILED, CycleStatus.ABANDONED)
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class Event:
     """One row of ``retrain_events``."""
 
     id: int
-    kind: str
-    status: str
+    kind: EventKind
+    status: CycleStatus
     decision: bool | None
     reasons: list[str]
     details: dict[str, Any]
@@ -51,8 +52,8 @@ def _aware(value: datetime | None) -> datetime | None:
 def _event(row: Any) -> Event:
     return Event(
         row.id,
-        row.kind,
-        row.status,
+        EventKind(row.kind),
+        CycleStatus(row.status),
         row.decision,
         row.reasons,
         row.details,
@@ -65,9 +66,9 @@ def _event(row: Any) -> Event:
 def start_event(
     engine: Engine,
     model: str,
-    kind: str,
+    kind: EventKind,
     *,
-    status: str = "running",
+    status: CycleStatus = CycleStatus.RUNNING,
     decision: bool | None = None,
     reasons: list[str] | None = None,
     details: dict[str, Any] | None = None,
@@ -83,7 +84,7 @@ def start_event(
         "reasons": reasons or [],
         "details": details or {},
         "started_at": utcnow(),
-        "finished_at": utcnow() if status != "running" else None,
+        "finished_at": utcnow() if status != CycleStatus.RUNNING else None,
     }
     if conn is not None:
         return int(conn.execute(insert(e).returning(e.c.id), row).scalar_one())
@@ -91,7 +92,7 @@ def start_event(
         return int(own.execute(insert(e).returning(e.c.id), row).scalar_one())
 
 
-def finish_event(engine: Engine, event_id: int, status: str, **values: Any) -> None:
+def finish_event(engine: Engine, event_id: int, status: CycleStatus, **values: Any) -> None:
     """Close an event with its status and any of decision, reasons, details, challenger_version."""
     e = tables.retrain_events
     with engine.begin() as conn:
@@ -103,9 +104,9 @@ def finish_event(engine: Engine, event_id: int, status: str, **values: Any) -> N
 def transition(
     conn: Connection,
     event_id: int,
-    status: str,
+    status: CycleStatus,
     *,
-    expect: tuple[str, ...] = OPEN,
+    expect: tuple[CycleStatus, ...] = OPEN,
     details: dict[str, Any] | None = None,
     **values: Any,
 ) -> bool:
@@ -139,7 +140,7 @@ def get_event(engine: Engine, event_id: int) -> Event:
 
 
 def last_event(
-    engine: Engine, model: str, kind: str, statuses: tuple[str, ...] | None = None
+    engine: Engine, model: str, kind: EventKind, statuses: tuple[CycleStatus, ...] | None = None
 ) -> Event | None:
     """The most recent event of ``kind`` (optionally with one of ``statuses``)."""
     e = tables.retrain_events
@@ -151,7 +152,7 @@ def last_event(
     return _event(row) if row else None
 
 
-def list_events(engine: Engine, model: str, kind: str | None = None, limit: int = 100) -> list[Event]:
+def list_events(engine: Engine, model: str, kind: EventKind | None = None, limit: int = 100) -> list[Event]:
     """Recent events, newest first."""
     e = tables.retrain_events
     query = select(e).where(e.c.model_name == model)

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from loopml.config import Settings
+from loopml.enums import Origin
 from loopml.features import parse_duration
 from loopml.monitor import windowed_performance
 from loopml.store import Store, tables
@@ -24,7 +25,7 @@ __all__ = ["own_performance"]
 def _frame(settings: Settings, store: Store, version: int) -> pd.DataFrame:
     p, f = tables.predictions, tables.feedback
     query = select(p.c.id, p.c.created_at, p.c.score, p.c.inputs).where(
-        p.c.model_name == settings.name, p.c.model_version == version, p.c.origin != "shadow"
+        p.c.model_name == settings.name, p.c.model_version == version, p.c.origin != Origin.SHADOW
     )
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()

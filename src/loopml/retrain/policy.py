@@ -10,6 +10,7 @@ import numpy as np
 
 from loopml.actions import enqueue_for_alerts
 from loopml.config import Settings
+from loopml.enums import CycleStatus, EventKind, TriggerKind
 from loopml.features import parse_duration
 from loopml.monitor import MonitorReport, run_monitor
 from loopml.registry import get_alias
@@ -18,35 +19,51 @@ from loopml.retrain.events import OPEN, labels_since, last_event, start_event
 from loopml.retrain.perf import own_performance
 from loopml.store import Store, utcnow
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Decision", "Trigger", "decide"]
+
+# The cycles that ran to the end: the last one starts the count of new labels.
+FINISHED = (CycleStatus.PROMOTED, CycleStatus.REJECTED, CycleStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One reason to retrain: its kind and what was seen."""
+
+    kind: TriggerKind
+    detail: str
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether to retrain now, why, and the inputs the decision was made on."""
+    """Whether to retrain now, why (each trigger that fired), and the inputs the decision was made on."""
 
     retrain: bool
-    reasons: list[str]
+    triggers: list[Trigger]
     inputs: dict[str, Any] = field(default_factory=dict)
     blocked_by: str | None = None
 
+    @property
+    def reasons(self) -> list[str]:
+        """Each trigger's detail, as the decision's record and output give them."""
+        return [t.detail for t in self.triggers]
 
-def _floors(values: dict[str, Any], floors: dict[str, float], label: str) -> list[str]:
+
+def _floors(kind: TriggerKind, values: dict[str, Any], floors: dict[str, float], label: str) -> list[Trigger]:
     found = []
     for metric, floor in floors.items():
         value = values.get(metric)
         if value is not None and np.isfinite(value) and value < floor:
-            found.append(f"{label} {metric} {value:.4f} is under {floor}")
+            found.append(Trigger(kind, f"{label} {metric} {value:.4f} is under {floor}"))
     return found
 
 
 def _triggers(
     settings: Settings, store: Store, report: MonitorReport | None, now: datetime
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[Trigger], dict[str, Any]]:
     cfg = settings.retrain
-    last_cycle = last_event(store.engine, settings.name, "cycle", ("promoted", "rejected", "failed"))
+    last_cycle = last_event(store.engine, settings.name, EventKind.CYCLE, FINISHED)
     since = last_cycle.started_at if last_cycle else None
-    reasons: list[str] = []
+    reasons: list[Trigger] = []
     inputs: dict[str, Any] = {"last_cycle": since}
     if report is not None:
         inputs.update(
@@ -56,25 +73,30 @@ def _triggers(
             window=report.window,
         )
         if cfg.drift_features and len(report.drifted_features) >= cfg.drift_features:
+            drifted = report.drifted_features
             reasons.append(
-                f"{len(report.drifted_features)} feature(s) drifted: {', '.join(report.drifted_features[:5])}"
+                Trigger(TriggerKind.DRIFT, f"{len(drifted)} feature(s) drifted: {', '.join(drifted[:5])}")
             )
-        reasons += _floors(report.estimated_performance, cfg.estimated_floor, "estimated")
+        reasons += _floors(
+            TriggerKind.ESTIMATED_FLOOR, report.estimated_performance, cfg.estimated_floor, "estimated"
+        )
     champion = get_alias(store.engine, settings.name, "champion")
     if champion is not None and cfg.performance_floor:  # judged on the champion's own predictions
         own = own_performance(settings, store, champion)
         inputs.update(realized=own["realized"], realized_window=own["window_start"])
         label = f"realized (v{champion}, window {own['window_start']:%Y-%m-%d})" if own["realized"] else ""
-        reasons += _floors(own["realized"] or {}, cfg.performance_floor, label)
+        reasons += _floors(TriggerKind.PERFORMANCE_FLOOR, own["realized"] or {}, cfg.performance_floor, label)
     if cfg.new_labels:
         fresh = labels_since(store.engine, settings.name, since)
         inputs["new_labels"] = fresh
         if fresh >= cfg.new_labels:
-            reasons.append(f"{fresh} new labels (threshold {cfg.new_labels})")
+            reasons.append(
+                Trigger(TriggerKind.NEW_LABELS, f"{fresh} new labels (threshold {cfg.new_labels})")
+            )
     if cfg.schedule:
-        last_check = last_event(store.engine, settings.name, "decision")
+        last_check = last_event(store.engine, settings.name, EventKind.DECISION)
         if cron_due(cfg.schedule, last_check.started_at if last_check else None, now):
-            reasons.append(f"schedule '{cfg.schedule}' is due")
+            reasons.append(Trigger(TriggerKind.SCHEDULE, f"schedule '{cfg.schedule}' is due"))
     return reasons, inputs
 
 
@@ -94,26 +116,30 @@ def decide(
     champion = get_alias(store.engine, settings.name, "champion")
     if champion and (report is None or report.model_version != champion):
         report = run_monitor(
-            store, settings.name, settings.monitor, record=record, on_alert=enqueue_for_alerts(settings)
+            store,
+            settings.name,
+            settings.monitor,
+            record=record,
+            on_alert=enqueue_for_alerts(settings.actions),
         )
-    reasons, inputs = _triggers(settings, store, report, now)
+    triggers, inputs = _triggers(settings, store, report, now)
     if champion is None:
-        reasons.append("there is no champion yet")
+        triggers.append(Trigger(TriggerKind.NO_CHAMPION, "there is no champion yet"))
     blocked = None
-    last_cycle = last_event(store.engine, settings.name, "cycle", ("promoted", "rejected", "failed", *OPEN))
+    last_cycle = last_event(store.engine, settings.name, EventKind.CYCLE, (*FINISHED, *OPEN))
     cooldown = timedelta(milliseconds=parse_duration(settings.retrain.cooldown))
-    if reasons and last_cycle and last_cycle.started_at + cooldown > now:
+    if triggers and last_cycle and last_cycle.started_at + cooldown > now:
         started = f"{last_cycle.started_at:%Y-%m-%d %H:%M}"
         blocked = f"cooldown: the last cycle started at {started} (cooldown {settings.retrain.cooldown})"
-    decision = Decision(bool(reasons) and blocked is None, reasons, inputs, blocked)
+    decision = Decision(bool(triggers) and blocked is None, triggers, inputs, blocked)
     if record:
         start_event(
             store.engine,
             settings.name,
-            "decision",
-            status="done",
+            EventKind.DECISION,
+            status=CycleStatus.DONE,
             decision=decision.retrain,
-            reasons=reasons + ([blocked] if blocked else []),
+            reasons=decision.reasons + ([blocked] if blocked else []),
             details=_jsonable(inputs),
         )
     return decision

@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from loopml.config import Settings
+from loopml.enums import Origin
 from loopml.features import parse_duration
 from loopml.registry import get_version
 from loopml.store import Store, tables
@@ -34,7 +35,7 @@ def shadow_pairs(engine: Engine, name: str, challenger: int, since: datetime) ->
     p, f = tables.predictions, tables.feedback
     query = select(p.c.score, p.c.output).where(
         p.c.model_name == name,
-        p.c.origin == "shadow",
+        p.c.origin == Origin.SHADOW,
         p.c.model_version == challenger,
         p.c.created_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)),
     )

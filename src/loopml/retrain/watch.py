@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from loopml.actions import enqueue_for_alerts
 from loopml.config import Settings
+from loopml.enums import CycleStatus, EventKind
 from loopml.features import parse_duration
 from loopml.monitor import run_monitor
 from loopml.registry import alias_history, get_alias, move_alias
@@ -27,7 +28,7 @@ def tick(settings: Settings, store: Store) -> tuple[dict[str, Any] | None, Cycle
     report = None
     if get_alias(store.engine, settings.name, "champion") is not None:
         report = run_monitor(
-            store, settings.name, settings.monitor, record=True, on_alert=enqueue_for_alerts(settings)
+            store, settings.name, settings.monitor, record=True, on_alert=enqueue_for_alerts(settings.actions)
         )
     rolled = check_watch(settings, store)
     return rolled, run_cycle(settings, store, report=None if rolled else report)
@@ -83,8 +84,8 @@ def _roll_back(settings: Settings, store: Store, current: int, to: int, why: str
         start_event(
             store.engine,
             settings.name,
-            "rollback",
-            status="done",
+            EventKind.ROLLBACK,
+            status=CycleStatus.DONE,
             reasons=[why],
             details={"from": current, "to": to},
             conn=conn,

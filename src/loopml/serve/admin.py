@@ -10,9 +10,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from loopml.config import ServeConfig
 from loopml.registry import list_versions, set_alias
-from loopml.serve.routes import check_served, get_holder, read_json, validation_error
+from loopml.serve.deps import get_holder, get_serve_config, get_store
+from loopml.serve.routes import check_served, read_json, validation_error
 from loopml.serve.state import ModelHolder
+from loopml.store import Store
 
 __all__ = ["admin_router"]
 
@@ -50,17 +53,18 @@ async def move_alias(
     name: str,
     alias: str = Path(pattern=_ALIAS),
     holder: ModelHolder = Depends(get_holder),
+    config: ServeConfig = Depends(get_serve_config),
+    store: Store = Depends(get_store),
 ) -> Response:
     """Move ``alias`` to ``version``; the server takes up a move of its own alias at once."""
     check_served(name, holder)
-    payload = await read_json(request, request.app.state.settings.serve.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes)
     try:
         move = AliasMove.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(exc, lambda loc: ".".join(map(str, loc)) or "body") from None
-    engine = request.app.state.store.engine
     change = await run_in_threadpool(
-        set_alias, engine, name, alias, move.version, reason=move.reason, actor=move.actor
+        set_alias, store.engine, name, alias, move.version, reason=move.reason, actor=move.actor
     )
     if alias == holder.alias:
         holder.invalidate()
@@ -78,9 +82,11 @@ async def move_alias(
 
 
 @admin_router.get("/v1/models/{name}/versions", summary="Every version of the model, newest first (admin)")
-async def versions(request: Request, name: str, holder: ModelHolder = Depends(get_holder)) -> Response:
+async def versions(
+    name: str, holder: ModelHolder = Depends(get_holder), store: Store = Depends(get_store)
+) -> Response:
     check_served(name, holder)
-    found = await run_in_threadpool(list_versions, request.app.state.store.engine, name)
+    found = await run_in_threadpool(list_versions, store.engine, name)
     return _json(
         {
             "model": name,

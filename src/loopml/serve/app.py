@@ -12,23 +12,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from loopml.actions import enqueue_for_predictions
-from loopml.config import Settings
+from loopml.config import Settings, failure_model_name
 from loopml.errors import InputError, LoopMLError, UnauthorizedError
+from loopml.scoring.forecast import ForecastSources
 from loopml.serve.access import AccessLogMiddleware
 from loopml.serve.admin import admin_router
-from loopml.serve.auth import (
-    ADMIN_ROUTES,
-    PREDICT_ROUTES,
-    PROTECTED_ROUTES,
-    PUBLIC_ROUTES,
-    Tokens,
-    authorize,
-)
+from loopml.serve.auth import ADMIN_ROUTES, PREDICT_ROUTES, PROTECTED_ROUTES, PUBLIC_ROUTES, Tokens
+from loopml.serve.deps import ServerState, attach, authorized
 from loopml.serve.forecast import forecast_router
 from loopml.serve.maintenance import maintenance_router
-from loopml.serve.metrics import Metrics, MetricsMiddleware, metrics_router, route_of
+from loopml.serve.metrics import Metrics, MetricsMiddleware, route_of
 from loopml.serve.recommend import recommend_router
-from loopml.serve.routes import health_router, predict_router
+from loopml.serve.routes import health_router, metrics_router, predict_router
 from loopml.serve.shadow import ShadowScorer
 from loopml.serve.state import ModelHolder, open_prediction_log
 from loopml.serve.v2 import v2_router
@@ -37,8 +32,7 @@ from loopml.store import Store, open_store
 __all__ = ["ADMIN_ROUTES", "PREDICT_ROUTES", "PROTECTED_ROUTES", "PUBLIC_ROUTES", "create_app"]
 
 
-def _error_response(request: Request, exc: LoopMLError) -> JSONResponse:
-    metrics: Metrics = request.app.state.metrics
+def _error_response(metrics: Metrics, request: Request, exc: LoopMLError) -> JSONResponse:
     metrics.error(route_of(request.scope), exc.code)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
@@ -50,12 +44,11 @@ _ROUTING = {
 }
 
 
-def _routing_error(request: Request, exc: HTTPException) -> JSONResponse:
+def _routing_error(metrics: Metrics, request: Request, exc: HTTPException) -> JSONResponse:
     """An unknown path or a method the path does not take, in the same JSON shape as every error."""
     code, template = _ROUTING.get(exc.status_code, ("http_error", "{detail}"))
     method, path = request.method, request.url.path
     message = template.format(where=f"{method} {path}", method=method, path=path, detail=exc.detail)
-    metrics: Metrics = request.app.state.metrics
     metrics.error(route_of(request.scope), code)
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=exc.status_code, headers=exc.headers
@@ -67,37 +60,32 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     Refuses (:class:`~loopml.errors.ConfigError`) an empty or weak token, and admin routes without one.
     """
-    tokens = Tokens.from_config(settings.serve)
-    store = store or open_store(settings.db_url, settings.artifacts_url, settings.store.artifacts_options)
+    state = _server_state(settings, store)
+    runtime, metrics = state.runtime, state.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # actions matching a prediction are written in the same transaction as its log record
-        writer = open_prediction_log(settings, store, on_write=enqueue_for_predictions(settings))
-        app.state.prediction_log = writer
+        writer = open_prediction_log(
+            settings, state.store, on_write=enqueue_for_predictions(settings.actions)
+        )
+        runtime.prediction_log = writer
         # retrain.shadow: a shadowing challenger scores each request after it was answered
-        shadow = ShadowScorer(store, settings.name) if settings.retrain.shadow else None
-        app.state.shadow = shadow
+        shadow = ShadowScorer(state.store, settings.name) if settings.retrain.shadow else None
+        runtime.shadow = shadow
         try:
             yield
         finally:
-            app.state.shutting_down = True
+            runtime.shutting_down = True
             if shadow is not None:
                 shadow.close()
             if writer is not None:
                 writer.close()
 
     app = FastAPI(
-        title=f"loopml: {settings.name}", version="1", lifespan=lifespan, dependencies=[Depends(authorize)]
+        title=f"loopml: {settings.name}", version="1", lifespan=lifespan, dependencies=[Depends(authorized)]
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.tokens = tokens
-    app.state.metrics = Metrics()
-    app.state.holder = ModelHolder(store, settings.name, settings.serve.alias)
-    app.state.prediction_log = None
-    app.state.shadow = None
-    app.state.shutting_down = False
+    attach(app, state)
     for router in (
         predict_router,
         v2_router,
@@ -108,25 +96,41 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         recommend_router,
     ):
         app.include_router(router)
-    if tokens.admin_enabled(settings.serve):
+    if state.tokens.admin_enabled(settings.serve):
         app.include_router(admin_router)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(AccessLogMiddleware)  # outermost: times and logs every request
 
     @app.exception_handler(LoopMLError)
     async def _loopml_error(request: Request, exc: LoopMLError) -> JSONResponse:
-        return _error_response(request, exc)
+        return _error_response(metrics, request, exc)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # Routing errors (an unknown path, a method the path does not take) in the same JSON shape.
-        return _routing_error(request, exc)
+        return _routing_error(metrics, request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors: list[dict[str, Any]] = list(exc.errors())
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "request"
         message = f"field '{where}': {errors[0]['msg'] if errors else 'invalid'}."
-        return _error_response(request, InputError(message))
+        return _error_response(metrics, request, InputError(message))
 
     return app
+
+
+def _server_state(settings: Settings, store: Store | None) -> ServerState:
+    """The state the routes share (refusing an empty or weak token before anything is opened)."""
+    tokens = Tokens.from_config(settings.serve)
+    store = store or open_store(settings.db_url, settings.artifacts_url, settings.store.artifacts_options)
+    alias = settings.serve.alias
+    return ServerState(
+        settings=settings,
+        store=store,
+        tokens=tokens,
+        metrics=Metrics(),
+        holder=ModelHolder(store, settings.name, alias),
+        failure_holder=ModelHolder(store, failure_model_name(settings), alias),
+        forecast_sources=ForecastSources(),
+    )

@@ -144,15 +144,14 @@ def _require(request: Request, token: bytes) -> None:
         raise UnauthorizedError(f"the bearer token for {request.url.path} is not valid.")
 
 
-async def authorize(request: Request) -> None:
-    """App-wide dependency: the route's class (public, predict, admin) decides which token it needs.
+def authorize(request: Request, tokens: Tokens) -> None:
+    """The route's class (public, predict, admin) decides which of ``tokens`` the request needs.
 
-    Every route the app defines is classified above; an unclassified one is refused. (``async``: a
-    plain function would cost a thread hop per request.)
+    Every route the app defines is classified above; an unclassified one is refused. The app runs it
+    on every request through the dependency :func:`loopml.serve.deps.authorized`.
     """
     route = request.scope.get("route")
     path = getattr(route, "path", None)
-    tokens: Tokens = request.app.state.tokens
     if path in PUBLIC_ROUTES:
         return
     if path in PREDICT_ROUTES:

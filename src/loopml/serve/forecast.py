@@ -13,10 +13,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from loopml.config import Settings
 from loopml.scoring import LoadedModel
 from loopml.scoring.forecast import (
     ForecastRequest,
@@ -25,10 +26,17 @@ from loopml.scoring.forecast import (
     forecast_record,
     select_steps,
 )
-from loopml.serve.metrics import Metrics
-from loopml.serve.routes import check_served, get_holder, serving_model
+from loopml.serve.deps import (
+    Recorder,
+    get_forecast_sources,
+    get_holder,
+    get_recorder,
+    get_settings,
+    get_store,
+)
+from loopml.serve.routes import check_served, serving_model
 from loopml.serve.state import ModelHolder
-from loopml.store import PredictionLogWriter, utcnow
+from loopml.store import Store, utcnow
 
 __all__ = ["ForecastResponse", "ForecastStep", "forecast_router"]
 
@@ -55,23 +63,15 @@ class ForecastResponse(BaseModel):
     steps: list[ForecastStep]
 
 
-def _sources(request: Request) -> ForecastSources:
-    found: ForecastSources | None = getattr(request.app.state, "forecast_sources", None)
-    if found is None:
-        found = request.app.state.forecast_sources = ForecastSources()
-    return found
-
-
-def _log(request: Request, model: LoadedModel, rows: pd.DataFrame, values: np.ndarray) -> list[str]:
+def _log(recorder: Recorder, model: LoadedModel, rows: pd.DataFrame, values: np.ndarray) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(len(rows))]
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    writer = recorder.prediction_log
     if writer is not None:
         now = utcnow()
         records = zip(ids, rows.to_dict("records"), forecast_outputs(rows, values), strict=True)
         writer.submit([forecast_record(model, i, row, out, now) for i, row, out in records])
-    metrics: Metrics = request.app.state.metrics
-    metrics.serving(model.name, model.version.version, request.app.state.holder.alias)
-    metrics.observe_scores(model.name, [float(v) for v in values])
+    recorder.metrics.serving(model.name, model.version.version, recorder.alias)
+    recorder.metrics.observe_scores(model.name, [float(v) for v in values])
     return ids
 
 
@@ -81,19 +81,24 @@ def _log(request: Request, model: LoadedModel, rows: pd.DataFrame, values: np.nd
     summary="Forecast one product's demand for the next periods",
 )
 async def forecast(
-    name: str, body: ForecastRequest, request: Request, holder: ModelHolder = Depends(get_holder)
+    name: str,
+    body: ForecastRequest,
+    holder: ModelHolder = Depends(get_holder),
+    settings: Settings = Depends(get_settings),
+    store: Store = Depends(get_store),
+    sources: ForecastSources = Depends(get_forecast_sources),
+    recorder: Recorder = Depends(get_recorder),
 ) -> ForecastResponse:
     """Demand of ``item`` (in ``group``) for each of the next ``horizon`` periods, each step logged."""
     check_served(name, holder)
     serving = await serving_model(holder)
     model = serving.model
-    settings = request.app.state.settings
     stock = settings.forecast.stock if settings.forecast is not None else None
     path = None if stock is None else settings.project_dir / stock
-    source = await run_in_threadpool(_sources(request).get, request.app.state.store, model, path)
+    source = await run_in_threadpool(sources.get, store, model, path)
     rows, group = select_steps(source, body)
     values = model.score(rows)
-    ids = _log(request, model, rows, values)
+    ids = _log(recorder, model, rows, values)
     steps = [
         ForecastStep(step=int(h), period=pd.Timestamp(p).date(), forecast=float(v), prediction_id=i)
         for h, p, v, i in zip(rows["horizon"], rows["period"], values, ids, strict=True)

@@ -17,12 +17,12 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loopml.config import Settings, failure_model_name
+from loopml.config import Settings
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
-from loopml.serve.metrics import Metrics
-from loopml.serve.routes import check_served, get_holder, read_json, serving_model, validation_error
+from loopml.serve.deps import Recorder, get_failure_holder, get_holder, get_recorder, get_settings
+from loopml.serve.routes import check_served, read_json, serving_model, validation_error
 from loopml.serve.state import ModelHolder, Serving
-from loopml.store import PredictionLogWriter, utcnow
+from loopml.store import utcnow
 
 __all__ = ["Readings", "RulPrediction", "maintenance_router"]
 
@@ -54,15 +54,6 @@ class RulPrediction(BaseModel):
     failure_model: str
     failure_model_version: int
     prediction_ids: dict[str, str] = Field(..., description="Ids to send feedback for: rul, failure.")
-
-
-def _failure_holder(request: Request) -> ModelHolder:
-    state = request.app.state
-    holder: ModelHolder | None = getattr(state, "maintenance_failure_holder", None)
-    if holder is None:  # created on first use; two racing requests at worst build two equal holders
-        holder = ModelHolder(state.store, failure_model_name(state.settings), state.holder.alias)
-        state.maintenance_failure_holder = holder
-    return holder
 
 
 def _rows(payload: Any, serving: Serving, max_rows: int) -> list[dict[str, Any]]:
@@ -112,16 +103,14 @@ def _check_sequence(rows: list[dict[str, Any]], entity: str, order: str, window:
         )
 
 
-def _log(request: Request, entries: list[tuple[Serving, str, float, dict[str, Any]]], inputs: Any) -> None:
+def _log(recorder: Recorder, entries: list[tuple[Serving, str, float, dict[str, Any]]], inputs: Any) -> None:
     """Count each prediction and log them together: one journal append, one store write (with the
     actions their rules enqueue, in the same transaction)."""
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
-    metrics: Metrics = request.app.state.metrics
     now, records = utcnow(), []
     for serving, prediction_id, score, output in entries:
         model = serving.model
-        metrics.serving(model.name, model.version.version, request.app.state.holder.alias)
-        metrics.observe_scores(model.name, [score])
+        recorder.metrics.serving(model.name, model.version.version, recorder.alias)
+        recorder.metrics.observe_scores(model.name, [score])
         records.append(
             {
                 "id": prediction_id,
@@ -134,8 +123,8 @@ def _log(request: Request, entries: list[tuple[Serving, str, float, dict[str, An
                 "output": output,
             }
         )
-    if writer is not None:
-        writer.submit(records)
+    if recorder.prediction_log is not None:
+        recorder.prediction_log.submit(records)
 
 
 @maintenance_router.post(
@@ -150,10 +139,14 @@ def _log(request: Request, entries: list[tuple[Serving, str, float, dict[str, An
     },
 )
 async def predict_rul(
-    name: str, request: Request, holder: ModelHolder = Depends(get_holder)
+    name: str,
+    request: Request,
+    holder: ModelHolder = Depends(get_holder),
+    failure_holder: ModelHolder = Depends(get_failure_holder),
+    settings: Settings = Depends(get_settings),
+    recorder: Recorder = Depends(get_recorder),
 ) -> RulPrediction:
     """Score the last reading of one unit with the RUL and the failure model; log both predictions."""
-    settings: Settings = request.app.state.settings
     sequences, config = settings.features.sequences, settings.maintenance
     if config is None or sequences is None:
         raise NotFoundError(
@@ -163,7 +156,7 @@ async def predict_rul(
     check_served(name, holder)
     payload = await read_json(request, settings.serve.max_body_bytes, nan_literals=True)
     rul_serving = await serving_model(holder)
-    failure_serving = await serving_model(_failure_holder(request))
+    failure_serving = await serving_model(failure_holder)
     rows = _rows(payload, rul_serving, settings.serve.max_batch)
     _check_sequence(rows, sequences.entity, sequences.order, sequences.window)
     frame = pd.DataFrame.from_records(rows)
@@ -173,7 +166,7 @@ async def predict_rul(
     last = rul_serving.record.model_validate(rows[-1]).model_dump(mode="json")
     label = int(probability >= failure_serving.model.threshold)
     _log(
-        request,
+        recorder,
         [
             (
                 rul_serving,

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one app: its own registry, an ASGI middleware, and the ``/metrics`` route.
+"""Prometheus metrics of one app: its own registry and an ASGI middleware (``/metrics`` is in routes).
 
 Labels are bounded: routes are templates (``/v1/models/{name}/predict``, never a raw path; an
 unmatched path is ``<unmatched>``), statuses are classes (``2xx``), errors are loopml error codes.
@@ -10,25 +10,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_router"]
+__all__ = ["Metrics", "MetricsMiddleware", "route_of"]
 
 UNMATCHED = "<unmatched>"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
-
-metrics_router = APIRouter(tags=["metrics"])
 
 
 class Metrics:
@@ -122,13 +111,3 @@ class MetricsMiddleware:
             method = method if method in _METHODS else "other"  # a client can send any method name
             self.metrics.requests.labels(route, method, f"{status // 100}xx").inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
-
-
-@metrics_router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
-def metrics(request: Request) -> Response:
-    collected: Metrics = request.app.state.metrics
-    holder = request.app.state.holder
-    current = holder.current
-    if current is not None:
-        collected.serving(holder.name, current.model.version.version, holder.alias)
-    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,16 +13,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from loopml.enums import TaskKind
 from loopml.errors import InputError
-from loopml.serve.metrics import Metrics
-from loopml.serve.routes import check_served, get_holder, serving_model
+from loopml.serve.deps import Recorder, get_holder, get_recorder
+from loopml.serve.routes import check_served, serving_model
 from loopml.serve.state import ModelHolder
-from loopml.store import PredictionLogWriter, utcnow
+from loopml.store import utcnow
 
 __all__ = ["RecommendRequest", "RecommendResponse", "RecommendedItem", "recommend_router"]
 
@@ -73,8 +73,8 @@ def _naive_utc(value: datetime | None) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
-def _log(request: Request, model: Any, body: RecommendResponse, inputs: dict[str, Any]) -> None:
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
+def _log(recorder: Recorder, body: RecommendResponse, inputs: dict[str, Any]) -> None:
+    writer = recorder.prediction_log
     if writer is not None:
         items = [i.item for i in body.items]
         output = {"items": items, "top_item": items[0] if items else None, "source": body.source,
@@ -90,13 +90,15 @@ def _log(request: Request, model: Any, body: RecommendResponse, inputs: dict[str
             "output": output,
         }
         writer.submit([row])
-    metrics: Metrics = request.app.state.metrics
-    metrics.serving(body.model, body.model_version, request.app.state.holder.alias)
+    recorder.metrics.serving(body.model, body.model_version, recorder.alias)
 
 
 @recommend_router.post("/v1/models/{name}/recommend", summary="Top-k new items for one customer")
 async def recommend(
-    name: str, payload: RecommendRequest, request: Request, holder: ModelHolder = Depends(get_holder)
+    name: str,
+    payload: RecommendRequest,
+    holder: ModelHolder = Depends(get_holder),
+    recorder: Recorder = Depends(get_recorder),
 ) -> RecommendResponse:
     """The ``k`` items the customer is most likely to buy next, never one they already bought."""
     check_served(name, holder)
@@ -127,5 +129,5 @@ async def recommend(
     if signature.get("event_time"):
         # One format for every logged time: the monitor parses the column with a single format.
         inputs[signature["event_time"]] = _naive_utc(payload.time).strftime("%Y-%m-%dT%H:%M:%S")
-    _log(request, model, body, inputs)
+    _log(recorder, body, inputs)
     return body

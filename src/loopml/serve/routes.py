@@ -1,4 +1,4 @@
-"""Routers: predictions and health."""
+"""Routers: predictions, health and metrics."""
 
 from __future__ import annotations
 
@@ -11,16 +11,29 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from loopml.config import ServeConfig
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
+from loopml.serve.deps import (
+    Recorder,
+    get_holder,
+    get_metrics,
+    get_prediction_log,
+    get_recorder,
+    get_serve_config,
+    get_shutting_down,
+    get_store,
+)
 from loopml.serve.metrics import Metrics
 from loopml.serve.state import ModelHolder, Serving
-from loopml.store import PredictionLogWriter, record_feedback, utcnow
+from loopml.store import PredictionLogWriter, Store, record_feedback, utcnow
 
 __all__ = [
     "health_router",
+    "metrics_router",
     "predict_router",
     "read_json",
     "score_records",
@@ -30,11 +43,7 @@ __all__ = [
 
 predict_router = APIRouter(tags=["predict"])
 health_router = APIRouter(tags=["health"])
-
-
-async def get_holder(request: Request) -> ModelHolder:
-    holder: ModelHolder = request.app.state.holder
-    return holder
+metrics_router = APIRouter(tags=["metrics"])
 
 
 def check_served(name: str, holder: ModelHolder) -> None:
@@ -119,7 +128,7 @@ def validation_error(exc: ValidationError, name: Callable[[tuple[Any, ...]], str
     return InputError(f"field '{first['field']}': {first['error']}.", details=details)
 
 
-def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -> list[dict[str, Any]]:
+def score_records(recorder: Recorder, serving: Serving, parsed: list[BaseModel]) -> list[dict[str, Any]]:
     """Score validated records, log each prediction and count it: the one path of v1 and v2."""
     # Score the parsed values themselves, not their ISO strings: pandas infers one string format per
     # column, so a batch mixing precisions or UTC offsets would be mis-parsed (or fail) as text.
@@ -128,7 +137,7 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
     outputs = model.outputs(model.predict_records(rows))
     version, name = model.version.version, model.name
     results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    writer = recorder.prediction_log
     inputs = [rec.model_dump(mode="json") for rec in parsed]
     if writer is not None:
         now = utcnow()
@@ -147,11 +156,10 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
                 for r, logged in zip(results, inputs, strict=True)
             ]
         )
-        if request.app.state.shadow is not None:  # scored by a challenger later, off this path
-            request.app.state.shadow.submit(rows, inputs, results, version)
-    metrics: Metrics = request.app.state.metrics
-    metrics.serving(name, version, request.app.state.holder.alias)
-    metrics.observe_scores(name, [r["score"] for r in results])
+        if recorder.shadow is not None:  # scored by a challenger later, off this path
+            recorder.shadow.submit(rows, inputs, results, version)
+    recorder.metrics.serving(name, version, recorder.alias)
+    recorder.metrics.observe_scores(name, [r["score"] for r in results])
     return results
 
 
@@ -160,14 +168,19 @@ def score_records(request: Request, serving: Serving, parsed: list[BaseModel]) -
     summary="Score one record or a list of records",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
-async def predict(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> Response:
+async def predict(
+    name: str,
+    request: Request,
+    holder: ModelHolder = Depends(get_holder),
+    config: ServeConfig = Depends(get_serve_config),
+    recorder: Recorder = Depends(get_recorder),
+) -> Response:
     """Validate the records against the model's contract, score them and log each prediction."""
     check_served(name, holder)
-    settings = request.app.state.settings
-    payload = await read_json(request, settings.serve.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes)
     serving = await serving_model(holder)
-    parsed = _validate(serving, payload, settings.serve.max_batch)
-    results = score_records(request, serving, parsed)
+    parsed = _validate(serving, payload, config.max_batch)
+    results = score_records(recorder, serving, parsed)
     body = {"model": name, "model_version": serving.model.version.version, "predictions": results}
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
 
@@ -193,20 +206,21 @@ async def predict(name: str, request: Request, holder: ModelHolder = Depends(get
         }
     },
 )
-async def feedback(request: Request) -> JSONResponse:
+async def feedback(
+    request: Request,
+    config: ServeConfig = Depends(get_serve_config),
+    store: Store = Depends(get_store),
+    writer: PredictionLogWriter | None = Depends(get_prediction_log),
+) -> JSONResponse:
     """Record labels: a list of {"prediction_id", "label"} objects. Unknown ids are counted, not stored."""
-    settings = request.app.state.settings
-    payload = await read_json(request, settings.serve.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes)
     if not isinstance(payload, list) or not payload or not all(isinstance(item, dict) for item in payload):
         raise InputError('feedback body must be a non-empty list of {"prediction_id": ..., "label": ...}.')
-    if len(payload) > 100 * settings.serve.max_batch:
-        raise PayloadTooLargeError(
-            f"{len(payload)} labels are over the limit of {100 * settings.serve.max_batch}."
-        )
-    writer: PredictionLogWriter | None = request.app.state.prediction_log
+    if len(payload) > 100 * config.max_batch:
+        raise PayloadTooLargeError(f"{len(payload)} labels are over the limit of {100 * config.max_batch}.")
     if writer is not None:  # a label may follow its prediction within the log's flush interval
         await run_in_threadpool(writer.flush)
-    counts = await run_in_threadpool(record_feedback, request.app.state.store.engine, payload)
+    counts = await run_in_threadpool(record_feedback, store.engine, payload)
     return JSONResponse(counts)
 
 
@@ -216,8 +230,18 @@ def live() -> dict[str, str]:
 
 
 @health_router.get("/health/ready", summary="A model is loaded and the server takes traffic")
-def ready(request: Request, holder: ModelHolder = Depends(get_holder)) -> JSONResponse:
-    if request.app.state.shutting_down or not holder.ready:
+def ready(
+    holder: ModelHolder = Depends(get_holder), shutting_down: bool = Depends(get_shutting_down)
+) -> JSONResponse:
+    if shutting_down or not holder.ready:
         return JSONResponse({"status": "unavailable"}, status_code=503)
     version = holder.get().model.version.version
     return JSONResponse({"status": "ready", "model": holder.name, "model_version": version})
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
+def metrics(collected: Metrics = Depends(get_metrics), holder: ModelHolder = Depends(get_holder)) -> Response:
+    current = holder.current
+    if current is not None:
+        collected.serving(holder.name, current.model.version.version, holder.alias)
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

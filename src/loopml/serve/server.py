@@ -16,6 +16,7 @@ from types import FrameType, TracebackType
 from fastapi import FastAPI
 
 from loopml._optional import require
+from loopml.serve.deps import server_state
 
 __all__ = ["BackgroundServer", "ServerProcess", "free_port", "run_server"]
 
@@ -28,13 +29,14 @@ def run_server(app: FastAPI, host: str, port: int, *, shutdown_delay: float = 0.
     requests in flight finish (up to 30 s), drains the prediction log, and exits with status 0.
     """
     uvicorn = require("uvicorn", "serving the API")
+    runtime = server_state(app).runtime
 
     class _Server(uvicorn.Server):  # type: ignore[name-defined]
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if sig != signal.SIGTERM or self.should_exit or app.state.shutting_down:
+            if sig != signal.SIGTERM or self.should_exit or runtime.shutting_down:
                 super().handle_exit(sig, frame)
                 return
-            app.state.shutting_down = True
+            runtime.shutting_down = True
             timer = threading.Timer(shutdown_delay, self._stop)
             timer.daemon = True
             timer.start()
@@ -59,8 +61,12 @@ class BackgroundServer:
 
     Examples
     --------
-    >>> with BackgroundServer(app) as server:  # doctest: +SKIP
-    ...     httpx.get(f"{server.url}/health/live")
+    >>> import httpx
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> with BackgroundServer(app) as server:
+    ...     httpx.get(f"{server.url}/openapi.json").status_code
+    200
     """
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:

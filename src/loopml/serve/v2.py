@@ -17,10 +17,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loopml.config import ServeConfig
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
+from loopml.serve.deps import Recorder, get_holder, get_recorder, get_serve_config, get_shutting_down
 from loopml.serve.routes import (
     check_served,
-    get_holder,
     read_json,
     score_records,
     serving_model,
@@ -109,8 +110,10 @@ def v2_live() -> dict[str, bool]:
 
 
 @v2_router.get("/v2/health/ready", summary="The server is ready (503 when not)")
-def v2_ready(request: Request, holder: ModelHolder = Depends(get_holder)) -> JSONResponse:
-    ready = not request.app.state.shutting_down and holder.ready
+def v2_ready(
+    holder: ModelHolder = Depends(get_holder), shutting_down: bool = Depends(get_shutting_down)
+) -> JSONResponse:
+    ready = not shutting_down and holder.ready
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
@@ -143,20 +146,27 @@ def _metadata(name: str, holder: ModelHolder, version: str | None = None) -> Res
 
 
 @v2_router.get("/v2/models/{name}/ready", summary="The model is loaded (503 when not)")
-def model_ready(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> JSONResponse:
-    return _ready(name, request, holder)
+def model_ready(
+    name: str,
+    holder: ModelHolder = Depends(get_holder),
+    shutting_down: bool = Depends(get_shutting_down),
+) -> JSONResponse:
+    return _ready(name, holder, shutting_down)
 
 
 @v2_router.get("/v2/models/{name}/versions/{version}/ready", summary="That version is loaded (503 when not)")
 def version_ready(
-    name: str, version: str, request: Request, holder: ModelHolder = Depends(get_holder)
+    name: str,
+    version: str,
+    holder: ModelHolder = Depends(get_holder),
+    shutting_down: bool = Depends(get_shutting_down),
 ) -> JSONResponse:
-    return _ready(name, request, holder, version)
+    return _ready(name, holder, shutting_down, version)
 
 
-def _ready(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> JSONResponse:
+def _ready(name: str, holder: ModelHolder, shutting_down: bool, version: str | None = None) -> JSONResponse:
     check_served(name, holder)
-    ready = not request.app.state.shutting_down and holder.ready
+    ready = not shutting_down and holder.ready
     if ready and version is not None:
         ready = version == str(holder.get().model.version.version)
     body: dict[str, Any] = {"name": name, "ready": ready}
@@ -170,9 +180,15 @@ def _ready(name: str, request: Request, holder: ModelHolder, version: str | None
     summary="Score columns of inputs (Open Inference Protocol)",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
-async def infer(name: str, request: Request, holder: ModelHolder = Depends(get_holder)) -> Response:
+async def infer(
+    name: str,
+    request: Request,
+    holder: ModelHolder = Depends(get_holder),
+    config: ServeConfig = Depends(get_serve_config),
+    recorder: Recorder = Depends(get_recorder),
+) -> Response:
     """Validate the tensors against the model's contract, score each row and log each prediction."""
-    return await _infer(name, request, holder)
+    return await _infer(name, request, holder, config, recorder)
 
 
 @v2_router.post(
@@ -181,16 +197,27 @@ async def infer(name: str, request: Request, holder: ModelHolder = Depends(get_h
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
 )
 async def version_infer(
-    name: str, version: str, request: Request, holder: ModelHolder = Depends(get_holder)
+    name: str,
+    version: str,
+    request: Request,
+    holder: ModelHolder = Depends(get_holder),
+    config: ServeConfig = Depends(get_serve_config),
+    recorder: Recorder = Depends(get_recorder),
 ) -> Response:
     """As ``/v2/models/{name}/infer``, refused with 404 unless ``version`` is the version served."""
-    return await _infer(name, request, holder, version)
+    return await _infer(name, request, holder, config, recorder, version)
 
 
-async def _infer(name: str, request: Request, holder: ModelHolder, version: str | None = None) -> Response:
-    settings = request.app.state.settings.serve
+async def _infer(
+    name: str,
+    request: Request,
+    holder: ModelHolder,
+    config: ServeConfig,
+    recorder: Recorder,
+    version: str | None = None,
+) -> Response:
     check_served(name, holder)
-    payload = await read_json(request, settings.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes)
     serving = await serving_model(holder)
     _check_version(name, version, serving)
     try:
@@ -198,12 +225,12 @@ async def _infer(name: str, request: Request, holder: ModelHolder, version: str 
     except ValidationError as exc:
         raise validation_error(exc, _request_field) from None
     wanted = _requested_outputs(infer_request)
-    records = _records(serving, infer_request, settings.max_batch)
+    records = _records(serving, infer_request, config.max_batch)
     try:
         parsed = serving.list_adapter.validate_python(records)
     except ValidationError as exc:
         raise validation_error(exc, _cell_field) from None
-    results = score_records(request, serving, list(parsed))
+    results = score_records(recorder, serving, list(parsed))
     outputs = [
         {"name": out, "datatype": _OUTPUTS[out], "shape": [len(results)], "data": [r[out] for r in results]}
         for out in wanted

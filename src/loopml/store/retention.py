@@ -22,6 +22,7 @@ from sqlalchemy import Engine, delete, exists, select
 
 from loopml._durations import duration
 from loopml.config import RetentionConfig, Settings
+from loopml.enums import ActionStatus
 from loopml.store.engine import utcnow
 from loopml.store.predictions import OnWrite, replay_journal
 from loopml.store.tables import action_outbox, feedback, predictions
@@ -35,7 +36,11 @@ __all__ = [
     "tend_prediction_log",
 ]
 
-FINISHED = ("delivered", "dead", "suppressed")  # outbox states a dispatcher never touches again
+FINISHED = (
+    ActionStatus.DELIVERED,
+    ActionStatus.DEAD,
+    ActionStatus.SUPPRESSED,
+)  # outbox states a dispatcher never touches again
 
 
 @dataclass(frozen=True)

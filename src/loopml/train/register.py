@@ -281,6 +281,6 @@ def _code_version() -> dict[str, str | None]:
 def _contract_for(settings: Settings, version: int | None) -> Any:
     from loopml.validate import contracts_dir, latest_contract, load_contract
 
-    directory = contracts_dir(settings)
+    directory = contracts_dir(settings.project_dir)
     path = directory / f"{settings.name}.v{version}.yaml"
     return load_contract(path) if version and path.exists() else latest_contract(directory, settings.name)

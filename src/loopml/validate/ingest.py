@@ -152,7 +152,7 @@ def _check_all(
 
 
 def _contract(settings: Settings) -> DataContract | None:
-    return latest_contract(contracts_dir(settings), settings.name)
+    return latest_contract(contracts_dir(settings.project_dir), settings.name)
 
 
 def ingest(
@@ -268,5 +268,5 @@ def _finish(
         watermark=run.watermark if run.watermark is not None else plan.after,
         new_contract=apply_rules(created, settings.contract, settings.cleaning) if created else None,
     )
-    dataset = commit(settings.name, store, contracts_dir(settings), outcome, contract)
+    dataset = commit(settings.name, store, contracts_dir(settings.project_dir), outcome, contract)
     return IngestResult(dataset=dataset, watermark=outcome.watermark, **common)

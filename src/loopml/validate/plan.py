@@ -34,9 +34,9 @@ __all__ = [
 Progress = Callable[[str, int], None]
 
 
-def contracts_dir(settings: Settings) -> Path:
+def contracts_dir(project_dir: Path) -> Path:
     """Where contract YAML files live: ``<project>/contracts``."""
-    return settings.project_dir / "contracts"
+    return project_dir / "contracts"
 
 
 def open_input(path: Path) -> Source:

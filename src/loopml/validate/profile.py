@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+# How a column is profiled: binned numbers, or counted categories.
+ProfileKind = Literal["numeric", "categorical"]
 
 __all__ = [
     "ColumnProfile",
     "DriftCounts",
     "Profile",
+    "ProfileKind",
     "bin_counts",
     "build_profile",
     "combine_counts",
@@ -41,7 +45,7 @@ class ColumnProfile:
     """
 
     name: str
-    kind: str
+    kind: ProfileKind
     rows: int
     shares: list[float]
     edges: list[float] = field(default_factory=list)

@@ -62,7 +62,7 @@ def accept_schema(
     Columns whose type did not change keep their current spec (and any edits made to it); new
     columns get an inferred spec, nullable when earlier versions' rows lack them; dropped columns go.
     """
-    current = latest_contract(contracts_dir(settings), settings.name)
+    current = latest_contract(contracts_dir(settings.project_dir), settings.name)
     if current is None:
         raise InputError(
             f"data set '{settings.name}' has no contract yet.", hint="Run `loopml ingest`: it infers one."
@@ -87,5 +87,5 @@ def accept_schema(
         )
     columns = _merge(current, fresh, stats, plan.parent is not None)
     accepted = current.model_copy(update={"version": current.version + 1, "columns": columns})
-    save_contract(accepted, contracts_dir(settings))
+    save_contract(accepted, contracts_dir(settings.project_dir))
     return accepted, change

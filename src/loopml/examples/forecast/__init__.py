@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loopml.examples import REAL_DATA_DEMO
 from loopml.project.examples import Example
 
 __all__ = ["CUTOFF", "EXAMPLE", "REPLAY_WEEKS", "write_data", "write_stock"]
@@ -69,8 +70,5 @@ EXAMPLE = Example(
     package=__name__,
     write_data=f"{__name__}:write_data",
     demo=f"{__name__}.demo",
-    not_taken={
-        "quick": "it already runs at full size in about a minute",
-        "seed": "its data is real, shipped with loopml, not simulated",
-    },
+    not_taken=REAL_DATA_DEMO,
 )

@@ -8,7 +8,6 @@ retrain on the longer history through the retraining cycle.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -18,21 +17,19 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from loopml.cli._common import console, err_console
-from loopml.cli.demos._common import build
+from loopml.examples._demo import build, console, err_console
+from loopml.project import Project
 
 __all__ = ["render", "run"]
 
 
-def _serve(proj: Any, keys: list[tuple[str, str]]) -> dict[str, Any]:
+def _serve(proj: Project, keys: list[tuple[str, str]]) -> dict[str, Any]:
     """Ask the API for every series' forecast; show what bad input gets."""
     import httpx
 
-    from loopml.serve import ServerProcess
-
     forecasts: dict[str, float] = {}
     latencies: list[float] = []
-    with ServerProcess(str(proj.settings.project_dir)) as server, httpx.Client(base_url=server.url) as client:
+    with proj.start_server() as server, httpx.Client(base_url=server.url) as client:
         route = f"/v1/models/{proj.name}/forecast"
         for item, group in keys:
             started = time.perf_counter()
@@ -55,15 +52,10 @@ def _serve(proj: Any, keys: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def _batch(proj: Any, api: dict[str, float]) -> dict[str, Any]:
+def _batch(proj: Project, api: dict[str, float]) -> dict[str, Any]:
     """Every series' forecasts to Parquet through the same scoring path; compared with the API's."""
-    from loopml.scoring.forecast import forecast_source, forecast_table
-
-    model = proj.load_model()
-    stock = proj.settings.forecast.stock
-    source = forecast_source(proj.store, model, stock=proj.settings.project_dir / stock if stock else None)
-    table = forecast_table(model, source)
-    folder = proj.settings.project_dir / "demo"
+    table = proj.predictions.forecast_table()
+    folder = proj.directory / "demo"
     folder.mkdir(exist_ok=True)
     table.to_parquet(folder / "forecasts.parquet", index=False)
     keys = table["item"] + "|" + table["group"] + "|" + table["horizon"].astype(int).astype(str)
@@ -79,72 +71,38 @@ def _batch(proj: Any, api: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def _reorders(proj: Any) -> dict[str, Any]:
-    """Deliver the reorder actions the API's forecasts queued (as `loopml worker` would); count them."""
-    from sqlalchemy import create_engine, func, select, table
-
-    from loopml.actions import action_summary, dispatch_once
-
-    # The sql endpoint's relative SQLite path starts at the project (as in `loopml worker`).
-    with contextlib.chdir(proj.settings.project_dir):
-        attempts = dispatch_once(proj.settings, proj.store.engine, timeout=60)
-    engine = create_engine(f"sqlite:///{proj.settings.project_dir / 'erp.db'}")
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(func.count()).select_from(table("reorder_suggestions"))).scalar_one()
-    finally:
-        engine.dispose()
-    summary = action_summary(proj.store.engine)
+def _reorders(proj: Project) -> dict[str, Any]:
+    """Deliver the reorder actions the API's forecasts queued (as `loopml worker` would); count the
+    rows the ERP table holds (the endpoint's relative SQLite path starts at the project)."""
+    attempts = proj.actions.dispatch(timeout=60)
+    rows = len(proj.actions.sql_rows("erp"))
+    summary = proj.actions.summary().to_dict()
     outbox = {k: v for k, v in summary.items() if isinstance(v, int)}
-    return {"delivery_attempts": attempts, "erp_rows": int(rows), "outbox": outbox}
+    return {"delivery_attempts": attempts, "erp_rows": rows, "outbox": outbox}
 
 
-def _feed_actuals(proj: Any) -> dict[str, Any]:
-    """Send the demand of every complete week since the forecasts as feedback to their predictions."""
-    from loopml.monitor import load_predictions, record_feedback
-    from loopml.tasks.forecast import demand_panel
-
-    model = proj.load_model()
-    config = proj.settings.forecast
-    _, lines = _snapshot(proj)
-    keys = [(str(k[0]), str(k[1])) for k in model.version.metrics["keys"]]
-    panel = demand_panel(lines, config, proj.settings.target, str(proj.settings.event_time), keep=keys)
-    actual = {
-        (item, group, str(period.date())): float(panel.values[i, t])
-        for i, (item, group) in enumerate(zip(panel.items, panel.groups, strict=True))
-        for t, period in enumerate(panel.periods)
-    }
-    logged = load_predictions(proj.store.engine, proj.name)
-    waiting = logged[logged["label"].isna()]
-    labels = []
-    for pid, inputs in zip(waiting["prediction_id"], waiting["inputs"], strict=True):
-        key = (inputs["item"], inputs["group"], inputs["period"][:10])
-        if key in actual:
-            labels.append({"prediction_id": pid, "label": actual[key]})
-    counts = record_feedback(proj.store.engine, labels) if labels else {"accepted": 0}
-    return {"complete_weeks_to": str(panel.periods[-1].date()), "actuals_sent": counts["accepted"]}
-
-
-def _snapshot(proj: Any) -> tuple[Any, pd.DataFrame]:
-    from loopml.validate import load_snapshot
-
-    return load_snapshot(proj.store, proj.name)
-
-
-def _replay(proj: Any) -> list[dict[str, Any]]:
+def _replay(proj: Project) -> list[dict[str, Any]]:
     """Each later week: its lines arrive (incremental ingest), its demand is fed back as labels."""
-    data = proj.settings.project_dir / "data"
+    data = proj.directory / "data"
     weeks = []
     for path in sorted((data / "replay").glob("week-*.parquet"), key=lambda p: int(p.stem.split("-")[1])):
         shutil.copy(path, data / "lines" / path.name)
         with err_console.status(f"ingesting {path.name} and sending its actual demand ..."):
             ingested = proj.ingest()
-            weeks.append({"file": path.name, "rows": ingested.dataset.rows, **_feed_actuals(proj)})
+            sent = proj.predictions.label_forecasts()
+        weeks.append(
+            {
+                "file": path.name,
+                "rows": ingested.dataset.rows,
+                "complete_weeks_to": str(sent.complete_to.date()),
+                "actuals_sent": sent.feedback.accepted,
+            }
+        )
     return weeks
 
 
-def _monitor(proj: Any) -> list[dict[str, Any]]:
-    report = proj.monitor().to_dict()
+def _monitor(proj: Project) -> list[dict[str, Any]]:
+    report = proj.monitor.run().to_dict()
     out = []
     for window in report["history"]:
         realized = window.get("realized") or {}
@@ -161,13 +119,11 @@ def _monitor(proj: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _retrain(proj: Any) -> dict[str, Any]:
-    from loopml.retrain import run_cycle
-
+def _retrain(proj: Project) -> dict[str, Any]:
     with err_console.status("retraining on the longer history (backtest + gate) ..."):
-        result = run_cycle(proj.settings, proj.store, force=True)
-    challenger = proj.load_model(result.challenger_version) if result.challenger_version else None
-    metrics = challenger.version.metrics if challenger else {}
+        result = proj.retrain.run(force=True)[0]
+    version = result.challenger_version
+    metrics = proj.models.get(version).metrics if version else {}
     baselines = metrics.get("baselines") or {}
     return {
         "status": result.status,

@@ -10,15 +10,14 @@ as the predictions, exactly as in production; only the receiver's address is the
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
-
-from loopml.actions.dispatch import dispatch_once
-from loopml.actions.status import action_summary
 from loopml.config import EndpointConfig, Settings
 from loopml.errors import ConfigError
 from loopml.examples.fraud.receiver import CaseReceiver, new_secret
+
+if TYPE_CHECKING:
+    from loopml.project import Project
 
 __all__ = ["run_fraud_actions"]
 
@@ -33,15 +32,14 @@ def _pointed_at(settings: Settings, endpoint: str, url: str, secret: str) -> Set
     )
 
 
-def run_fraud_actions(
-    settings: Settings, engine: Engine, *, endpoint: str = "cases", timeout: float = 120.0
-) -> dict[str, Any]:
+def run_fraud_actions(project: Project, *, endpoint: str = "cases", timeout: float = 120.0) -> dict[str, Any]:
     """Deliver the outbox with the example case receiver listening; returns what happened.
 
     ``{"cases_received": n, "duplicates_dropped": d, "rejected": r, "delivered": ..., "pending": ...,
     "dead": ..., "by_endpoint": {...}, "receiver_db": path}``. The receiver's secret is the value of
     the endpoint's ``secret_env`` variable when set, else a fresh one for this run.
     """
+    settings = project.settings
     config = settings.actions.endpoints.get(endpoint)
     if config is None or config.kind != "webhook":
         raise ConfigError(
@@ -53,18 +51,20 @@ def run_fraud_actions(
     db_path = settings.state_dir / "case_receiver.db"
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with CaseReceiver(secret=secret, port=0, db_path=db_path) as receiver:
-        attempts = dispatch_once(
-            _pointed_at(settings, endpoint, receiver.url, secret), engine, timeout=timeout
-        )
+        pointed = project.with_settings(_pointed_at(settings, endpoint, receiver.url, secret))
+        attempts = pointed.actions.dispatch(timeout=timeout)
         outcomes = receiver.outcomes()
         cases = len(receiver.cases())
-    summary = action_summary(engine)
+    summary = project.actions.summary()
     return {
         "attempts": attempts,
         "cases_received": cases,
         "duplicates_dropped": outcomes["duplicate"],
         "rejected": outcomes["rejected"],
-        **{k: summary[k] for k in ("pending", "delivered", "dead", "suppressed")},
-        "by_endpoint": summary["by_endpoint"],
+        "pending": summary.pending,
+        "delivered": summary.delivered,
+        "dead": summary.dead,
+        "suppressed": summary.suppressed,
+        "by_endpoint": summary.by_endpoint,
         "receiver_db": str(db_path),
     }

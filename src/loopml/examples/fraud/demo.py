@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from rich.table import Table
-from sqlalchemy import func, select
 
-from loopml.cli._common import console
-from loopml.cli.demos._common import build, jsonable_records, send_all
-from loopml.cli.demos.fraud_loop import (
+from loopml.errors import InputError
+from loopml.examples._demo import build, console, jsonable_records, send_all
+from loopml.examples.fraud import SimulationConfig
+from loopml.examples.fraud.actions import run_fraud_actions
+from loopml.examples.fraud.loop import (
     Counterparts,
     alert_counts,
     configure,
@@ -21,8 +22,10 @@ from loopml.cli.demos.fraud_loop import (
     replay,
     summarize,
 )
-from loopml.errors import InputError
-from loopml.examples.fraud import SimulationConfig
+from loopml.project import Origin
+
+if TYPE_CHECKING:
+    from loopml.project import Project
 
 __all__ = ["REGIME", "REPLAY_DAYS", "STEADY_AFTER_DAYS", "render", "run"]
 
@@ -54,26 +57,19 @@ def _next_day(replay: Path, event_time: str) -> pd.DataFrame:
     return frame[days == days.min()].reset_index(drop=True)
 
 
-def _serve_and_batch(proj: Any, day: pd.DataFrame, id_column: str) -> dict[str, Any]:
+def _serve_and_batch(proj: Project, day: pd.DataFrame, id_column: str) -> dict[str, Any]:
     """Score ``day`` over real HTTP and as a batch file; compare the two."""
-    from loopml.serve import ServerProcess
-    from loopml.store import tables
-
-    model = proj.load_model()
-    records = jsonable_records(day, [id_column, *model.input_columns])
-    with ServerProcess(str(proj.settings.project_dir)) as server:
+    inputs = proj.models.load(history=False).input_columns
+    records = jsonable_records(day, [id_column, *inputs])
+    with proj.start_server() as server:
         api_scores, latencies, failed = send_all(server.url, proj.name, records, id_column)
-    folder = proj.settings.project_dir / "demo"
+    folder = proj.directory / "demo"
     folder.mkdir(exist_ok=True)
     day.to_parquet(folder / "day.parquet", index=False)
-    batch = proj.predict_file(folder / "day.parquet", folder / "day_scored.parquet")
+    batch = proj.predictions.predict_file(folder / "day.parquet", folder / "day_scored.parquet")
     scored = pd.read_parquet(folder / "day_scored.parquet")
     api = np.array([api_scores.get(t, np.nan) for t in scored[id_column]])
-    predictions = tables.predictions
-    with proj.store.engine.connect() as conn:
-        logged = conn.execute(
-            select(func.count()).select_from(predictions).where(predictions.c.origin == "api")
-        ).scalar_one()
+    logged = proj.predictions.count(origin=Origin.API)
     return {
         "requests": len(records),
         "failed_requests": failed,
@@ -85,11 +81,9 @@ def _serve_and_batch(proj: Any, day: pd.DataFrame, id_column: str) -> dict[str, 
     }
 
 
-def _actions(proj: Any) -> dict[str, Any]:
+def _actions(proj: Project) -> dict[str, Any]:
     """Deliver what the API and batch put in the outbox: cases to the example receiver, card blocks to SQL."""
-    from loopml.actions.demo import run_fraud_actions
-
-    done = run_fraud_actions(proj.settings, proj.store.engine)
+    done = run_fraud_actions(proj)
     return {
         "cases_sent": done["cases_received"],
         "duplicate_cases_dropped": done["duplicates_dropped"],
@@ -133,11 +127,11 @@ def run(directory: Path, *, quick: bool = False, seed: int | None = None) -> dic
     }
 
 
-def _loop(proj: Any, day: pd.DataFrame, data_options: dict[str, Any]) -> dict[str, Any]:
+def _loop(proj: Project, day: pd.DataFrame, data_options: dict[str, Any]) -> dict[str, Any]:
     """The retraining loop across the regime change for :data:`REPLAY_DAYS` days, and the loop against
     the regime oracle (simulated from ``data_options``) and the same loop without label delay (see
-    :mod:`loopml.cli.demos.fraud_loop`)."""
-    frame = pd.read_parquet(proj.settings.project_dir / "data" / "replay.parquet")
+    :mod:`loopml.examples.fraud.loop`)."""
+    frame = pd.read_parquet(proj.directory / "data" / "replay.parquet")
     api_day = int(day["tx_time_days"].iloc[0])
     change = api_day + 1  # the simulator's regime change: the day after the API's day
     last = min(api_day + REPLAY_DAYS, int(frame["tx_time_days"].max()))

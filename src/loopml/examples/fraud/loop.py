@@ -21,17 +21,20 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 from rich.progress import Progress
 from sklearn.metrics import average_precision_score
-from sqlalchemy import select
 
-from loopml.cli._common import err_console
+from loopml.examples._demo import err_console
+from loopml.project import Origin
+
+if TYPE_CHECKING:
+    from loopml.project import FittedModel, LoadedModel, Project
 
 __all__ = [
     "LABEL_DELAY_DAYS",
@@ -100,7 +103,7 @@ def _by_day(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
 
 
 def replay(
-    proj: Any,
+    proj: Project,
     frame: pd.DataFrame,
     api_day: int,
     last_day: int,
@@ -109,22 +112,18 @@ def replay(
     """Replay days ``api_day + 1 .. last_day`` of ``frame``; ``api_day`` was already served over HTTP.
 
     ``on_promoted(version, day)`` is called when a cycle promotes a challenger."""
-    from loopml.registry import get_alias
-    from loopml.scoring import load_model
-
     days = _by_day(frame)
     out = Replay()
     out.scored.append(_api_scored(proj, days[api_day]))
-    model = load_model(proj.store, proj.name)
+    model: LoadedModel | None = None
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("replaying days", total=last_day - api_day)
         for day in range(api_day + 1, last_day + 1):
-            champion = get_alias(proj.store.engine, proj.name, "champion")
-            if model.version.version != champion:
-                model = load_model(proj.store, proj.name)  # the API would swap the same way
+            # as the API's model holder does between requests: the champion, swapped when the alias
+            # moves, its window state learning the labels that came back as feedback
+            model = proj.models.follow(model)
             out.scored.append(_score_day(proj, model, days[day]))
             _feed_labels(proj, out.scored, day)
-            model.learn_feedback(proj.store)  # as the API's model holder does between requests
             if (day - api_day) % TICK_EVERY_DAYS == 0:
                 _mature(proj, frame, day)
                 _tick(proj, day, out)
@@ -135,35 +134,27 @@ def replay(
     return out
 
 
-def _api_scored(proj: Any, rows: pd.DataFrame) -> pd.DataFrame:
+def _api_scored(proj: Project, rows: pd.DataFrame) -> pd.DataFrame:
     """The API's logged predictions of the HTTP day, with their labels (from the prediction log)."""
-    from loopml.store import tables
-
-    p = tables.predictions
-    query = select(p.c.id, p.c.inputs, p.c.score, p.c.model_version).where(
-        p.c.model_name == proj.name, p.c.origin == "api"
-    )
-    with proj.store.engine.connect() as conn:
-        logged = pd.DataFrame(conn.execute(query).all(), columns=["prediction_id", "inputs", "score", "v"])
+    logged = proj.predictions.logged(origin=Origin.API)
     id_column = proj.settings.id_column
     logged["transaction_id"] = logged["inputs"].map(lambda i: i[id_column])
     labels = rows[["transaction_id", "tx_fraud", "tx_time_days"]]
-    merged = logged.merge(labels, on="transaction_id")
-    return merged.rename(columns={"v": "model_version"})[
+    return logged.merge(labels, on="transaction_id")[
         ["prediction_id", "transaction_id", "score", "model_version", "tx_fraud", "tx_time_days"]
     ]
 
 
-def _score_day(proj: Any, model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+def _score_day(proj: Project, model: LoadedModel, rows: pd.DataFrame) -> pd.DataFrame:
     """Score one day in batch (logged as predictions, like the API's), labels kept aside."""
-    from loopml.batch import score_file
-
-    folder = proj.settings.project_dir / "demo"
+    folder = proj.directory / "demo"
     folder.mkdir(exist_ok=True)
     rows.drop(columns=list(LABEL_COLUMNS)).to_parquet(folder / "today.parquet", index=False)
-    # ACTIONS SPOT (helper A1): pass ``on_write=`` (the outbox hook) here to send the replayed days'
-    # fraud cases to the example receiver and card blocks to SQL, as the API's day does.
-    score_file(proj.store, model, folder / "today.parquet", folder / "today_scored.parquet")
+    # ACTIONS SPOT (helper A1): drop ``actions=False`` here to send the replayed days' fraud cases to
+    # the example receiver and card blocks to SQL, as the API's day does.
+    proj.predictions.predict_file(
+        folder / "today.parquet", folder / "today_scored.parquet", model=model, actions=False
+    )
     scored = pd.read_parquet(folder / "today_scored.parquet")
     labels = rows[["transaction_id", "tx_fraud", "tx_time_days"]]
     return scored[["prediction_id", "transaction_id", "score", "model_version"]].merge(
@@ -171,24 +162,21 @@ def _score_day(proj: Any, model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _feed_labels(proj: Any, scored: list[pd.DataFrame], day: int) -> None:
-    """Labels of the day ``LABEL_DELAY_DAYS`` ago arrive (the feedback route's store call)."""
-    from loopml.store import record_feedback
-
+def _feed_labels(proj: Project, scored: list[pd.DataFrame], day: int) -> None:
+    """Labels of the day ``LABEL_DELAY_DAYS`` ago arrive (as the feedback route records them)."""
     for rows in scored:
         if len(rows) and int(rows["tx_time_days"].iloc[0]) == day - LABEL_DELAY_DAYS:
-            record_feedback(
-                proj.store.engine,
+            proj.predictions.feedback(
                 [
                     {"prediction_id": p, "label": int(y)}
                     for p, y in zip(rows["prediction_id"], rows["tx_fraud"], strict=True)
-                ],
+                ]
             )
 
 
-def _mature(proj: Any, frame: pd.DataFrame, day: int) -> None:
+def _mature(proj: Project, frame: pd.DataFrame, day: int) -> None:
     """Labelled transactions reach the warehouse (the source) once their labels are in."""
-    source = proj.settings.project_dir / "data" / "transactions.parquet"
+    source = proj.directory / "data" / "transactions.parquet"
     history = pd.read_parquet(source)
     done = history["tx_time_days"].max()
     fresh = frame[(frame["tx_time_days"] > done) & (frame["tx_time_days"] <= day - LABEL_DELAY_DAYS)]
@@ -196,14 +184,13 @@ def _mature(proj: Any, frame: pd.DataFrame, day: int) -> None:
         pd.concat([history, fresh], ignore_index=True).to_parquet(source, index=False)
 
 
-def _tick(proj: Any, day: int, out: Replay) -> None:
+def _tick(proj: Project, day: int, out: Replay) -> None:
     """One worker step: monitor (alerts), watch the last promotion, run the policy and maybe a cycle."""
-    from loopml.retrain import tick
-
     with err_console.status(f"day {day}: monitoring, retraining policy ..."):
-        rolled, result = tick(proj.settings, proj.store)
-    if rolled:
-        out.rollbacks.append({"day": day, **rolled})
+        step = proj.retrain.tick()
+    if step.rollback is not None:
+        out.rollbacks.append({"day": day, **step.rollback.to_dict()})
+    result = step.cycle
     if result.ran:
         out.cycles.append(
             {
@@ -218,18 +205,9 @@ def _tick(proj: Any, day: int, out: Replay) -> None:
         err_console.print(f"day {day}: cycle {result.status} (challenger v{result.challenger_version})")
 
 
-def alert_counts(proj: Any) -> dict[str, int]:
+def alert_counts(proj: Project) -> dict[str, int]:
     """Alerts the monitor recorded during the replay, by kind."""
-    from sqlalchemy import func
-
-    from loopml.store import tables
-
-    a = tables.alerts
-    with proj.store.engine.connect() as conn:
-        rows = conn.execute(
-            select(a.c.kind, func.count()).where(a.c.model_name == proj.name).group_by(a.c.kind)
-        ).all()
-    return {str(kind): int(count) for kind, count in rows}
+    return {str(kind): int(count) for kind, count in proj.monitor.alert_counts().items()}
 
 
 def ap(rows: pd.DataFrame, score: str = "score") -> float:
@@ -274,20 +252,14 @@ class Counterparts:
     * The no-label-delay counterparts: for each promoted version, a model trained at the same moment
       on every labelled row up to that day (the loop knows the rows a label delay older)."""
 
-    def __init__(self, proj: Any, frame: pd.DataFrame) -> None:
-        from loopml.validate import latest_contract
-        from loopml.validate.ingest import contracts_dir
-
-        self.settings = proj.settings
-        source = pd.read_parquet(self.settings.project_dir / "data" / "transactions.parquet")
+    def __init__(self, proj: Project, frame: pd.DataFrame) -> None:
+        self.directory = str(proj.directory)
+        source = pd.read_parquet(proj.directory / "data" / "transactions.parquet")
         # The history the first model trained on, then every replayed row with its label.
         self.known = pd.concat([source[source["tx_time_days"] < frame["tx_time_days"].min()], frame])
-        contract = latest_contract(contracts_dir(self.settings), self.settings.name)
-        assert contract is not None, "the project was ingested, so it has a contract"
-        self.contract = contract
         self.days: dict[int, int] = {}
-        self._futures: dict[int, Future[Any]] = {}
-        self._oracle: Future[Any] | None = None
+        self._futures: dict[int, Future[FittedModel]] = {}
+        self._oracle: Future[FittedModel] | None = None
         # spawn, not fork: a forked child of a process whose OpenMP runtime started may hang.
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
@@ -300,25 +272,20 @@ class Counterparts:
 
         seed = int(data_options.get("seed", SimulationConfig.seed)) + ORACLE_SEED_OFFSET
         options = {**data_options, "regime_change_day": 0, "days": days, "seed": seed}
-        refit = self.settings.retrain.refit
-        self._oracle = self._pool.submit(_fit_regime_oracle, options, self.contract, self.settings, refit)
+        self._oracle = self._pool.submit(_fit_regime_oracle, self.directory, options)
 
-    def regime_oracle(self) -> Any | None:
-        """The regime oracle's pipeline (waits for its training); None when none was started."""
+    def regime_oracle(self) -> FittedModel | None:
+        """The regime oracle (waits for its training); None when none was started."""
         return None if self._oracle is None else self._oracle.result()
 
     def train(self, version: int, day: int) -> None:
         """Start training ``version``'s counterpart on every labelled row up to ``day``."""
-        from loopml.retrain.cycle import challenger_settings
-        from loopml.train import fit_served
-
         rows = self.known[self.known["tx_time_days"] <= day].reset_index(drop=True)
         self.days[version] = day
-        refit = self.settings.retrain.refit
-        loop = challenger_settings(self.settings)  # the same loop: as a cycle trains (retrain.train_window)
-        self._futures[version] = self._pool.submit(fit_served, rows, self.contract, loop, refit=refit)
+        # the same loop: as a cycle trains its challenger (retrain.train_window)
+        self._futures[version] = self._pool.submit(_fit, self.directory, rows, True)
 
-    def pipeline(self, version: int) -> Any | None:
+    def pipeline(self, version: int) -> FittedModel | None:
         """``version``'s counterpart (waits for its training); None for a version no cycle trained."""
         future = self._futures.get(version)
         return None if future is None else future.result()
@@ -327,15 +294,22 @@ class Counterparts:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _fit_regime_oracle(options: dict[str, Any], contract: Any, settings: Any, refit: bool) -> Any:
-    """Simulate the regime oracle's days and fit it (in :class:`Counterparts`'s process)."""
+def _fit(directory: str, rows: pd.DataFrame, as_challenger: bool) -> FittedModel:
+    """Fit on ``rows`` by the project's procedure (in :class:`Counterparts`'s process)."""
+    from loopml.project import Project
+
+    return Project.open(directory).models.fit(rows, as_challenger=as_challenger)
+
+
+def _fit_regime_oracle(directory: str, options: dict[str, Any]) -> FittedModel:
+    """Simulate the regime oracle's days and fit it with the project's settings (in
+    :class:`Counterparts`'s process)."""
     from loopml.examples.fraud import simulate
-    from loopml.train import fit_served
 
-    return fit_served(simulate(**options), contract, settings, refit=refit)
+    return _fit(directory, simulate(**options), as_challenger=False)
 
 
-def full_knowledge(proj: Any, served: pd.DataFrame, counterparts: Counterparts) -> Comparison:
+def full_knowledge(proj: Project, served: pd.DataFrame, counterparts: Counterparts) -> Comparison:
     """The loop against the regime oracle and the same loop with no label delay.
 
     ``served``: replayed rows (``transaction_id``, ``tx_time_days``) and the ``model_version`` that
@@ -344,35 +318,30 @@ def full_knowledge(proj: Any, served: pd.DataFrame, counterparts: Counterparts) 
     time and is its own counterpart. All score the rows the version served with point-in-time window
     features over the demo's full labelled history; average precision is pooled over all rows and
     given per period."""
-    from loopml.features import EntityHistory
-    from loopml.scoring import WindowState, load_model
-
-    settings, known = proj.settings, counterparts.known
-    history: Any = None
+    known = counterparts.known
     scored: list[pd.DataFrame] = []
     periods: list[dict[str, Any]] = []
     with err_console.status("the regime oracle ..."):
         regime_oracle = counterparts.regime_oracle()
     first_day = served.groupby("model_version")["tx_time_days"].min().sort_values()
-    for version in (int(v) for v in first_day.index):
-        model = load_model(proj.store, proj.name, version, history=False)
-        if history is None:
-            history = EntityHistory(model.windows, settings.event_time or "", settings.id_column)
-            history.extend(model.coerce(known).assign(tx_fraud=known["tx_fraud"].to_numpy()))
+    versions = [int(v) for v in first_day.index]
+    point_in_time = proj.predictions.point_in_time(known, ref=versions[0])
+    for version in versions:
         with err_console.status(f"v{version}'s no-label-delay counterpart ..."):
             no_delay = counterparts.pipeline(version)
         ids = set(served.loc[served["model_version"] == version, "transaction_id"])
         rows = known[known["transaction_id"].isin(ids)]
-        features = replace(model, state=WindowState(history)).features(
-            model.coerce(rows.drop(columns=list(LABEL_COLUMNS)))
+        others = {"regime_oracle": regime_oracle, "no_label_delay": no_delay}
+        by = point_in_time.score(
+            rows.drop(columns=list(LABEL_COLUMNS)),
+            ref=version,
+            others={name: fitted for name, fitted in others.items() if fitted is not None},
         )
-        loop = model.score(features)
+        loop = by["score"].to_numpy()
         both = rows[["transaction_id", "tx_time_days", "tx_fraud"]].assign(
             loop=loop,
-            regime_oracle=float("nan")
-            if regime_oracle is None
-            else replace(model, pipeline=regime_oracle).score(features),
-            no_label_delay=loop if no_delay is None else replace(model, pipeline=no_delay).score(features),
+            regime_oracle=float("nan") if regime_oracle is None else by["regime_oracle"].to_numpy(),
+            no_label_delay=loop if no_delay is None else by["no_label_delay"].to_numpy(),
         )
         scored.append(both)
         periods.append(

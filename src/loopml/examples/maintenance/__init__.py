@@ -20,6 +20,7 @@ import pandas as pd
 
 from loopml.config import PROJECT_FILE, MaintenanceConfig, parse_settings
 from loopml.errors import InputError
+from loopml.examples import REAL_DATA_DEMO
 from loopml.project.examples import Example
 
 __all__ = [
@@ -175,5 +176,5 @@ EXAMPLE = Example(
     write_data=f"{__name__}:write_data",
     demo=f"{__name__}.demo",
     demo_options=("quick",),
-    not_taken={"seed": "its data is real, shipped with loopml, not simulated"},
+    not_taken={"seed": REAL_DATA_DEMO["seed"]},
 )

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from loopml.cli._common import console, err_console
-from loopml.cli.demos._common import build, jsonable_records
-from loopml.config import Settings, failure_settings
 from loopml.errors import ConfigError
+from loopml.examples._demo import build, console, err_console, jsonable_records
 from loopml.examples.maintenance import PUBLISHED, evaluate_last_cycle, last_cycles
+
+if TYPE_CHECKING:
+    from loopml.config import MaintenanceConfig
+    from loopml.project import Project
 
 __all__ = ["HOLD_BACK", "REPLAY_CYCLES", "render", "run"]
 
@@ -34,40 +36,51 @@ REPLAY_CYCLES = 5  # the last cycles of each test engine replayed through the AP
 HOLD_BACK = 20  # training engines that arrive later, with their run-to-failure data (the retrain cycle)
 
 
-def _official_test(proj: Any, failure: Settings) -> dict[str, Any]:
-    """Batch-score every test cycle with both models; judge each engine's last cycle against the truth."""
-    from loopml.batch import score_file
-    from loopml.scoring import load_model
-    from loopml.tasks.binary import roc_auc
+def _roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney U statistic over positives x negatives (ties count one half; NaN
+    with one class): scikit-learn's ``roc_auc_score``, computed exactly (its trapezoid sums can
+    differ from it in the last bit)."""
+    from scipy.stats import mannwhitneyu
 
-    data, out = proj.settings.project_dir / "data", proj.settings.project_dir / "demo"
+    positives, negatives = score[y == 1], score[y == 0]
+    if len(positives) == 0 or len(negatives) == 0:
+        return float("nan")
+    u = mannwhitneyu(positives, negatives, method="asymptotic").statistic
+    return float(u / (len(positives) * len(negatives)))
+
+
+def _official_test(proj: Project, failure: Project) -> dict[str, Any]:
+    """Batch-score every test cycle with both models; judge each engine's last cycle against the truth."""
+    data, out = proj.directory / "data", proj.directory / "demo"
     test = pd.read_parquet(data / "test_cycles.parquet")
     with err_console.status("batch-scoring the test engines ..."):
-        batch = proj.predict_file(data / "test_cycles.parquet", out / "test_rul_scored.parquet")
+        batch = proj.predictions.predict_file(data / "test_cycles.parquet", out / "test_rul_scored.parquet")
         # Not logged: scoring history must not open work orders for cycles long past.
-        model = load_model(proj.store, failure.name)
-        score_file(proj.store, model, data / "test_cycles.parquet", out / "test_failure_scored.parquet",
-                   log_predictions=False)  # fmt: skip
+        failure.predictions.predict_file(
+            data / "test_cycles.parquet", out / "test_failure_scored.parquet", log_predictions=False
+        )
     scored = test.assign(
         rul_pred=pd.read_parquet(out / "test_rul_scored.parquet")["score"].to_numpy(),
         failure_pred=pd.read_parquet(out / "test_failure_scored.parquet")["score"].to_numpy(),
     )
     last, true, figures = _last_cycle_figures(proj, scored)
-    failing = (true <= proj.settings.maintenance.failure_within).astype(int)
+    failing = (true <= _needs(proj)[0].failure_within).astype(int)
     return {
         **figures,
-        "test_failure_roc_auc": roc_auc(failing, last["failure_pred"].to_numpy()),
+        "test_failure_roc_auc": _roc_auc(failing, last["failure_pred"].to_numpy()),
         "test_engines_failing_within": int(failing.sum()),
         "batch_rows": batch.rows,
         "_last": last.set_index("engine"),
     }
 
 
-def _last_cycle_figures(proj: Any, scored: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+def _last_cycle_figures(
+    proj: Project, scored: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """Each test engine's last cycle of ``scored`` (a ``rul_pred`` column), its true RUL, and the test
     figures (RMSE, PHM08 score) of the predictions clipped at the RUL cap."""
-    cap = proj.settings.maintenance.rul_cap
-    truth = pd.read_csv(proj.settings.project_dir / "data" / "test_rul.csv").set_index("engine")["rul"]
+    cap = _needs(proj)[0].rul_cap
+    truth = pd.read_csv(proj.directory / "data" / "test_rul.csv").set_index("engine")["rul"]
     last = last_cycles(scored)
     true = truth.loc[last["engine"]].to_numpy()
     return last, true, evaluate_last_cycle(np.clip(last["rul_pred"], 0, cap), true, cap)
@@ -110,7 +123,9 @@ def _send(
     return answers, latencies, failed
 
 
-def _feedback(url: str, answers: list[dict[str, Any]], failure_at: pd.Series, config: Any) -> int:
+def _feedback(
+    url: str, answers: list[dict[str, Any]], failure_at: pd.Series, config: MaintenanceConfig
+) -> int:
     """The truth, once known: each replayed cycle's RUL (capped) and whether it failed within the horizon."""
     import httpx
 
@@ -129,22 +144,20 @@ def _feedback(url: str, answers: list[dict[str, Any]], failure_at: pd.Series, co
     return int(response.json()["accepted"])
 
 
-def _serve(proj: Any, official: dict[str, Any], cycles: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _serve(
+    proj: Project, official: dict[str, Any], cycles: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Replay the test engines' last cycles over real HTTP, then send the truth as feedback."""
-    from loopml.serve import ServerProcess
-
-    settings, data = proj.settings, proj.settings.project_dir / "data"
+    (config, window), data = _needs(proj), proj.directory / "data"
     test = pd.read_parquet(data / "test_cycles.parquet")
     failure_at = _failure_cycles(data)
-    requests = _replay_requests(test, settings.features.sequences.window, cycles)
-    with ServerProcess(str(settings.project_dir)) as server:
+    requests = _replay_requests(test, window, cycles)
+    with proj.start_server() as server:
         answers, latencies, failed = _send(server.url, proj.name, requests)
-        accepted = _feedback(server.url, answers, failure_at, settings.maintenance)
+        accepted = _feedback(server.url, answers, failure_at, config)
     last = official["_last"]
     final = [a for a in answers if a["cycle"] == last.loc[a["engine"], "cycle"]]
-    batch = np.clip(
-        last.loc[[a["engine"] for a in final], "rul_pred"].to_numpy(), 0, settings.maintenance.rul_cap
-    )
+    batch = np.clip(last.loc[[a["engine"] for a in final], "rul_pred"].to_numpy(), 0, config.rul_cap)
     api = np.array([a["rul"] for a in final])
     return {
         "requests": len(requests),
@@ -164,48 +177,31 @@ def _failure_cycles(data: Path) -> pd.Series:
     return test.groupby("engine")["cycle"].max() + truth
 
 
-def _work_orders(proj: Any) -> dict[str, Any]:
+def _work_orders(proj: Project) -> dict[str, Any]:
     """Deliver the actions the replay enqueued (``loopml worker`` does this in production), then read
     the work-order table back and judge each order against the engine's true failure cycle."""
-    import sqlalchemy as sa
-
-    from loopml.actions import dispatch_once, open_action
-
-    settings = proj.settings
     with err_console.status("delivering work orders ..."):
-        dispatch_once(settings, proj.store.engine, timeout=120)
-    endpoint: Any = open_action("work_orders", settings.actions, settings.project_dir)  # the sql plugin
-    try:
-        with sa.create_engine(endpoint.url).connect() as conn:
-            found = sa.inspect(conn).has_table(endpoint.table_name)
-            orders = pd.read_sql_table(endpoint.table_name, conn) if found else pd.DataFrame()
-    finally:
-        endpoint.close()
+        proj.actions.dispatch(timeout=120)
+    orders = proj.actions.sql_rows("work_orders")  # the maintenance system's table, as it holds them
     if orders.empty:
         return {"work_orders": 0, "work_orders_due": 0, "engines_due_without_order": None}
-    fails_at = _failure_cycles(settings.project_dir / "data")
+    data, within = proj.directory / "data", _needs(proj)[0].failure_within
+    fails_at = _failure_cycles(data)
     remaining = fails_at.loc[orders["engine"]].to_numpy() - orders["cycle"].to_numpy()
-    due = (
-        fails_at
-        - pd.read_parquet(settings.project_dir / "data" / "test_cycles.parquet")
-        .groupby("engine")["cycle"]
-        .max()
-    )
-    due_engines = set(due[due <= settings.maintenance.failure_within].index)
+    due = fails_at - pd.read_parquet(data / "test_cycles.parquet").groupby("engine")["cycle"].max()
+    due_engines = set(due[due <= within].index)
     return {
         "work_orders": len(orders),
-        "work_orders_due": int((remaining <= settings.maintenance.failure_within).sum()),
+        "work_orders_due": int((remaining <= within).sum()),
         "engines_due_without_order": len(due_engines - set(orders["engine"])),
     }
 
 
-def _monitor(proj: Any, failure: Settings) -> dict[str, Any]:
+def _monitor(proj: Project, failure: Project) -> dict[str, Any]:
     """Realized performance of both models on the replayed cycles, once their truth arrived, and the
     retraining policy's verdict on it (``loopml retrain`` then runs the cycle)."""
-    from loopml.monitor import run_monitor
-
-    rul = proj.monitor()
-    risk = run_monitor(proj.store, failure.name, failure.monitor)
+    rul = proj.monitor.run()
+    risk = failure.monitor.run()
     return {
         "monitor_rmse": (rul.performance.get("realized") or {}).get("rmse"),
         "monitor_failure_roc_auc": (risk.performance.get("realized") or {}).get("roc_auc"),
@@ -215,18 +211,18 @@ def _monitor(proj: Any, failure: Settings) -> dict[str, Any]:
     }
 
 
-def _retrain(proj: Any, force: bool) -> dict[str, Any]:
+def _retrain(proj: Project, force: bool) -> dict[str, Any]:
     """The held-back engines' run-to-failure data arrive in the source; then one retraining cycle per
     model (policy, ingest, challenger, gate on engines neither model trained on, promote or reject).
 
     ``force``: run the cycles even when no trigger fired (``--quick`` replays too few labels)."""
-    data = proj.settings.project_dir / "data"
+    data = proj.directory / "data"
     later = pd.read_parquet(data / "later_cycles.parquet")
     arrived = pd.concat([pd.read_parquet(data / "cycles.parquet"), later], ignore_index=True)
     arrived.to_parquet(data / "cycles.parquet", index=False)  # the fleet's history, as exported
     engines = int(later["engine"].nunique())
     with err_console.status(f"{engines} engines' run-to-failure data arrived: retraining ..."):
-        rul, failure = proj.retrain(force=force)
+        rul, failure = proj.retrain.run(force=force)
     out: dict[str, Any] = {"retrain_new_engines": engines}
     for prefix, result in (("retrain", rul), ("failure_retrain", failure)):
         out.update(
@@ -244,11 +240,11 @@ def _retrain(proj: Any, force: bool) -> dict[str, Any]:
     return out
 
 
-def _challenger_on_test(proj: Any, version: int) -> dict[str, Any]:
+def _challenger_on_test(proj: Project, version: int) -> dict[str, Any]:
     """The RUL challenger on the official test split, as the champion was judged (for the record only:
     the gate never sees the test split)."""
-    test = pd.read_parquet(proj.settings.project_dir / "data" / "test_cycles.parquet")
-    model = proj.load_model(version)
+    test = pd.read_parquet(proj.directory / "data" / "test_cycles.parquet")
+    model = proj.models.load(version)
     _, _, figures = _last_cycle_figures(proj, test.assign(rul_pred=model.predict_frame(test, observe=False)))
     holdout = model.version.metrics
     champion = holdout.get("champion") or {}
@@ -257,6 +253,14 @@ def _challenger_on_test(proj: Any, version: int) -> dict[str, Any]:
         "challenger_phm08_score": figures["phm08_score"],
         "retrain_gate_rows": champion.get("rows", holdout["rows_holdout"]),
     }
+
+
+def _needs(proj: Project) -> tuple[MaintenanceConfig, int]:
+    """The project's ``maintenance`` section and its window features' length (cycles)."""
+    config, sequences = proj.settings.maintenance, proj.settings.features.sequences
+    if config is None or sequences is None:
+        raise ConfigError(f"the demo needs 'maintenance' and 'features.sequences' in {proj.project_file}.")
+    return config, sequences.window
 
 
 def _quick(directory: Path) -> None:
@@ -279,11 +283,8 @@ def run(directory: Path, *, quick: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     options = {"engines": 20, "hold_back": 5} if quick else {"hold_back": HOLD_BACK}
     proj, ingested, outcome = build("maintenance", directory, _quick if quick else None, **options)
-    if proj.settings.maintenance is None or proj.settings.features.sequences is None:
-        raise ConfigError(
-            f"the demo needs 'maintenance' and 'features.sequences' in {directory / 'loopml.yaml'}."
-        )
-    failure, failure_outcome = failure_settings(proj.settings), outcome.companions[0]
+    _needs(proj)
+    failure, failure_outcome = proj.companions[0], outcome.companions[0]
     engines = pd.read_parquet(directory / "data" / "cycles.parquet", columns=["engine"])["engine"].nunique()
     official = _official_test(proj, failure)
     served, _ = _serve(proj, official, 2 if quick else REPLAY_CYCLES)

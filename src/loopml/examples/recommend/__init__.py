@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from loopml.examples import REAL_DATA_DEMO
 from loopml.project.examples import Example
 
 __all__ = ["CUT", "EXAMPLE", "later_lines", "write_data"]
@@ -49,8 +50,5 @@ EXAMPLE = Example(
     package=__name__,
     write_data=f"{__name__}:write_data",
     demo=f"{__name__}.demo",
-    not_taken={
-        "quick": "it already runs at full size in about a minute",
-        "seed": "its data is real, shipped with loopml, not simulated",
-    },
+    not_taken=REAL_DATA_DEMO,
 )

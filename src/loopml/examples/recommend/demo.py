@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from loopml.cli._common import console, err_console
 from loopml.errors import InputError
+from loopml.examples._demo import console, err_console
+from loopml.examples.recommend import CUT, later_lines
+from loopml.project import Project
 
 __all__ = ["render", "run"]
 
@@ -45,15 +47,11 @@ def _purchases(lines: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _build(directory: Path, until: str) -> tuple[Any, Any, Any]:
-    from loopml.examples import write_example
-    from loopml.project import Project
-
+def _build(directory: Path, until: str) -> tuple[Project, Any, Any]:
     if (directory / "loopml.yaml").exists():
         raise InputError(f"{directory} already holds a project; pass an empty --project directory.")
     with err_console.status("copying the Online Retail purchases ..."):
-        write_example("recommend", directory, until=until)
-    proj = Project.open(directory)
+        proj = Project.init(directory, example="recommend", until=until)
     with err_console.status("ingesting under the contract ..."):
         ingested = proj.ingest()
     with err_console.status("training popularity, co-occurrence and ALS; judging on new items ..."):
@@ -154,7 +152,7 @@ def _weekly(served: list[dict[str, Any]], labels: list[int]) -> list[dict[str, A
 
 
 def _phase(
-    url: str, proj: Any, purchases: pd.DataFrame, start: pd.Timestamp, weeks: int, per_week: int
+    url: str, proj: Project, purchases: pd.DataFrame, start: pd.Timestamp, weeks: int, per_week: int
 ) -> dict[str, Any]:
     """Serve a few weeks over HTTP and feed the purchases of each list's next 7 days back."""
     visits = _visits(purchases, start, weeks, per_week, seed=int(start.timestamp()) % 2**31)
@@ -170,14 +168,15 @@ def _phase(
     }
 
 
-def _batch(proj: Any, purchases: pd.DataFrame) -> dict[str, Any]:
+def _batch(proj: Project, purchases: pd.DataFrame) -> dict[str, Any]:
     """Batch-score every later (customer, item) purchase: the rank the champion gave it."""
-    folder = proj.settings.project_dir / "demo"
+    folder = proj.directory / "demo"
     folder.mkdir(exist_ok=True)
     pairs = purchases.drop_duplicates(["customer", "StockCode"])[["CustomerID", "StockCode", "Country"]]
     pairs.to_parquet(folder / "later_pairs.parquet", index=False)
-    result = proj.predict_file(folder / "later_pairs.parquet", folder / "later_pairs_ranked.parquet")
-    ranks = pd.read_parquet(folder / "later_pairs_ranked.parquet")["score"].to_numpy(dtype=float)
+    ranked_file = folder / "later_pairs_ranked.parquet"
+    result = proj.predictions.predict_file(folder / "later_pairs.parquet", ranked_file)
+    ranks = pd.read_parquet(ranked_file)["score"].to_numpy(dtype=float)
     ranked = ranks[np.isfinite(ranks)]
     return {
         "batch_rows": result.rows,
@@ -186,34 +185,20 @@ def _batch(proj: Any, purchases: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _actions(proj: Any) -> dict[str, Any]:
+def _actions(proj: Project) -> dict[str, Any]:
     """Deliver the queued next-best-offer actions now (the worker would) and count the CRM rows."""
-    import sqlalchemy as sa
-
-    from loopml.actions.dispatch import dispatch_once
-
-    endpoint = proj.settings.actions.endpoints.get("crm")
-    if endpoint is None:
+    if "crm" not in proj.settings.actions.endpoints:
         return {"actions_delivered": 0, "crm_rows": 0}
-    attempts = dispatch_once(proj.settings, proj.store.engine, timeout=120)
-    url = str(endpoint.options["url"]).replace("sqlite:///", f"sqlite:///{proj.settings.project_dir}/", 1)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {endpoint.options['table']}")).scalar_one()
-    finally:
-        engine.dispose()
-    return {"actions_delivered": attempts, "crm_rows": int(rows)}
+    attempts = proj.actions.dispatch(timeout=120)
+    return {"actions_delivered": attempts, "crm_rows": len(proj.actions.sql_rows("crm"))}
 
 
-def _retrain(proj: Any, later: pd.DataFrame, until: pd.Timestamp) -> dict[str, Any]:
+def _retrain(proj: Project, later: pd.DataFrame, until: pd.Timestamp) -> dict[str, Any]:
     """October's raw lines land in the source folder; one retraining cycle runs on them."""
-    from loopml.retrain import run_cycle
-
     new = later[later["InvoiceDate"] < until]
-    new.to_parquet(proj.settings.project_dir / "data" / "lines" / "lines-0002.parquet", index=False)
+    new.to_parquet(proj.directory / "data" / "lines" / "lines-0002.parquet", index=False)
     with err_console.status("retraining: ingest October, challenger, gate ..."):
-        cycle = run_cycle(proj.settings, proj.store, force=True)
+        cycle = proj.retrain.run(force=True)[0]
     summary = cycle.to_dict()
     gate = {c["check"]: c["detail"] for c in summary.get("gate", [])}
     return {
@@ -254,9 +239,6 @@ def run(directory: Path, *, quick: bool = False, until: str | None = None) -> di
 
     ``quick`` serves fewer weeks and customers (the same steps, for tests).
     """
-    from loopml.examples.recommend import CUT, later_lines
-    from loopml.serve import BackgroundServer
-
     started = time.perf_counter()
     weeks, weeks_after, per_week = (2, 1, 25) if quick else (4, 2, 60)
     cut = pd.Timestamp(until or CUT)
@@ -264,10 +246,10 @@ def run(directory: Path, *, quick: bool = False, until: str | None = None) -> di
     proj, ingested, outcome = _build(directory, str(cut.date()))
     later: pd.DataFrame = later_lines(str(cut.date()))  # type: ignore[assignment]
     purchases = _purchases(later)
-    with BackgroundServer(proj.app()) as server:  # real HTTP; follows the champion alias
+    with proj.start_server() as server:  # `loopml serve` over real HTTP; follows the champion alias
         before = _phase(server.url, proj, purchases, cut, weeks, per_week)
         batch = _batch(proj, purchases[purchases["InvoiceDate"] < replan])
-        monitor = proj.monitor()
+        monitor = proj.monitor.run()
         actions = _actions(proj)
         retrain = _retrain(proj, later, replan)
         time.sleep(1.5)  # the server re-reads the alias every second
@@ -288,7 +270,7 @@ def run(directory: Path, *, quick: bool = False, until: str | None = None) -> di
         "feedback_accepted": before["feedback_accepted"] + after["feedback_accepted"],
         "served_hit_rate_at_10": float(np.mean(np.asarray(labels) > 0)) if labels else None,
         "weekly": _weekly(served, labels),
-        "monitor_alerts": len(getattr(monitor, "alerts", []) or []),
+        "monitor_alerts": len(monitor.alerts),
         **batch,
         **actions,
         **retrain,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loopml.cli.demos.maintenance import _replay_requests, render
 from loopml.config import Settings, failure_settings, load_settings
 from loopml.errors import ConfigError
 from loopml.examples.maintenance import PUBLISHED
+from loopml.examples.maintenance.demo import _replay_requests, render
 
 
 def _settings() -> Settings:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from loopml.cli.demos import fraud
-from loopml.cli.demos.fraud_loop import LOOP_SETTINGS, configure
 from loopml.examples import write_example
+from loopml.examples.fraud import demo as fraud
+from loopml.examples.fraud.loop import LOOP_SETTINGS, configure
 
 
 def _summary() -> dict[str, Any]:
