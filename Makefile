@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck imports venv clean help
+.PHONY: demo test docs lint typecheck imports venv clean help
 
 help:
 	@echo "make demo   create .venv, install loopml, run 'loopml demo fraud'"
-	@echo "make test   install the test extras, run ruff, mypy, the import contracts and the whole test suite"
+	@echo "make test   install the test extras, run ruff, mypy, the import contracts, the docs build and the whole test suite"
+	@echo "make docs   build the documentation site into build/site/ (mkdocs build --strict)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11 / python3.12 on PATH)"; exit 1; }
@@ -26,7 +27,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
-	@touch $@ $(VENV)/.demo-installed
+	@touch $@ $(VENV)/.demo-installed $(VENV)/.docs-installed
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/loopml demo fraud
@@ -38,6 +39,15 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[docs]'
+	@touch $@
+
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link or anchor and on a page
+# missing from the nav; nothing is fetched (no web fonts, no plugin that downloads).
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
 # The layer contracts of docs/architecture.md (import-linter, configured in pyproject.toml).
 imports: $(VENV)/.test-installed
 	$(BIN)/lint-imports --no-logo
@@ -46,7 +56,7 @@ imports: $(VENV)/.test-installed
 PYTEST_WORKERS ?= 2
 
 # The suite, then every docstring example of the package run as a doctest.
-test: lint typecheck imports
+test: lint typecheck imports docs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(BIN)/python -m pytest -q --doctest-modules src/loopml --ignore=src/loopml/store/migrations
 

@@ -80,7 +80,7 @@ def run_one(mode: str, directory: Path, path: Path, output: Path) -> dict[str, f
     from loopml.project import Project
 
     project = Project.open(directory, environ={})
-    model = project.load_model()
+    model = project.models.load()
     rows = pq.ParquetFile(path).metadata.num_rows
     if mode == "batch":
         start = time.perf_counter()

@@ -123,7 +123,7 @@ def measure(step: str, workers: int, args: argparse.Namespace, project: Any, out
         distributed.Client(cluster) as client,
     ):
         client.run(_warm_up)
-        model = project.load_model()
+        model = project.models.load()
         started = time.perf_counter()
         if step == "batch":
             target = out / f"batch-{workers}"

@@ -62,7 +62,7 @@ def _project(directory: Path, days: int) -> Project:
 def _records(project: Project, n: int) -> list[dict[str, Any]]:
     """The last ``n`` rows of the data, as a client would send them (new ids, real cards and times)."""
     frame = pd.read_parquet(project.settings.project_dir / "data" / "transactions.parquet").tail(n)
-    model = project.load_model()
+    model = project.models.load()
     rows = frame[["transaction_id", *model.input_columns]].to_dict("records")
     for i, row in enumerate(rows):
         row["transaction_id"] = 900_000_000 + i
@@ -71,7 +71,7 @@ def _records(project: Project, n: int) -> list[dict[str, Any]]:
 
 
 def in_process(project: Project, records: list[dict[str, Any]]) -> dict[str, float]:
-    model = project.load_model()
+    model = project.models.load()
     for rec in records[:50]:
         model.predict_records([rec], observe=False)
     times = []
@@ -163,7 +163,7 @@ mlflow.lightgbm.save_model(model, work + "/mlflow-model", input_example=X.head(2
 
 def mlflow_http(project: Project, records: list[dict[str, Any]], work: Path, seconds: int) -> dict[int, Any]:
     python = _mlflow_python()
-    model = project.load_model()
+    model = project.models.load()
     _, frame = _snapshot(project)
     features = model.features(model.coerce(frame))
     assert model.compiled is not None

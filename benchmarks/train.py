@@ -10,6 +10,11 @@ is scored on exactly the same holdout rows with the same metric:
   (``benchmarks/.venv-flaml``, created on first use) and run there in a subprocess, never a
   dependency of loopml.
 
+Besides, ``loopml-default`` is the default ``Project.train()`` without tuning (the same project with
+``train.tune`` removed), judged against a default LightGBM fitted on the same training rows and its
+own features: each data set prints ``default_vs_lgbm_default=<delta>`` (positive: loopml better),
+which must never be negative.
+
 The holdout is loopml's own split (``loopml.tasks.time_split`` with the arguments ``fit`` uses),
 checked against the registered model: its score recomputed here on those rows must equal the score
 loopml recorded. The features given to the default LightGBM and to FLAML are loopml's
@@ -19,6 +24,7 @@ preprocessor, so the comparison is of model fitting and tuning, not of feature e
 Usage::
 
     .venv/bin/python benchmarks/train.py [--budget 30] [--datasets fraud,breast_cancer,...]
+        [--contenders loopml,lgbm-default,flaml]
 
 The last line is ``wins_vs_flaml=<k>/<n> mean_score_delta_vs_flaml=<d>``; a delta is positive when
 loopml is better (higher average precision / macro F1, lower RMSE), in the metric's own units.
@@ -53,6 +59,7 @@ FLAML_IMPORTS = "import flaml, lightgbm, pandas, pyarrow, sklearn"
 FLAML_METRIC = {"average_precision": "ap", "f1_macro": "macro_f1", "rmse": "rmse"}
 LOWER_IS_BETTER = frozenset({"rmse"})
 TARGET = "target"
+CONTENDERS = ("loopml", "lgbm-default", "flaml")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,6 +197,12 @@ class Outcome:
     rows_holdout: int
     n_features: int
     entries: list[Entry] = field(default_factory=list)
+    # The untuned default training against a default LightGBM on its own features (+: loopml better).
+    default_vs_lgbm_default: float | None = None
+    default_note: str = ""
+
+    def has(self, contender: str) -> bool:
+        return any(e.contender == contender for e in self.entries)
 
     def score(self, contender: str) -> float:
         return next(e.score for e in self.entries if e.contender == contender)
@@ -303,7 +316,7 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
     return stack
 
 
-def run_dataset(ds: DataSet, args: argparse.Namespace, python: Path, workdir: Path) -> Outcome:
+def run_dataset(ds: DataSet, args: argparse.Namespace, python: Path | None, workdir: Path) -> Outcome:
     from loopml.features import select_columns, window_features, window_specs
     from loopml.project import Project
     from loopml.tasks import get_task, time_split
@@ -329,7 +342,7 @@ def run_dataset(ds: DataSet, args: argparse.Namespace, python: Path, workdir: Pa
         raise SystemExit(f"error: loopml ranked {ds.name} by {metrics['metric']}, expected {ds.metric}")
 
     # -- loopml's holdout, rebuilt with the arguments fit() uses, then checked against its score.
-    model = project.load_model(trained.version.version)
+    model = project.models.load(trained.version.version)
     _, frame = load_snapshot(project.store, settings.name, trained.dataset_version)
     frame = frame.reset_index(drop=True)
     specs = window_specs(settings.features)
@@ -382,6 +395,34 @@ def run_dataset(ds: DataSet, args: argparse.Namespace, python: Path, workdir: Pa
     y_train = y[train_rows]
 
     # -- Default LightGBM.
+    if "lgbm-default" in args.contenders:
+        output, default_seconds = _lgbm_default(ds, args, task, X_train, y_train, X_hold, classes)
+        outcome.entries.append(Entry("lgbm-default", score(output), default_seconds, "LightGBM defaults"))
+
+    # -- The default loopml train (no tuning) against a default LightGBM on its features.
+    print(f"  loopml {loopml_seconds:.1f}s; loopml train without tuning ...", flush=True)
+    split = (X, y, train_rows, holdout_rows)
+    outcome.entries.append(_untuned(ds, args, project, task, split, classes, score, outcome))
+
+    # -- FLAML in its own venv, same rows, same budget.
+    if python is not None:
+        print(f"  FLAML ({args.budget:g}s budget) ...", flush=True)
+        outcome.entries.append(
+            _run_flaml(ds, args, python, workdir, X_train, y_train, X_hold, classes, score)
+        )
+    return outcome
+
+
+def _lgbm_default(
+    ds: DataSet,
+    args: argparse.Namespace,
+    task: Any,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_hold: pd.DataFrame,
+    classes: np.ndarray | None,
+) -> tuple[np.ndarray, float]:
+    """``LGBMClassifier()`` / ``LGBMRegressor()`` (quiet, ``--threads`` threads): holdout output, seconds."""
     import lightgbm as lgb
 
     estimator: Any = (
@@ -393,15 +434,67 @@ def run_dataset(ds: DataSet, args: argparse.Namespace, python: Path, workdir: Pa
         started = time.perf_counter()
         estimator.fit(X_train, y_train)
         output = task.predict(estimator, X_hold)
-        default_seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     if classes is not None and list(estimator.classes_) != list(classes):
         raise SystemExit(f"error: {ds.name}: default LightGBM's classes differ from loopml's")
-    outcome.entries.append(Entry("lgbm-default", score(output), default_seconds, "LightGBM defaults"))
+    return output, seconds
 
-    # -- FLAML in its own venv, same rows, same budget.
-    print(f"  loopml {loopml_seconds:.1f}s; FLAML ({args.budget:g}s budget) ...", flush=True)
-    outcome.entries.append(_run_flaml(ds, args, python, workdir, X_train, y_train, X_hold, classes, score))
-    return outcome
+
+def _untuned(
+    ds: DataSet,
+    args: argparse.Namespace,
+    project: Any,
+    task: Any,
+    split: tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray],
+    classes: np.ndarray | None,
+    score: Callable[[np.ndarray], float],
+    outcome: Outcome,
+) -> Entry:
+    """Train the same project without ``train.tune`` (a new version on the same snapshot and split),
+    then fit a default LightGBM on the same training rows and that version's features; records
+    ``outcome.default_vs_lgbm_default`` and returns the untuned version's entry."""
+    import yaml
+
+    from loopml.project import Project
+
+    X, y, train_rows, holdout_rows = split
+    config = project.settings.project_dir / "loopml.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["train"].pop("tune", None)
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    untuned = Project.open(project.settings.project_dir)
+    with _quiet():
+        started = time.perf_counter()
+        trained = untuned.train()
+        seconds = time.perf_counter() - started
+    metrics = trained.version.metrics
+    if metrics["rows_holdout"] != len(holdout_rows):
+        raise SystemExit(f"error: {ds.name}: the untuned run's holdout differs from the tuned run's")
+    pipeline = untuned.models.load(trained.version.version).pipeline
+    with _quiet():
+        mine = score(task.predict(pipeline, X.iloc[holdout_rows]))
+        features = pipeline[:-1]
+        X_train = _matrix(features.transform(X.iloc[train_rows]))
+        X_hold = _matrix(features.transform(X.iloc[holdout_rows]))
+    if not math.isclose(mine, float(metrics["score"]), rel_tol=1e-9, abs_tol=1e-12):
+        raise SystemExit(f"error: {ds.name}: the untuned run's rebuilt holdout score differs from its own")
+    output, _ = _lgbm_default(ds, args, task, X_train, y[train_rows], X_hold, classes)
+    plain = score(output)
+    delta = mine - plain
+    outcome.default_vs_lgbm_default = (-delta if ds.metric in LOWER_IS_BETTER else delta) + 0.0  # no -0.0
+    selection = metrics.get("selection") or {}
+    chosen = selection.get("chosen", trained.version.signature.get("params", {}).get("model"))
+    shares = [
+        f"{c['candidate']} better on {c['win_share']:.0%}"
+        for c in selection.get("candidates", [])
+        if "win_share" in c
+    ]
+    outcome.default_note = (
+        f"loopml default {mine:.4f} ({chosen} chosen on validation, features: "
+        f"{selection.get('features', 'all')}; {', '.join(shares) or 'no comparison'} of resamples); "
+        f"LGBM defaults on its features {plain:.4f}"
+    )
+    return Entry("loopml-default", mine, seconds, f"no tuning; {chosen} chosen on validation")
 
 
 def _matrix(values: Any) -> pd.DataFrame:
@@ -488,17 +581,30 @@ def print_table(outcome: Outcome) -> None:
     for entry in outcome.entries:
         delta = "" if entry.contender == "loopml" else f"{outcome.delta_vs(entry.contender):+.4f}"
         print(f"  {entry.contender:<13} {entry.score:>18.4f} {entry.seconds:>9.1f} {delta:>17}  {entry.note}")
+    if outcome.default_vs_lgbm_default is not None:
+        line = f"default_vs_lgbm_default={outcome.default_vs_lgbm_default:+.4f}"
+        print(f"{line}  ({ds.name}: {outcome.default_note})")
 
 
 def summary(outcomes: Sequence[Outcome]) -> tuple[str, str]:
+    defaults = [o.default_vs_lgbm_default for o in outcomes if o.default_vs_lgbm_default is not None]
+    untuned = f"default_losses_vs_lgbm_default={sum(d < 0 for d in defaults)}/{len(defaults)}"
+    if not all(o.has("flaml") for o in outcomes):  # --contenders without flaml: no FLAML figures
+        wins = sum(o.delta_vs("lgbm-default") > 0 for o in outcomes if o.has("lgbm-default"))
+        counted = sum(o.has("lgbm-default") for o in outcomes)
+        detail = (
+            f"wins_vs_lgbm_default={wins}/{counted} {untuned} "
+            f"loopml_seconds_total={sum(o.seconds('loopml') for o in outcomes):.1f}"
+        )
+        return detail, "wins_vs_flaml=n/a mean_score_delta_vs_flaml=n/a (FLAML not run)"
     deltas = [o.delta_vs("flaml") for o in outcomes]
     relative = [
         d / abs(o.score("flaml")) if o.score("flaml") else 0.0 for o, d in zip(outcomes, deltas, strict=True)
     ]
-    default_wins = sum(o.delta_vs("lgbm-default") > 0 for o in outcomes)
+    default_wins = sum(o.delta_vs("lgbm-default") > 0 for o in outcomes if o.has("lgbm-default"))
     wins = sum(d > 0 for d in deltas)
     detail = (
-        f"wins_vs_lgbm_default={default_wins}/{len(outcomes)} "
+        f"wins_vs_lgbm_default={default_wins}/{sum(o.has('lgbm-default') for o in outcomes)} {untuned} "
         f"mean_relative_delta_vs_flaml={np.mean(relative):+.4f} "
         f"loopml_seconds_total={sum(o.seconds('loopml') for o in outcomes):.1f} "
         f"flaml_seconds_total={sum(o.seconds('flaml') for o in outcomes):.1f}"
@@ -527,6 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="FLAML's estimator_list: 'auto' (its default choice) or e.g. 'lgbm' or 'lgbm,xgboost'",
     )
     parser.add_argument("--flaml-venv", type=Path, default=DEFAULT_VENV, help="FLAML's own venv")
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated, from: loopml (always run), lgbm-default, flaml (default: all); without "
+        "flaml no FLAML environment is set up and the last line says n/a",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the projects in this directory")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -535,11 +647,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown data set(s) {unknown}; choose from {', '.join(available)}")
     if args.budget <= 0:
         parser.error("--budget must be positive")
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    wrong = [c for c in args.contenders if c not in CONTENDERS]
+    if wrong or "loopml" not in args.contenders:
+        parser.error(f"--contenders: unknown {wrong} or loopml missing; choose from {', '.join(CONTENDERS)}")
 
-    python = ensure_flaml_venv(args.flaml_venv)
+    python = ensure_flaml_venv(args.flaml_venv) if "flaml" in args.contenders else None
     print(
         f"budget {args.budget:g}s per tuner per data set; {args.threads} thread(s) each; "
-        f"FLAML estimators: {args.flaml_estimators}; {os.cpu_count()} CPUs",
+        f"contenders: {', '.join(args.contenders)}; FLAML estimators: {args.flaml_estimators}; "
+        f"{os.cpu_count()} CPUs",
         flush=True,
     )
     if args.keep is not None:

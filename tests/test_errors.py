@@ -21,6 +21,7 @@ from loopml.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ProjectNotFoundError,
+    PromotionRefusedError,
     StoreError,
     UnauthorizedError,
     closest,
@@ -41,6 +42,7 @@ EXPECTED: dict[type[LoopMLError], tuple[str, int, int]] = {
     UnauthorizedError: ("unauthorized", 6, 401),
     StoreError: ("store_error", 7, 503),
     ArtifactIntegrityError: ("artifact_integrity", 7, 503),
+    PromotionRefusedError: ("promotion_refused", 7, 409),
     BusyError: ("busy", 8, 409),
 }
 

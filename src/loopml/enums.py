@@ -63,12 +63,13 @@ class CycleStatus(StrEnum):
 
 
 class AlertKind(StrEnum):
-    """What a monitoring alert is about."""
+    """What an alert is about: monitoring (drift, performance) or delivery (an endpoint down)."""
 
     DRIFT = "drift"
     CONCEPT_DRIFT = "concept_drift"
     PERFORMANCE = "performance"
     ESTIMATED_PERFORMANCE = "estimated_performance"
+    ENDPOINT_DOWN = "endpoint_down"  # an action endpoint has failed for actions.down_alert_after
 
 
 class TriggerKind(StrEnum):

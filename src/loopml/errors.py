@@ -23,6 +23,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "ProjectNotFoundError",
+    "PromotionRefusedError",
     "StoreError",
     "UnauthorizedError",
     "closest",
@@ -131,6 +132,14 @@ class ArtifactIntegrityError(StoreError):
     """An artifact's content does not match the SHA-256 recorded for it."""
 
     code = "artifact_integrity"
+
+
+class PromotionRefusedError(ArtifactIntegrityError):
+    """An alias was not moved: the version it would point at has an artifact that fails its SHA-256
+    check or does not load with the safe loader (the alias stays where it was)."""
+
+    code = "promotion_refused"
+    http_status = 409  # the request conflicts with the artifact's state; exits like its family (7)
 
 
 class BusyError(LoopMLError):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,25 @@ class ReceiverProcess:
     def view(self) -> CaseReceiver:
         """The receiver's stored cases and request log, read from its SQLite file (not listening)."""
         return CaseReceiver(secret=self.secret, db_path=self.db_path)
+
+
+class SimClock:
+    """A simulated clock for the dispatcher (``now=clock``): the real time plus an offset that only
+    grows when told (so actions written meanwhile are never in its future)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return utcnow() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
+
+    def to(self, when: datetime) -> None:
+        """Move forward to ``when`` (never back)."""
+        with self._lock:
+            self._offset += max(timedelta(0), when - (utcnow() + self._offset))

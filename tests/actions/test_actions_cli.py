@@ -36,7 +36,6 @@ def _project(directory: Path, url: str) -> Project:
             ],
             "allowed_hosts": ["127.0.0.1"],
             "allow_loopback": True,
-            "max_attempts": 1,
         },
     }
     directory.mkdir()
@@ -61,11 +60,15 @@ def test_list_dispatch_replay(tmp_path: Path, receiver: CaseReceiver) -> None:
     assert listed["by_kind"] == {"webhook": {"pending": 6, "delivered": 0, "dead": 0, "suppressed": 0}}
     assert listed["by_endpoint"]["cases"]["pending"] == 2 and listed["by_endpoint"]["audit"]["pending"] == 4
 
-    receiver.fail_next(6, 500)  # max_attempts 1: every action dies at once
+    assert (listed["max_delay_s"], listed["retry_horizon_s"]) == (36000.0, 99305.0)  # the default schedule
+    shown = runner.invoke(app, ["actions", "list", "-p", str(proj.settings.project_dir)])
+    assert "Retries: at most 10h apart, for 27h35m in all" in shown.output
+
+    receiver.fail_next(6, 422)  # a permanent refusal: every action dies at once
     done = _json("actions", "dispatch", "-p", str(proj.settings.project_dir))
     assert done == {"attempts": 6, "pending": 0, "delivered": 0, "dead": 6, "suppressed": 0}
     dead = _json("actions", "list", "-p", str(proj.settings.project_dir), "--status", "dead", "--limit", "1")
-    assert len(dead["recent"]) == 1 and "HTTP 500" in dead["recent"][0]["last_error"]
+    assert len(dead["recent"]) == 1 and "HTTP 422" in dead["recent"][0]["last_error"]
 
     one = _json(
         "actions", "replay", "-p", str(proj.settings.project_dir), "--id", str(dead["recent"][0]["id"])

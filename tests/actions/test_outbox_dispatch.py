@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from actions_support import log_predictions, make_settings, outbox_counts, prediction_rows, register_version
+from actions_support import (
+    SimClock,
+    log_predictions,
+    make_settings,
+    outbox_counts,
+    prediction_rows,
+    register_version,
+)
 from sqlalchemy import select
 
 from loopml.actions import Dispatcher, action_summary, dispatch_once, replay
@@ -105,19 +114,34 @@ def test_retry_after_is_honoured_then_delivered(engine, receiver: CaseReceiver, 
     assert attempts[0].retry_after == 1.0
 
 
-def test_dead_after_max_attempts_and_replay(engine, receiver: CaseReceiver, tmp_path: Path) -> None:
-    settings = make_settings(receiver.url, tmp_path, max_attempts=3)
+def test_dead_only_after_the_retry_horizon_then_replay(
+    engine, receiver: CaseReceiver, tmp_path: Path
+) -> None:
+    """The default schedule (immediately, 5s, 5m, 30m, 2h, 5h, 10h, 10h) on a simulated clock: a
+    receiver that answers 500 for ever kills the action at its 8th attempt, 27 h 35 min on."""
+    settings = make_settings(receiver.url, tmp_path, backoff_s=None, max_backoff_s=36000.0)
+    assert settings.actions.retry_horizon_s == 99305.0
+    clock = SimClock()
+    start = clock()
     log_predictions(engine, settings, prediction_rows(1))
-    receiver.fail_next(3, 500)
-    deadline = time.monotonic() + 5
-    while outbox_counts(engine) != {"dead": 1} and time.monotonic() < deadline:
-        dispatch_once(settings, engine)
-        time.sleep(0.02)
+    receiver.fail_next(8, 500)
+    probes = []
+    while outbox_counts(engine) == {"pending": 1} and clock() - start < timedelta(days=3):
+        probes.append(dispatch_once(settings, engine, now=clock))
+        state = action_summary(engine)["down_endpoints"]
+        if state:
+            clock.to(state[0]["next_probe_at"].replace(tzinfo=start.tzinfo))
     assert outbox_counts(engine) == {"dead": 1}
+    assert sum(probes) == 8  # one attempt per probe: the schedule's 1 + 7
+    d = tables.action_deliveries
+    with engine.connect() as conn:
+        times = conn.execute(select(d.c.started_at).order_by(d.c.id)).scalars().all()
+    gaps = [round((b - a).total_seconds()) for a, b in itertools.pairwise(times)]
+    assert gaps == [5, 300, 1800, 7200, 18000, 36000, 36000]
     summary = action_summary(engine)
     assert summary["dead"] == 1 and summary["by_kind"]["webhook"]["dead"] == 1
     assert replay(engine) == {"replayed": 1, "enabled": []}
-    dispatch_once(settings, engine)
+    dispatch_once(settings, engine, now=clock)
     assert outbox_counts(engine) == {"delivered": 1}
     assert len(receiver.cases()) == 1
 

@@ -240,6 +240,10 @@ def test_cli_sql_in_sql_out(
         "table": "scored",
         "model_version": 1,
         "partitions": 1,
+        "quarantined": 0,  # every row keeps the data contract
+        "quarantine": None,
+        "quarantine_counts": {},
+        "scored_as_missing": {},
     }
     same_scores(read_table(sqlite_url, "scored"), reference)
     again = invoke(batch_project, *args)

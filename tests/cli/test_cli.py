@@ -61,6 +61,10 @@ TRAIN_KEYS = {
     "threshold",
     "report",
     "companions",  # models trained beside it (the maintenance failure model); [] here
+    # issue 18: the choice made on the validation slice (None here: the example fixes its parameters)
+    # and the sanity warnings ({kind, column, detail, setting} each)
+    "selection",
+    "warnings",
 }
 SUMMARY_KEYS = {
     "name",
@@ -195,7 +199,16 @@ def test_predict(flow: dict[str, Any]) -> None:
     result = flow["predict"]
     assert result.exit_code == 0, result.output
     payload = one_json_object(result)
-    assert payload == {"rows": 25, "output": str(flow["output"]), "model_version": 1, "partitions": 1}
+    assert payload == {
+        "rows": 25,
+        "output": str(flow["output"]),
+        "model_version": 1,
+        "partitions": 1,
+        "quarantined": 0,
+        "quarantine": None,
+        "quarantine_counts": {},
+        "scored_as_missing": {},
+    }
     scored = pd.read_parquet(flow["output"])
     assert len(scored) == 25
     assert scored["transaction_id"].tolist() == pd.read_parquet(flow["input"])["transaction_id"].tolist()

@@ -1,4 +1,5 @@
-"""One suite over every registered source plugin: round trip, bad input, incremental idempotence.
+"""One suite over every registered source plugin: round trip, bad input, incremental idempotence,
+the schema read without the rows (what ``loopml check`` compares the project file with).
 
 Each plugin needs a maker here that stores a frame where that kind of source reads it; a plugin
 registered without one fails ``test_every_registered_source_has_a_maker``.
@@ -18,7 +19,7 @@ import yaml
 from loopml import _plugins
 from loopml.config import load_settings
 from loopml.errors import DataError
-from loopml.sources import Source, read_all, source_from_config
+from loopml.sources import SchemaSource, Source, read_all, source_columns, source_from_config
 from loopml.store import open_store
 from loopml.validate import ingest, load_snapshot
 
@@ -106,3 +107,37 @@ def test_incremental_ingest_is_idempotent_and_reads_each_row_once(kind: str, tmp
     assert ingest(settings, store).rows_read == 0
     dataset, rows = load_snapshot(store, "events")
     assert dataset.version == 2 and sorted(rows["event_id"]) == list(range(20))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_column_names_without_reading_the_rows(kind: str, tmp_path: Path) -> None:
+    MAKERS[kind](tmp_path, _events(0, 12), 0)
+    settings, _ = _project(tmp_path, MAKERS[kind](tmp_path, _events(12, 3), 1))
+    source = source_from_config(settings.source, tmp_path)
+    assert isinstance(source, SchemaSource)
+    assert source.column_names() == source_columns(source) == ["event_id", "seq", "value", "tag"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_column_names_of_a_bad_source_is_a_one_line_data_error(kind: str, tmp_path: Path) -> None:
+    MAKERS[kind](tmp_path, _events(0, 3), 0)
+    settings, _ = _project(tmp_path, BAD[kind])
+    with pytest.raises(DataError) as info:
+        source_columns(source_from_config(settings.source, tmp_path))
+    assert "\n" not in str(info.value) and "loopml.yaml" in str(info.value)
+
+
+class _RowsOnly:
+    """A third-party source without ``column_names``: its columns come from a first batch."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "rows-only"}
+
+    def iter_batches(self, batch_rows: int = 100_000) -> Any:
+        yield _events(0, 5).iloc[:batch_rows]
+
+
+def test_source_columns_falls_back_to_a_first_batch() -> None:
+    source = _RowsOnly()
+    assert isinstance(source, Source) and not isinstance(source, SchemaSource)
+    assert source_columns(source) == ["event_id", "seq", "value", "tag"]

@@ -109,3 +109,28 @@ def test_api_serves_the_dashboard_and_takes_feedback(project: Project) -> None:
         assert answer.json() == {"received": 4, "accepted": 3, "unknown_ids": 1}
         assert client.post("/v1/feedback", json={"prediction_id": "x"}).status_code == 422
         assert client.post("/v1/feedback", json=[{"label": 1}]).status_code == 422
+
+
+def test_dashboard_explains_a_logged_prediction_as_a_waterfall(project: Project) -> None:
+    import math
+
+    from fastapi.testclient import TestClient
+
+    from loopml.dashboard import dashboard_router
+
+    newest = project.predictions.explain()  # the newest logged prediction, scored again
+    explanation = newest.explanation
+    total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
+    assert abs(total - explanation.raw_score) <= 1e-6
+    assert newest.score is not None
+    assert explanation.raw_score == pytest.approx(math.log(newest.score / (1 - newest.score)), abs=1e-6)
+    page = render_dashboard(project)
+    assert "<h2>Why this prediction</h2>" in page and 'id="chart-explanation"' in page
+    assert '"type":"waterfall"' in page and newest.prediction_id in page
+    older = project.predictions.logged()["prediction_id"].iloc[0]
+    with TestClient(project.app([dashboard_router(project)])) as client:
+        chosen = client.get("/", params={"prediction": older})
+        unknown = client.get("/", params={"prediction": "no-such-prediction"})
+    assert chosen.status_code == 200 and older in chosen.text and 'id="chart-explanation"' in chosen.text
+    assert unknown.status_code == 200 and 'id="chart-explanation"' not in unknown.text
+    assert "prediction &#x27;no-such-prediction&#x27; is not in the prediction log" in unknown.text

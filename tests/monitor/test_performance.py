@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.monitor import estimate_binary, windowed_performance
+from loopml.monitor import estimate_binary, prediction_times, windowed_performance
 from loopml.tasks import binary
 
 
@@ -39,3 +39,14 @@ def test_windows_report_label_coverage_and_realized_metrics_only_with_enough_lab
     assert 0.4 < rows[1]["label_coverage"] < 0.6 and "realized" in rows[1]
     assert rows[2]["labels"] == 0 and "realized" not in rows[2] and "estimated" in rows[2]
     assert sum(r["predictions"] for r in rows) == n
+
+
+def test_prediction_times_fall_back_to_when_a_prediction_was_made() -> None:
+    # The API logs a model's inputs; when the event time is not one, its predictions carry none.
+    made = [pd.Timestamp("2026-05-01 10:00", tz="UTC"), pd.Timestamp("2026-05-01 11:00", tz="UTC")]
+    frame = pd.DataFrame({"created_at": made, "inputs": [{"time": "2025-01-02T03:00:00"}, {"x": 1.0}]})
+    assert prediction_times(frame, "time").tolist() == [
+        pd.Timestamp("2025-01-02 03:00"),
+        pd.Timestamp("2026-05-01 11:00"),
+    ]
+    assert prediction_times(frame, None).tolist() == [t.tz_localize(None) for t in made]

@@ -48,7 +48,7 @@ def test_the_challenger_is_refitted_and_a_later_gate_judges_it_on_newer_rows(
     assert m["refit"]["rows"] == m["rows_train"] + m["rows_holdout"]  # the gate's window too
     assert pd.Timestamp(m["refit"]["through"]) == events.loc[days < 34, "tx_datetime"].max()
     assert pd.Timestamp(m["holdout_start"]) < pd.Timestamp(m["refit"]["through"])
-    set_alias(proj.store.engine, proj.name, "champion", v2.version.version, reason="test", actor="test")
+    set_alias(proj.store, proj.name, "champion", v2.version.version, reason="test", actor="test")
     # Six more days: the next holdout (the newest 20%, ~8 days) starts before v2's newest row.
     events.to_parquet(tmp_path / "p" / "data" / "transactions.parquet", index=False)
     later = run_cycle(proj.settings, proj.store, force=True)

@@ -73,7 +73,7 @@ def test_both_replicas_serve_a_promotion_within_2_seconds(two_versions: Project,
     record = _record(two_versions)
     with httpx.Client(timeout=10) as client:
         assert [_version(client, url, record) for url in replicas] == [1, 1]
-        set_alias(two_versions.store.engine, "fraud", "champion", 2, reason="scale test")
+        set_alias(two_versions.store, "fraud", "champion", 2, reason="scale test")
         promoted = time.monotonic()
         seen: dict[str, float] = {}
         while len(seen) < len(replicas) and time.monotonic() - promoted < 10:

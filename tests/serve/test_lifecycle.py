@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from loopml.project import Project
-from loopml.registry import get_version, set_alias
+from loopml.registry import get_version, move_alias, set_alias
 from loopml.serve import ServerProcess
 from loopml.store import tables
 
@@ -107,7 +107,8 @@ def test_a_damaged_artifact_under_load_is_refused_and_nothing_fails(
     artifact.write_bytes(bytes(data))
     with Load(server.url) as load:
         time.sleep(0.5)
-        set_alias(project.store.engine, "fraud", "champion", 2, reason="test: damaged artifact")
+        with project.store.engine.begin() as conn:  # moved behind loopml's back (set_alias would refuse)
+            move_alias(conn, "fraud", "champion", 2, reason="test: damaged artifact")
         time.sleep(3.0)  # the server re-reads the alias every second and refuses version 2 each time
     assert len(load.results) > 20
     assert not load.failures(), load.failures()[:5]
@@ -115,7 +116,7 @@ def test_a_damaged_artifact_under_load_is_refused_and_nothing_fails(
     ready = httpx.get(f"{server.url}/health/ready").json()
     assert ready["model_version"] == 1
     artifact.write_bytes(original)  # restored, and the alias back on version 1, for the next test
-    set_alias(project.store.engine, "fraud", "champion", 1, reason="test: back")
+    set_alias(project.store, "fraud", "champion", 1, reason="test: back")
     time.sleep(1.2)
 
 

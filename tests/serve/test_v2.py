@@ -81,6 +81,9 @@ def test_infer_gives_the_v1_scores_and_logs_them(api_project: Project) -> None:
     assert (body["model_name"], body["model_version"], body["id"]) == ("fraud", "1", "req-1")
     outputs = {o["name"]: o for o in body["outputs"]}
     assert outputs["score"]["datatype"] == "FP64" and outputs["score"]["shape"] == [4]
+    # Each row's id, echoed (the transaction_id input, as INT64).
+    assert outputs["transaction_id"]["data"] == tensors[0]["data"]
+    assert outputs["transaction_id"]["datatype"] == "INT64"
     assert outputs["label"]["data"] == [int(s >= 0.5) for s in outputs["score"]["data"]]
     # The same rows through /v1 (their own entities again, so the window history is the same).
     model = api_project.models.load()
@@ -108,6 +111,19 @@ def test_nested_shape_and_requested_outputs(client: TestClient) -> None:
     [
         pytest.param({"tx_amount": {"datatype": "BYTES"}}, 422, "inputs[4].datatype", id="wrong-datatype"),
         pytest.param({"tx_amount": {"data": [1.0, "abc"]}}, 422, "inputs.tx_amount.data[1]", id="bad-value"),
+        pytest.param({"tx_amount": {"data": [1.0, True]}}, 422, "inputs.tx_amount.data[1]", id="bool-value"),
+        pytest.param(
+            {"transaction_id": {"data": [1, "../../etc/passwd"]}},
+            422,
+            "inputs.transaction_id.data[1]",
+            id="id-as-text",
+        ),
+        pytest.param(
+            {"tx_datetime": {"data": ["2026-01-01", 1700000000]}},
+            422,
+            "inputs.tx_datetime.data[1]",
+            id="epoch",
+        ),
         pytest.param(
             {"tx_amount": {"data": [1.0, -5.0]}}, 422, "inputs.tx_amount.data[1]", id="out-of-range"
         ),
@@ -138,6 +154,10 @@ def test_bad_inputs_are_4xx_naming_the_field(
         ({"inputs": "x"}, "inputs"),
         ({"inputs": columns(1), "outputs": [{"name": "secret"}]}, "outputs[0].name"),
         ({"inputs": columns(1), "command": "rm -rf"}, "command"),
+        (
+            {"inputs": [*columns(1), {"name": "evil", "shape": [1], "datatype": "BYTES", "data": ["x"]}]},
+            "inputs[5].name",
+        ),
     ],
 )
 def test_malformed_infer_requests_are_422(client: TestClient, body: dict[str, Any], field: str) -> None:

@@ -220,10 +220,10 @@ def test_register_list_get_and_aliases(store: Store) -> None:
     assert registry.get_version(store.engine, "fraud", 1) == v1
 
     assert registry.get_alias(store.engine, "fraud", "champion") is None
-    first = registry.set_alias(store.engine, "fraud", "champion", 1, reason="first model")
+    first = registry.set_alias(store, "fraud", "champion", 1, reason="first model")
     assert (first.version, first.previous_version, first.actor) == (1, None, "loopml")
-    registry.set_alias(store.engine, "fraud", "challenger", 2, reason="new", actor="ci")
-    second = registry.set_alias(store.engine, "fraud", "champion", 2, reason="better", actor="alice")
+    registry.set_alias(store, "fraud", "challenger", 2, reason="new", actor="ci")
+    second = registry.set_alias(store, "fraud", "champion", 2, reason="better", actor="alice")
     assert (second.version, second.previous_version) == (2, 1)
     assert registry.get_alias(store.engine, "fraud", "champion") == 2
     assert registry.get_version(store.engine, "fraud", 2).aliases == ("challenger", "champion")
@@ -257,7 +257,7 @@ def test_registry_not_found_messages(store: Store) -> None:
         registry.resolve(store.engine, "fraud", "champion")
     assert str(info.value) == "model 'fraud' has no alias 'champion'; versions: 1, 2."
     with pytest.raises(NotFoundError):
-        registry.set_alias(store.engine, "fraud", "champion", 3, reason="no such version")
+        registry.set_alias(store, "fraud", "champion", 3, reason="no such version")
     assert registry.alias_history(store.engine, "fraud") == []
 
 
@@ -266,7 +266,7 @@ def test_load_model_scores_like_the_pipeline_and_refuses_a_tampered_artifact(
 ) -> None:
     pipeline = _fitted()
     version = registry.register(store, "fraud", pipeline, metrics={}, signature=_signature())
-    registry.set_alias(store.engine, "fraud", "champion", version.version, reason="first")
+    registry.set_alias(store, "fraud", "champion", version.version, reason="first")
 
     loaded = scoring.load_model(store, "fraud")  # the champion by default
     assert loaded.version == registry.get_version(store.engine, "fraud", 1)

@@ -264,6 +264,19 @@ def test_report_is_one_self_contained_html_page(fraud: dict[str, Any]) -> None:
     assert "<h2>Residuals</h2>" not in page and "<h2>Tuning</h2>" not in page  # not tuned
 
 
+def test_report_shows_mean_absolute_contributions_in_the_users_columns(fraud: dict[str, Any]) -> None:
+    page = read_report(fraud["project"], fraud["outcome"])
+    start = page.index("<h2>Feature contributions</h2>")
+    section = page[start : page.index("<h2>", start + 1)]
+    assert start < page.index("<h2>Feature importance</h2>")  # beside the gain importance, first
+    assert "mean absolute contribution" in section and "holdout rows" in section
+    assert '"tx_amount"' in section and '"customer_id__tx_amount__mean_1d"' in section  # windows by name
+    assert "tx_datetime_hour" not in section
+    gain = page[page.index("<h2>Feature importance</h2>") :]
+    if "tx_datetime_hour" in gain:  # the event time's parts are features: summed into their column
+        assert '"tx_datetime"' in section
+
+
 def test_tuned_report_has_tuning_and_the_champion(tuned: dict[str, Any]) -> None:
     page = read_report(tuned["project"], tuned["second"])
     assert "<h2>Tuning</h2>" in page and "loopml-syn-binary-lightgbm" in page

@@ -26,6 +26,7 @@ def test_fraud_champion_beats_dummy_and_default_lightgbm(tmp_path: Path) -> None
     project.ingest()
     outcome = project.train()
     assert outcome.promoted
+    assert outcome.warnings == () and outcome.version.metrics["warnings"] == []  # no false alarm
     champion = outcome.version
     m = champion.metrics
     assert m["metric"] == "average_precision"

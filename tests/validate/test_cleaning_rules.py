@@ -149,7 +149,7 @@ def test_dedupe_rows_and_ids_across_chunks() -> None:
     first, second = checker.check(frame.iloc[:4]), checker.check(frame.iloc[3:])
     assert first.counts == {} and second.counts == {"duplicate_row": 2}  # row 3 again, and row 4 = row 3
     assert second.quarantined["_row"].tolist() == [4, 5]  # row numbers count on across chunks
-    ids = infer_contract(pd.DataFrame({"k": [1, 2], "v": [1, 1]}), "t", id_column="k")
+    ids = infer_contract(pd.DataFrame({"k": [1, 2], "v": [1, 5]}), "t", id_column="k")  # v: max 10
     checker = ChunkChecker(
         apply_rules(ids, ContractConfig(), CleaningConfig(dedupe="id")), CleaningConfig(dedupe="id")
     )

@@ -54,14 +54,15 @@ def test_inferred_types_nullability_ranges_and_categories(contract: DataContract
     specs = {s.name: (s.dtype, s.nullable, s.min, s.max, s.categories, s.unique) for s in contract.columns}
     assert specs == {
         "id": ("int", False, None, None, None, True),  # an id has no range and is unique
-        "amount": ("float", False, 0.0, None, None, False),  # non-negative: min 0
-        "delta": ("int", False, None, None, None, False),  # whole floats are ints; negative: no min
+        "amount": ("float", False, 0.0, 6.5, None, False),  # non-negative: min 0; max 3.25 + 3.25
+        # whole floats are ints; negative: no min; rising with ts (like count and whole): no max
+        "delta": ("int", False, None, None, None, False),
         "count": ("float", True, 0.0, None, None, False),  # a missing value keeps it float
         "whole": ("int", False, 0.0, None, None, False),
         "flag": ("bool", False, None, None, None, False),
         "city": ("string", True, None, None, ["oslo", "paris"], False),
-        "ts": ("datetime", False, None, None, None, False),
-        "y": ("int", False, 0.0, None, None, False),
+        "ts": ("datetime", False, None, None, None, False),  # the event time: never a max
+        "y": ("int", False, 0.0, 2.0, None, False),
     }
     assert contract.names == list(_frame().columns)
     assert (contract.name, contract.version) == ("tx", 1)

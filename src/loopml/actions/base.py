@@ -32,8 +32,9 @@ class Delivery:
 class DeliveryError(Exception):
     """A delivery failed. ``retry_after`` (seconds) is honoured by the dispatcher; ``permanent``
     failures go straight to the dead-letter state; ``gone`` (HTTP 410) also disables the endpoint;
-    ``unreachable`` (connection refused, DNS failure, timeout: the endpoint itself is down) makes the
-    dispatcher hold the endpoint's other due actions until the same retry time, without an attempt."""
+    ``unreachable`` says the endpoint itself is not there (connection refused, DNS failure, timeout).
+    Any failure that is not permanent takes the endpoint down: its other actions wait, without an
+    attempt, while one probe at a time is retried (:mod:`loopml.actions.breaker`)."""
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from loopml.actions.breaker import endpoint_states
 from loopml.enums import ActionStatus
 from loopml.errors import InputError
 from loopml.store import tables, utcnow
@@ -16,10 +17,12 @@ STATUSES = tuple(ActionStatus)
 
 
 def action_summary(engine: Engine) -> dict[str, Any]:
-    """Counts per status, per kind and per endpoint, and the endpoints disabled by HTTP 410.
+    """Counts per status, per kind and per endpoint, the endpoints disabled by HTTP 410, and the
+    endpoints that are down (failing: their actions wait for a probe to get through).
 
     ``{"pending": 3, "delivered": 120, "dead": 1, "suppressed": 9, "total": 133,
-    "by_kind": {"webhook": {"pending": 3, ...}}, "by_endpoint": {...}, "disabled_endpoints": [...]}``
+    "by_kind": {"webhook": {"pending": 3, ...}}, "by_endpoint": {...}, "disabled_endpoints": [...],
+    "down_endpoints": [{"endpoint": "cases", "down_since": ..., "failures": 3, ...}]}``
     """
     o, e = tables.action_outbox, tables.action_endpoints
     with engine.connect() as conn:
@@ -43,6 +46,8 @@ def action_summary(engine: Engine) -> dict[str, Any]:
     summary["disabled_endpoints"] = [
         {"endpoint": r.name, "reason": r.reason, "since": r.updated_at} for r in disabled
     ]
+    states = endpoint_states(engine)
+    summary["down_endpoints"] = [states[n].to_dict() for n in sorted(states) if states[n].down]
     return summary
 
 
@@ -107,6 +112,10 @@ def replay(engine: Engine, *, ids: list[int] | None = None, endpoint: str | None
             conn.execute(select(e.c.name).where(e.c.name.in_(endpoints), e.c.disabled.is_(True))).scalars()
         )
         conn.execute(update(e).where(e.c.name.in_(names)).values(disabled=False, updated_at=now))
+        # an endpoint that is down is probed at once with the replayed actions (not at its next probe)
+        conn.execute(
+            update(e).where(e.c.name.in_(endpoints), e.c.down_since.is_not(None)).values(next_probe_at=now)
+        )
     if ids and replayed == 0:
         raise InputError(
             f"no dead action with id {', '.join(map(str, ids))}; see `loopml actions list --status dead`."

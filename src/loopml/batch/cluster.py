@@ -23,10 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml._dask import LOCAL, dask_client, worker_count
+from loopml.batch.quarantine import Quarantine
 from loopml.batch.score import (
     BatchResult,
     SequenceCarry,
     assemble,
+    batch_result,
     id_columns,
     new_ids,
     prepare,
@@ -36,19 +38,33 @@ from loopml.errors import InputError
 from loopml.scoring import LoadedModel
 from loopml.sources import ParquetSource
 from loopml.store import OnWrite, Store
+from loopml.validate import ScoringPolicy
 
 __all__ = ["LOCAL", "score_file_dask"]
 
 
 def score_partition(
-    model: LoadedModel, features: pd.DataFrame, ids: pd.DataFrame, path: str, skip: int = 0
+    model: LoadedModel,
+    features: pd.DataFrame,
+    ids: pd.DataFrame,
+    path: str,
+    skip: int = 0,
+    explain: int | None = None,
 ) -> np.ndarray:
     """Score one chunk's features on a worker and write its Parquet partition; returns the scores.
 
-    ``skip``: leading context rows (a :class:`~loopml.batch.score.SequenceCarry`'s), scored, not kept.
+    ``skip``: leading context rows (a :class:`~loopml.batch.score.SequenceCarry`'s), scored, not kept;
+    ``explain`` (a top k): with each row's feature contributions as ``explain_*`` columns.
     """
-    scores = model.score(features)[skip:]
+    columns: dict[str, list[Any]] = {}
+    if explain is None:
+        scores = model.score(features)[skip:]
+    else:
+        scores, explained = model.score_explained(features, explain)
+        scores, columns = scores[skip:], model.explainer.columns(explained[skip:], explain)
     scored = assemble(model, ids.drop(columns="prediction_id"), scores, list(ids["prediction_id"]))
+    if columns:
+        scored = scored.assign(**columns)
     tmp = f"{path}.tmp"
     pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), tmp)
     Path(tmp).replace(path)  # atomic: a retried task overwrites a whole file, never half of one
@@ -76,36 +92,50 @@ def score_file_dask(
     log_predictions: bool = True,
     progress: Callable[[int], None] | None = None,
     on_write: OnWrite | None = None,
+    policy: ScoringPolicy | None = None,
+    explain: int | None = None,
 ) -> BatchResult:
-    """Score a Parquet file (or folder) into ``output_path/part-NNNNN.parquet`` on a Dask cluster.
+    """Score a Parquet file (or folder) into ``output_path/part-NNNNN.parquet`` on a Dask cluster
+    (``explain``, a top k: with each row's feature contributions, as :func:`~loopml.batch.score_file`).
 
     ``address`` is a scheduler address (``tcp://host:8786``), ``None``/``"local"`` for a
     ``LocalCluster`` of one single-threaded worker process per core, or an open ``distributed.Client``.
     The output folder must be readable and writable by the workers (a shared disk on a real
-    cluster). The scores equal :func:`~loopml.batch.score_file`'s exactly, row by row.
+    cluster). The scores equal :func:`~loopml.batch.score_file`'s exactly, row by row, and rows that
+    break the contract go to ``<output_path>.quarantine.parquet`` beside the folder, as there.
     """
     source = ParquetSource(str(input_path))
     output = _output_dir(output_path)
     rows, parts = 0, 0
-    with dask_client(address, "batch scoring on Dask") as client:
+    with (
+        Quarantine(model, policy, output) as quarantine,
+        dask_client(address, "batch scoring on Dask") as client,
+    ):
         remote = client.scatter(LoadedModel(model.version, model.pipeline), broadcast=True, hash=False)
         limit = 2 * worker_count(client)
         pending: deque[tuple[Any, pd.DataFrame, pd.DataFrame]] = deque()
         carry = SequenceCarry.for_model(model)  # sequence windows: each unit's earlier rows go along
         for chunk in source.iter_batches(chunk_rows):
-            coerced, features = prepare(model, chunk)
+            kept, coerced = quarantine.split(chunk)
+            if progress and len(kept) < len(chunk):
+                progress(len(chunk) - len(kept))
+            if not len(kept):
+                continue
+            coerced, features = prepare(model, kept, coerced)
             features, skip = carry.with_context(features) if carry is not None else (features, 0)
-            ids = id_columns(model, chunk)
+            ids = id_columns(model, kept)
             ids.insert(0, "prediction_id", new_ids(len(ids)))
             path = str(output / f"part-{parts:05d}.parquet")
-            future = client.submit(score_partition, remote, features, ids.copy(), path, skip, pure=False)
+            future = client.submit(
+                score_partition, remote, features, ids.copy(), path, skip, explain, pure=False
+            )
             pending.append((future, coerced, ids))
             parts += 1
             while len(pending) >= limit:
                 rows += _finish(store, model, *pending.popleft(), log_predictions, progress, on_write)
         while pending:
             rows += _finish(store, model, *pending.popleft(), log_predictions, progress, on_write)
-    return BatchResult(rows=rows, output=str(output), model_version=model.version.version, partitions=parts)
+    return batch_result(model, rows, str(output), quarantine, partitions=parts)
 
 
 def _finish(

@@ -65,7 +65,8 @@ def json_records(frame: pd.DataFrame) -> list[str]:
 def _output_frame(model: LoadedModel, coerced: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     id_column = model.contract.id_column
     skip = {"prediction_id", "model_version"} | ({id_column} if id_column in coerced.columns else set())
-    return scored[[c for c in scored.columns if c not in skip]]
+    # explanations (``explain_*`` columns) are for the output only: the log keeps what was predicted
+    return scored[[c for c in scored.columns if c not in skip and not str(c).startswith("explain_")]]
 
 
 def write_log(

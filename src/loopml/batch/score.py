@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ import pandas as pd
 
 from loopml.batch.log import write_log
 from loopml.batch.outputs import Output, database_url, is_url, open_output, shown_url
+from loopml.batch.quarantine import Quarantine
 from loopml.errors import DataError, InputError
 from loopml.scoring import LoadedModel
 from loopml.sources import CsvSource, ParquetSource, Source, SqlSource
 from loopml.store import OnWrite, Store
+from loopml.validate import ScoringPolicy
 
 _HEX_POSITIONS = [i for i in range(36) if i not in (8, 13, 18, 23)]  # where a UUID's dashes are not
 
@@ -26,6 +28,7 @@ __all__ = [
     "BatchResult",
     "SequenceCarry",
     "assemble",
+    "batch_result",
     "forget_unreachable",
     "id_columns",
     "new_ids",
@@ -38,13 +41,21 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What a batch run did."""
+    """What a batch run did: ``rows`` scored into ``output``; ``quarantined`` rows that break the
+    model's data contract, not scored, written to ``quarantine`` (a file, or ``<table> at <URL>``;
+    None when there were none), counted by rule in ``quarantine_counts``; values outside a column's
+    categories scored as missing (``on_unknown_category: missing``), counted by column in
+    ``scored_as_missing``. ``rows + quarantined`` is every input row."""
 
     rows: int
     output: str
     model_version: int
     partitions: int = 1
     table: str | None = None  # the output table when ``output`` is a database URL
+    quarantined: int = 0
+    quarantine: str | None = None
+    quarantine_counts: dict[str, int] = field(default_factory=dict)
+    scored_as_missing: dict[str, int] = field(default_factory=dict)
 
 
 def _source_for(path: Path) -> Source:
@@ -99,8 +110,11 @@ class _SqlInput:
             raise DataError(exc.message, hint=hint) from None
 
 
-def prepare(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Coerce a chunk, add it to the window history, then compute its features: ``(coerced, features)``.
+def prepare(
+    model: LoadedModel, chunk: pd.DataFrame, coerced: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Coerce a chunk (unless given its ``coerced`` values), add it to the window history, then compute
+    its features: ``(coerced, features)``.
 
     Observing before computing the features is what training does (``window_features`` fills the
     history with the whole frame, then queries it): a window covers only events strictly before
@@ -108,7 +122,7 @@ def prepare(model: LoadedModel, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.D
     events of its own chunk. For input sorted by event time the result is therefore the same for any
     chunk size, and equals an API that received the same events one at a time in time order.
     """
-    coerced = model.coerce(chunk)
+    coerced = model.coerce(chunk) if coerced is None else coerced
     forget_unreachable(model, coerced)
     model.observe(coerced)
     return coerced, model.features(coerced)
@@ -169,11 +183,19 @@ def assemble(
 
 
 def id_columns(model: LoadedModel, chunk: pd.DataFrame) -> pd.DataFrame:
-    """The row-id column of the input ``chunk`` as it was read (integer ids stay integers; empty
-    frame when the contract has none or it is absent)."""
+    """The row-id column of the input ``chunk`` as it was read (integer ids stay integers, and an
+    integer id read as text, from a file whose quarantined rows held text there, becomes one again;
+    empty frame when the contract has none or it is absent)."""
     id_column = model.contract.id_column
     keep = [id_column] if id_column and id_column in chunk.columns else []
-    return chunk[keep].reset_index(drop=True)
+    ids = chunk[keep].reset_index(drop=True)
+    if (
+        keep
+        and model.contract.column(keep[0]).dtype == "int"
+        and not pd.api.types.is_integer_dtype(ids[keep[0]])
+    ):
+        ids[keep[0]] = pd.to_numeric(ids[keep[0]], errors="coerce").astype("Int64")
+    return ids
 
 
 class SequenceCarry:
@@ -239,10 +261,18 @@ def _sequence_step(step: Any) -> Any:
 
 
 def _scored(
-    model: LoadedModel, chunk: pd.DataFrame, carry: SequenceCarry | None
+    model: LoadedModel,
+    chunk: pd.DataFrame,
+    coerced: pd.DataFrame,
+    carry: SequenceCarry | None,
+    explain: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    coerced, features = prepare(model, chunk)
+    coerced, features = prepare(model, chunk, coerced)
     features, skip = carry.with_context(features) if carry is not None else (features, 0)
+    if explain is not None:  # explanation columns (see Explainer.columns), from the scoring matrix
+        scores, explained = model.score_explained(features, explain)
+        scored = assemble(model, id_columns(model, chunk), scores[skip:], new_ids(len(coerced)))
+        return coerced, scored.assign(**model.explainer.columns(explained[skip:], explain))
     scores = model.score(features)[skip:]
     return coerced, assemble(model, id_columns(model, chunk), scores, new_ids(len(coerced)))
 
@@ -257,8 +287,11 @@ def score_file(
     log_predictions: bool = True,
     progress: Callable[[int], None] | None = None,
     on_write: OnWrite | None = None,
+    policy: ScoringPolicy | None = None,
+    explain: int | None = None,
 ) -> BatchResult:
     """Score every row of ``input_path`` into ``output_path`` (.parquet or .csv), chunk by chunk.
+    ``explain`` (a top k) adds each row's feature contributions as ``explain_*`` columns.
 
     Either may instead be an opened :func:`open_input` source or :func:`~loopml.batch.outputs.open_output`
     writer (a table or query of a database in, a database table out).
@@ -266,31 +299,55 @@ def score_file(
     ``on_write`` runs in each chunk's prediction-log transaction (the actions outbox hook). One
     writer thread logs and writes chunk ``n`` while chunk ``n + 1`` is scored (SQLite, Parquet and
     LightGBM release the GIL), never more than one chunk behind, so memory stays at two chunks.
+
+    A row that breaks the model's data contract is not scored: it goes to the quarantine output beside
+    ``output_path`` (see :mod:`loopml.batch.quarantine`; ``policy``: the project's
+    :class:`~loopml.validate.ScoringPolicy`, for unknown categories).
     """
     source = open_input(input_path) if isinstance(input_path, str | Path) else input_path
     output = open_output(output_path) if isinstance(output_path, str | Path) else output_path
     sink = _Sink(store, model, output, log_predictions, on_write)
     carry = SequenceCarry.for_model(model)
     rows = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopml-batch-write") as pool:
+    with (
+        Quarantine(model, policy, output) as quarantine,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopml-batch-write") as pool,
+    ):
         pending: Future[None] | None = None
         try:
             for chunk in source.iter_batches(chunk_rows):
-                coerced, scored = _scored(model, chunk, carry)
-                if pending is not None:
-                    pending.result()  # a failed write stops the run here, with its own error
-                pending = pool.submit(sink.write, coerced, scored)
-                rows += len(scored)
+                kept, coerced = quarantine.split(chunk)
+                if len(kept):
+                    coerced, scored = _scored(model, kept, coerced, carry, explain)
+                    if pending is not None:
+                        pending.result()  # a failed write stops the run here, with its own error
+                    pending = pool.submit(sink.write, coerced, scored)
+                    rows += len(scored)
                 if progress:
-                    progress(len(scored))
+                    progress(len(chunk))
             if pending is not None:
                 pending.result()
         finally:
             if pending is not None:
                 pending.exception()  # let the writer finish before the file is closed
             sink.close()
-    version = model.version.version
-    return BatchResult(rows=rows, output=output.target, model_version=version, table=output.table)
+    return batch_result(model, rows, output.target, quarantine, table=output.table)
+
+
+def batch_result(
+    model: LoadedModel, rows: int, output: str, quarantine: Quarantine, **more: Any
+) -> BatchResult:
+    """The :class:`BatchResult` of a run that scored ``rows`` into ``output``, with its quarantine."""
+    return BatchResult(
+        rows=rows,
+        output=output,
+        model_version=model.version.version,
+        quarantined=quarantine.rows,
+        quarantine=quarantine.target,
+        quarantine_counts=dict(quarantine.counts),
+        scored_as_missing=dict(quarantine.as_missing),
+        **more,
+    )
 
 
 class _Sink:

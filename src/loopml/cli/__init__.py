@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from loopml.cli import actions, commands, data, models, predictions
+from loopml.cli import actions, commands, config_cmd, data, models, predictions
 from loopml.cli._common import set_debug, set_log_format
 from loopml.cli.demo import demo
 from loopml.cli.monitor import feedback, monitor
@@ -24,9 +24,44 @@ app = typer.Typer(
 )
 
 
+def _flags_take_no_value() -> None:
+    """Show a boolean flag as ``--json``, not ``--json <bool>``, in every --help.
+
+    Typer (0.29) writes each option's type beside it, a flag's too (``--json <bool>``,
+    ``--help <bool>``), as if it took a value; a flag takes none, so its type column stays empty (as
+    in click's plain help). Typer has no per-app hook for this, hence the wrapper on its option class.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "__loopml_flags__", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.__loopml_flags__ = True  # type: ignore[attr-defined]
+    setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010
+
+
+_flags_take_no_value()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from loopml import __version__
+
+        typer.echo(f"loopml {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print loopml's version and exit."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
     log_format: Annotated[
         str,
@@ -49,6 +84,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 app.add_typer(actions.app, name="actions")
 app.add_typer(predictions.app, name="predictions")
+app.add_typer(config_cmd.app, name="config")
 app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("feedback")(feedback)

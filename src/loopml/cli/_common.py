@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from loopml.errors import LoopMLError
 
@@ -88,7 +89,8 @@ def set_log_format(log_format: str) -> None:
 
     if log_format not in LOG_FORMATS:
         err_console.print(
-            f"[bold red]error[/]: --log-format '{log_format}' is not one of {', '.join(LOG_FORMATS)}.",
+            f"[bold red]error[/]: --log-format '{escape(log_format)}' is not one of "
+            f"{', '.join(LOG_FORMATS)}.",
             highlight=False,
         )
         raise typer.Exit(2)
@@ -96,8 +98,8 @@ def set_log_format(log_format: str) -> None:
 
 
 def fmt(value: Any) -> str:
-    """A table cell: floats to 4 decimals, None empty."""
-    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
+    """A table cell: floats to 4 decimals, None empty, text with its brackets shown (not Rich markup)."""
+    return f"{value:.4f}" if isinstance(value, float) else "" if value is None else escape(str(value))
 
 
 def _debug() -> bool:
@@ -116,7 +118,7 @@ def handle_errors(fn: F) -> F:
                 raise
             if kwargs.get("as_json"):
                 sys.stdout.write(json.dumps({"error": exc.to_dict()}, default=_default) + "\n")
-            err_console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import (
@@ -28,20 +29,39 @@ app = typer.Typer(
 )
 
 
+def _span(seconds: float) -> str:
+    """``27h35m``, ``10h``, ``5m``, ``0.5s``."""
+    if seconds < 60:
+        return f"{seconds:g}s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return (f"{hours}h{minutes:02d}m" if minutes else f"{hours}h") if hours else f"{minutes}m"
+
+
 def _render_list(summary: dict[str, Any]) -> None:
     counts = ", ".join(f"{summary[s]:,} {s}" for s in ("pending", "delivered", "dead", "suppressed"))
     console.print(f"Actions: {counts} ({summary['total']:,} in all)")
-    for item in summary["disabled_endpoints"]:
+    console.print(
+        f"Retries: at most {_span(summary['max_delay_s'])} apart, for {_span(summary['retry_horizon_s'])} "
+        "in all (the retry horizon); then an action is dead"
+    )
+    for item in summary["down_endpoints"]:
         console.print(
-            f"[red]endpoint {item['endpoint']} is disabled[/] since {str(item['since'])[:19]}: "
-            f"{item['reason']} (re-enable: loopml actions replay --endpoint {item['endpoint']})"
+            f"[red]endpoint {escape(item['endpoint'])} is down[/] since {str(item['down_since'])[:19]} "
+            f"({item['failures']} failed attempts; next probe {str(item['next_probe_at'])[:19]}): "
+            f"{escape(str(item['last_error']))}; its actions wait"
+        )
+    for item in summary["disabled_endpoints"]:
+        endpoint = escape(item["endpoint"])
+        console.print(
+            f"[red]endpoint {endpoint} is disabled[/] since {str(item['since'])[:19]}: "
+            f"{escape(item['reason'])} (re-enable: loopml actions replay --endpoint {endpoint})"
         )
     if summary["recent"]:
         table = Table(title="newest actions")
         for column in ("id", "rule", "endpoint", "status", "attempts", "last error", "created"):
             table.add_column(column)
         for a in summary["recent"]:
-            error = (a["last_error"] or "")[:60]
+            error = escape((a["last_error"] or "")[:60])
             created = str(a["created_at"])[:19]
             table.add_row(*(fmt(v) for v in (a["id"], a["rule"], a["endpoint"], a["status"], a["attempts"])),
                           error, created)  # fmt: skip
@@ -59,7 +79,8 @@ def list_actions(
     as_json: JsonOpt = False,
 ) -> None:
     """Counts per status (pending, delivered, dead, suppressed), per action kind and per endpoint,
-    endpoints disabled by HTTP 410, and the newest actions.
+    endpoints disabled by HTTP 410 or down, the retry schedule (longest delay, horizon), and the
+    newest actions.
 
     Example: loopml actions list --status dead --json
     """
@@ -89,7 +110,7 @@ def replay(
     """
     proj = open_project(project)
     result = proj.actions.replay(ids=ids or None, endpoint=endpoint).to_dict()
-    enabled = f"; re-enabled {', '.join(result['enabled'])}" if result["enabled"] else ""
+    enabled = f"; re-enabled {escape(', '.join(result['enabled']))}" if result["enabled"] else ""
     emit(result, as_json, lambda: console.print(f"Re-queued {result['replayed']:,} dead actions{enabled}."))
 
 

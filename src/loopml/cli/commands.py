@@ -1,68 +1,47 @@
-"""The project commands: init, ingest, train, predict, serve."""
+"""The project commands: init and check (from :mod:`loopml.cli.start`), ingest, train, predict, serve."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.cli.start import check, init
 
 __all__ = ["register"]
 
 
-@handle_errors
-def init(
-    directory: Annotated[Path, typer.Argument(help="Directory for the new project (created if missing).")],
-    example: Annotated[
-        str, typer.Option(help="Example to start from (see `loopml demo --help` for what each one is).")
-    ] = "fraud",
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a project: a commented loopml.yaml and the example's data.
-
-    Example: loopml init my-fraud --example fraud && cd my-fraud && loopml ingest && loopml train
-    """
-    from loopml.project import Project
-
-    with err_console.status(f"writing example '{example}' into {directory} ..."):
-        project = Project.init(directory, example=example)
-    path = project.project_file
-    emit(
-        {"project_file": str(path), "example": example},
-        as_json,
-        lambda: console.print(f"Created [bold]{path}[/]. Next: loopml ingest -p {directory}"),
-    )
-
-
 def _ingest_text(result: Any) -> None:
-    ds = result.dataset
+    ds, name = result.dataset, escape(result.dataset.name)
     if not result.new_version:
         console.print(
-            f"Nothing new past the watermark ({result.watermark}): data set [bold]{ds.name}[/] stays at "
-            f"version {ds.version}."
+            f"Nothing new past the watermark ({escape(str(result.watermark))}): data set [bold]{name}[/] "
+            f"stays at version {ds.version}."
         )
         return
     console.print(
-        f"Data set [bold]{ds.name}[/] version {ds.version}: {result.accepted:,} rows accepted, "
+        f"Data set [bold]{name}[/] version {ds.version}: {result.accepted:,} rows accepted, "
         f"{result.quarantined:,} quarantined of {result.rows_read:,} read ({ds.rows:,} rows in the snapshot)."
     )
     for rule, count in sorted(result.quarantine_counts.items(), key=lambda kv: -kv[1]):
-        console.print(f"  quarantined by rule {rule}: {count:,}")
+        console.print(f"  quarantined by rule {escape(rule)}: {count:,}")
     if result.contract_created:
         console.print(
-            f"Inferred data contract v{result.contract.version}: contracts/{ds.name}.v1.yaml (edit freely)."
+            f"Inferred data contract v{result.contract.version}: contracts/{name}.v1.yaml (edit freely)."
         )
     if result.added_columns:
         console.print(
             f"[yellow]New columns not in the contract (ignored until `loopml data accept-schema`):[/] "
-            f"{', '.join(result.added_columns)}"
+            f"{escape(', '.join(result.added_columns))}"
         )
     console.print(f"Snapshot {ds.id} sha256 {ds.content_hash[:16]}…")
     if result.report:
-        console.print(f"Data quality report: {result.report} (in the artifact store)")
+        console.print(f"Data quality report: {escape(result.report)} (in the artifact store)")
 
 
 @handle_errors
@@ -94,6 +73,7 @@ def ingest(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     proj = open_project(project)
+    proj.check(input)  # a misspelled column: one line, before the progress bar and before any write
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}: {task.completed:,.0f} rows"),
@@ -149,6 +129,13 @@ def _train_text(outcome: Any, report: str | None) -> None:
     console.print(table)
     if m.get("threshold") is not None:
         console.print(f"Decision threshold {m['threshold']:.4f} (minimum cost on the validation slice).")
+    selection = m.get("selection") or {}
+    if selection:
+        console.print(f"Model: {escape(selection['summary'])}.")
+    for dropped in selection.get("dropped", []):
+        console.print(f"Dropped {escape(', '.join(dropped['features']))}: {escape(dropped['reason'])}.")
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning:[/] {escape(str(warning))}")
     if report:
         console.print(f"Report: {report}")
     console.print(
@@ -189,6 +176,8 @@ def train(
         "report": report,
         "sha256": v.sha256,
         "dataset_version": outcome.dataset_version,
+        "selection": v.metrics.get("selection"),  # which candidate won on validation, by how much
+        "warnings": [w.to_dict() for w in outcome.warnings],
         "metrics": v.metrics,
         "companions": [  # models trained beside it (the maintenance failure model)
             {
@@ -261,6 +250,18 @@ def predict(
             "LocalCluster on this machine. Input: Parquet; output: a folder of Parquet partitions.",
         ),
     ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Add each row's feature contributions (explain_* columns): the top --explain-k "
+            "features by magnitude, then the rest summed; base value + contributions = raw score.",
+        ),
+    ] = False,
+    explain_k: Annotated[
+        int,
+        typer.Option("--explain-k", min=1, max=100, metavar="K", help="Features per row with --explain."),
+    ] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Batch-score a file or a database table with the same code path as the API (locally, or on Dask
@@ -289,23 +290,36 @@ def predict(
             input_query=input_query,
             output_table=output_table,
             if_exists=if_exists,
+            explain=explain,
+            explain_k=explain_k,
         )
     payload = {
         "rows": result.rows,
         "output": result.output,
         "model_version": result.model_version,
         "partitions": result.partitions,
+        "quarantined": result.quarantined,
+        "quarantine": result.quarantine,
+        "quarantine_counts": result.quarantine_counts,
+        "scored_as_missing": result.scored_as_missing,
     }
     where = result.output if result.table is None else f"table {result.table} at {result.output}"
     if result.table is not None:
         payload["table"] = result.table
-    emit(
-        payload,
-        as_json,
-        lambda: console.print(
-            f"Scored {result.rows:,} rows with version {result.model_version} into {where}"
-        ),
-    )
+    emit(payload, as_json, lambda: _predict_text(result, where))
+
+
+def _predict_text(result: Any, where: str) -> None:
+    """What `loopml predict` did: rows scored, rows quarantined (by rule), values scored as missing."""
+    console.print(f"Scored {result.rows:,} rows with version {result.model_version} into {escape(where)}")
+    if result.quarantined:
+        rules = ", ".join(f"{rule} {n:,}" for rule, n in sorted(result.quarantine_counts.items()))
+        console.print(
+            f"[yellow]Quarantined {result.quarantined:,} rows that break the data contract[/] ({rules}), "
+            f"not scored: {escape(str(result.quarantine))}"
+        )
+    for column, n in sorted(result.scored_as_missing.items()):
+        console.print(f"Scored {n:,} values of {escape(column)} outside its categories as missing.")
 
 
 @handle_errors
@@ -324,19 +338,22 @@ def serve(
     from loopml.dashboard import dashboard_router
 
     proj = open_project(project)
-    bind_host, bind_port = host or proj.settings.serve.host, port or proj.settings.serve.port
-    emit(
-        {"url": f"http://{bind_host}:{bind_port}", "model": proj.name},
-        as_json,
-        lambda: err_console.print(
-            f"Serving [bold]{proj.name}[/] at http://{bind_host}:{bind_port} (Ctrl+C to stop)"
-        ),
-    )
+
+    def banner(url: str) -> None:  # once the port is bound: a port in use is one line, no banner
+        emit(
+            {"url": url, "model": proj.name},
+            as_json,
+            lambda: err_console.print(
+                f"Serving [bold]{escape(proj.name)}[/] at {escape(url)} (Ctrl+C to stop)"
+            ),
+        )
+        sys.stdout.flush()  # `loopml up --json` reads it through a pipe
+
     # the dashboard lives at the edge: composed here, not in serve
-    proj.serve(bind_host, bind_port, routers=[dashboard_router(proj)])
+    proj.serve(host, port, routers=[dashboard_router(proj)], on_listening=banner)
 
 
 def register(app: typer.Typer) -> None:
     """Add these commands to ``app``."""
-    for fn in (init, ingest, train, predict, serve):
+    for fn in (init, check, ingest, train, predict, serve):
         app.command(fn.__name__)(fn)

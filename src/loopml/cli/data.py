@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit,
+    err_console,
+    fmt,
+    handle_errors,
+    open_project,
+)
 
 __all__ = ["app"]
 
@@ -39,7 +49,7 @@ def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     versions = [_summary(v) for v in proj.data.versions()]
 
     def render() -> None:
-        table = Table(title=f"data set {proj.name}")
+        table = Table(title=f"data set {escape(proj.name)}")
         for col in ("version", "created", "rows", "read", "quarantined", "contract", "sha256"):
             table.add_column(col, justify="right" if col in ("rows", "read", "quarantined") else "left")
         for v in versions:
@@ -92,14 +102,15 @@ def diff(
     result, target = found.to_dict(), found.new["version"]
 
     def render() -> None:
+        rows = f"{result['from']['rows']:,} -> {result['to']['rows']:,} rows"
         console.print(
-            f"{proj.name} v{old} -> v{target}: {result['from']['rows']:,} -> {result['to']['rows']:,} rows; "
+            f"{escape(proj.name)} v{old} -> v{target}: {rows}; "
             f"+{result['rows_added']:,} added, -{result['rows_removed']:,} removed "
             f"(matched by {result['matched_by']})."
         )
         for key in ("columns_added", "columns_removed", "type_changes"):
             if result[key]:
-                console.print(f"  {key.replace('_', ' ')}: {result[key]}")
+                console.print(f"  {key.replace('_', ' ')}: {escape(str(result[key]))}")
 
     emit(result, as_json, render)
 
@@ -139,20 +150,23 @@ def quarantine(
 
 def _render_quarantine(payload: dict[str, Any]) -> None:
     console.print(
-        f"{payload['dataset']} v{payload['version']}: {payload['quarantined']:,} rows quarantined"
-        + (f", {payload['rows']:,} by rule {payload['rule']}" if payload["rule"] else "")
+        f"{escape(payload['dataset'])} v{payload['version']}: {payload['quarantined']:,} rows quarantined"
+        + (f", {payload['rows']:,} by rule {escape(payload['rule'])}" if payload["rule"] else "")
     )
     for name, count in sorted(payload["quarantine_by_rule"].items(), key=lambda kv: -kv[1]):
-        console.print(f"  {name}: {count:,}")
+        console.print(f"  {escape(name)}: {count:,}")
     if payload["sample"]:
         table = Table()
         for col in ("_row", "_rule", "_column", "_value"):
             table.add_column(col.strip("_"))
         for row in payload["sample"]:
-            table.add_row(*(str(row[c]) for c in ("_row", "_rule", "_column", "_value")))
+            table.add_row(*(fmt(row[c]) for c in ("_row", "_rule", "_column", "_value")))
         console.print(table)
     if payload["exported_to"]:
-        console.print(f"Exported to {payload['exported_to']}; fix it, then `loopml ingest --input FILE`.")
+        console.print(
+            f"Exported to {escape(payload['exported_to'])} (with _row, _rule, _column and _value: which "
+            "rule failed on which column and value); fix it, then `loopml ingest --input FILE`."
+        )
 
 
 @app.command("accept-schema")
@@ -173,6 +187,7 @@ def accept_schema(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> 
         payload,
         as_json,
         lambda: console.print(
-            f"Accepted: {change.describe()}. Wrote {payload['contract_file']}; run `loopml ingest`."
+            f"Accepted: {escape(change.describe())}. Wrote {escape(accepted.contract_file)}; "
+            "run `loopml ingest`."
         ),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, fmt, handle_errors, open_project
@@ -66,16 +67,16 @@ def list_(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     versions = [_summary(v) for v in proj.models.versions()]
 
     def render() -> None:
-        table = Table(title=f"model {proj.name}")
+        table = Table(title=f"model {escape(proj.name)}")
         for col in ("version", "aliases", "created", "data", "metric", "score", "baseline"):
             table.add_column(col)
         for v in versions:
             table.add_row(
                 str(v["version"]),
-                ", ".join(v["aliases"]),
+                fmt(", ".join(v["aliases"])),
                 f"{v['created_at']:%Y-%m-%d %H:%M}",
                 fmt(v["dataset_version"]),
-                str(v["metric"]),
+                fmt(str(v["metric"])),
                 fmt(v["score"]),
                 fmt(v["baseline_score"]),
             )
@@ -121,7 +122,9 @@ def promote(
     emit(
         _change(change),
         as_json,
-        lambda: console.print(f"{alias}: version {change.previous_version} -> {change.version} ({reason})"),
+        lambda: console.print(
+            f"{escape(alias)}: version {change.previous_version} -> {change.version} ({escape(reason)})"
+        ),
     )
 
 
@@ -139,7 +142,9 @@ def rollback(
     emit(
         _change(change),
         as_json,
-        lambda: console.print(f"{alias}: version {change.previous_version} -> {change.version} ({reason})"),
+        lambda: console.print(
+            f"{escape(alias)}: version {change.previous_version} -> {change.version} ({escape(reason)})"
+        ),
     )
 
 
@@ -164,24 +169,25 @@ def history(
             payload,
             as_json,
             lambda: console.print(
-                f"{name} at {when.isoformat()}: " + (f"version {version}" if version else "no version yet")
+                f"{escape(name)} at {when.isoformat()}: "
+                + (f"version {version}" if version else "no version yet")
             ),
         )
         return
     moves = [_change(h) for h in proj.models.history(alias)]
 
     def render() -> None:
-        table = Table(title=f"alias history of {proj.name}")
+        table = Table(title=f"alias history of {escape(proj.name)}")
         for col in ("at", "alias", "from", "to", "actor", "reason"):
             table.add_column(col)
         for m in moves:
             table.add_row(
                 f"{m['at']:%Y-%m-%d %H:%M:%S}",
-                m["alias"],
+                fmt(m["alias"]),
                 fmt(m["previous_version"]),
                 fmt(m["version"]),
-                m["actor"],
-                m["reason"],
+                fmt(m["actor"]),
+                fmt(m["reason"]),
             )
         console.print(table if moves else "No alias has been set yet.")
 
@@ -208,11 +214,11 @@ def diff(
     found = proj.models.diff(a, b)
 
     def render() -> None:
-        table = Table(title=f"{proj.name}: version {found.a} vs {found.b}")
+        table = Table(title=f"{escape(proj.name)}: version {found.a} vs {found.b}")
         for col in ("field", f"v{found.a}", f"v{found.b}"):
             table.add_column(col)
         for key, (x, y) in found.changed.items():
-            table.add_row(key, fmt(x), fmt(y))
+            table.add_row(fmt(key), fmt(x), fmt(y))
         console.print(table if found.changed else "No differences.")
 
     emit(found.to_dict(), as_json, render)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from loopml.cli._common import (
@@ -22,22 +23,31 @@ from loopml.cli._common import (
 __all__ = ["feedback", "monitor"]
 
 
+def _span(start: Any, end: Any) -> str:
+    return f"{str(start)[:19]} to {str(end)[:19]}"
+
+
 def _render(report: dict[str, Any]) -> None:
-    w = report["window"]
+    w, perf = report["window"], report["performance"]
     console.print(
-        f"[bold]{report['model']}[/] version {report['model_version']}, window {w['start']} to {w['end']}"
+        f"[bold]{escape(report['model'])}[/] version {report['model_version']}: window "
+        f"{_span(w['start'], w['end'])} (monitor.window {escape(w['length'])}, the latest), "
+        f"{w['predictions']:,} predictions: drift and the estimate"
     )
-    perf = report["performance"]
+    same = str(perf["window_start"]) == str(w["start"])
     console.print(
-        f"predictions {perf['predictions']:,}, labels {perf['labels']:,} "
+        ("realized performance in the same window" if same else
+         f"realized performance in the window {_span(perf['window_start'], perf['window_end'])} "
+         "(the latest with enough labels)")
+        + f": predictions {perf['predictions']:,}, labels {perf['labels']:,} "
         f"(coverage {perf['label_coverage']:.1%})"
-    )
+    )  # fmt: skip
     table = Table(title="performance")
     for col in ("metric", "realized", "estimated (no labels)"):
         table.add_column(col)
     realized, estimated = perf.get("realized") or {}, report["estimated_performance"]
     for metric in dict.fromkeys([*realized, *estimated]):
-        table.add_row(metric, fmt(realized.get(metric)), fmt(estimated.get(metric)))
+        table.add_row(fmt(metric), fmt(realized.get(metric)), fmt(estimated.get(metric)))
     console.print(table)
     drift = Table(title="drift (most drifted first)")
     for col in ("feature", "drifted", "PSI", "JS", "p-value", "bin that moved most"):
@@ -48,17 +58,20 @@ def _render(report: dict[str, Any]) -> None:
             f"{top.get('bin')}: {top.get('reference', 0):.1%} -> {top.get('current', 0):.1%}" if top else ""
         )
         drift.add_row(
-            d["column"],
+            fmt(d["column"]),
             "yes" if d["drifted"] else "",
             fmt(d["psi"]),
             fmt(d["js"]),
             f"{d['p_value']:.2g}",
-            moved,
+            escape(moved),
             style="bold red" if d["drifted"] else None,
         )
-    console.print(drift if report["drift"] else "No drift verdict: too few predictions in the window.")
+    if report["drift"]:
+        console.print(drift)
+    for note in report.get("no_verdict", []):
+        console.print(f"[yellow]{escape(note[:1].upper() + note[1:])}.[/]")
     for alert in report["alerts"]:
-        console.print(f"[bold red]ALERT[/] {alert['kind']}: {alert['message']}")
+        console.print(f"[bold red]ALERT[/] {escape(alert['kind'])}: {escape(alert['message'])}")
 
 
 @handle_errors

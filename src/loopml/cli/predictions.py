@@ -1,4 +1,5 @@
-"""``loopml predictions``: upkeep of the prediction log (retention and crash-journal replay)."""
+"""``loopml predictions``: upkeep of the prediction log (retention and crash-journal replay), and
+why a logged prediction scored as it did (``explain``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from loopml.cli._common import JsonOpt, ProjectOpt, console, emit, err_console, handle_errors, open_project
+from loopml.cli._common import (
+    JsonOpt,
+    ProjectOpt,
+    console,
+    emit,
+    err_console,
+    fmt,
+    handle_errors,
+    open_project,
+)
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="The prediction log: apply the retention policy, replay what a killed server journalled.",
+    help="The prediction log: apply the retention policy, replay what a killed server journalled, "
+    "explain a logged prediction.",
     no_args_is_help=True,
 )
 
@@ -70,5 +82,40 @@ def replay(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     emit(
         {"replayed": count, "journal": str(folder)},
         as_json,
-        lambda: console.print(f"Replayed {count:,} journalled predictions from {folder}."),
+        lambda: console.print(f"Replayed {count:,} journalled predictions from {escape(str(folder))}."),
     )
+
+
+@app.command("explain")
+@handle_errors
+def explain(
+    prediction_id: Annotated[
+        str | None, typer.Argument(help="A logged prediction's id; the newest prediction when left out.")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Features named before the rest.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why a logged prediction scored as it did: its top features' contributions to the raw score.
+
+    The logged inputs are scored again by the version that made the prediction; base value plus the
+    contributions is the raw score (log-odds for a classifier, the value for a regression).
+    Example: `loopml predictions explain 0190f3c2-... --k 8`.
+    """
+    from rich.table import Table
+
+    logged = open_project(project).predictions.explain(prediction_id, k)
+    explanation = logged.explanation
+
+    def render() -> None:
+        table = Table(title=f"prediction {escape(logged.prediction_id)} (version {logged.model_version})")
+        for column in ("feature", "input", "contribution"):
+            table.add_column(column)
+        table.add_row("base value", "", fmt(explanation.base_value))
+        for c in explanation.contributions:
+            shown = f"{c.features} features" if c.features > 1 else logged.inputs.get(c.feature)
+            table.add_row(fmt(c.feature), fmt(shown), fmt(c.contribution))
+        table.add_row("raw score", "", fmt(explanation.raw_score))
+        console.print(table)
+
+    emit(logged.to_dict(), as_json, render)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,11 +25,13 @@ __all__ = ["retrain", "up", "worker"]
 def _render(result: dict[str, Any]) -> None:
     verb = "would retrain" if result["status"] == "dry_run" and result["retrain"] else None
     if result["triggers"]:
-        console.print("Triggers: " + "; ".join(result["triggers"]))
+        console.print("Triggers: " + escape("; ".join(result["triggers"])))
     else:
         console.print("No trigger fired.")
+    if result.get("hint") and not result["ran"]:
+        console.print(f"[yellow]Note[/]: {escape(result['hint'])}")
     if result["blocked_by"]:
-        console.print(f"Held back by the {result['blocked_by']}")
+        console.print(f"Held back by the {escape(result['blocked_by'])}")
     if verb:
         console.print(
             "A cycle would run now: ingest, train a challenger, gate it against the champion, "
@@ -48,7 +51,9 @@ def _render(result: dict[str, Any]) -> None:
         for col in ("check", "passed", "detail"):
             table.add_column(col)
         for check in result["gate"]:
-            table.add_row(check["check"], "yes" if check["passed"] else "[red]no[/]", check["detail"])
+            table.add_row(
+                escape(check["check"]), "yes" if check["passed"] else "[red]no[/]", escape(check["detail"])
+            )
         if result["gate"]:
             console.print(table)
 
@@ -79,7 +84,7 @@ def retrain(
 def _render_all(result: dict[str, Any]) -> None:
     _render(result)
     for name, other in result.get("companions", {}).items():
-        console.print(f"[bold]{name}[/]")
+        console.print(f"[bold]{escape(name)}[/]")
         _render(other)
 
 
@@ -113,6 +118,17 @@ def _report(event: WorkerEvent) -> None:
             )
 
 
+def _reporter(as_json: bool) -> Callable[[WorkerEvent], None]:
+    """The worker's events: log lines on stderr, or with ``--json`` one JSON object a line on stdout."""
+
+    def report(event: WorkerEvent) -> None:
+        emit(event.to_dict(), as_json, lambda: _report(event))
+        if as_json:
+            sys.stdout.flush()  # a pipe is block-buffered: each event goes out when it happens
+
+    return report
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -122,6 +138,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def worker(
     project: ProjectOpt = Path("."),
     once: Annotated[bool, typer.Option("--once", help="Check the policy once, then exit.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each event as one JSON object a line on stdout.")
+    ] = False,
 ) -> None:
     """Check the retraining policy every retrain.interval_s seconds; run cycles; watch promotions;
     deliver the actions in the outbox (every actions.interval_s seconds, in a thread).
@@ -134,7 +153,7 @@ def worker(
     proj = open_project(project)
     stop = threading.Event()
     _stop_on_signals(stop)
-    proj.worker.run(stop, once=once, on_event=_report)
+    proj.worker.run(stop, once=once, on_event=_reporter(as_json))
 
 
 @handle_errors
@@ -142,16 +161,23 @@ def up(
     project: ProjectOpt = Path("."),
     host: Annotated[str | None, typer.Option(help="API bind address (default from loopml.yaml).")] = None,
     port: Annotated[int | None, typer.Option(help="API port (default from loopml.yaml).")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the API's start and each worker event as one JSON object a line on stdout."
+        ),
+    ] = False,
 ) -> None:
     """Run the API (a child process) and the worker (this process) together; Ctrl+C stops both."""
     proj = open_project(project)
     command = [sys.executable, "-m", "loopml", "serve", "--project", str(project)]
     command += [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
+    command += ["--json"] if as_json else []
     api = subprocess.Popen(command)
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
-        proj.worker.run(stop, on_event=_report)
+        proj.worker.run(stop, on_event=_reporter(as_json))
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(30)

@@ -50,11 +50,13 @@ from loopml.config.modeling import (
     TuneConfig,
     WindowFeatureConfig,
 )
+from loopml.config.schema import SCHEMA_FILE, json_schema, schema_header, with_schema_header, write_schema
 from loopml.enums import TaskKind
 from loopml.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 __all__ = [
     "PROJECT_FILE",
+    "SCHEMA_FILE",
     "ActionRuleConfig",
     "ActionsConfig",
     "CleaningConfig",
@@ -86,32 +88,67 @@ __all__ = [
     "action_fields",
     "failure_model_name",
     "failure_settings",
+    "json_schema",
     "load_settings",
     "parse_settings",
+    "schema_header",
+    "with_schema_header",
+    "write_schema",
 ]
 
 
 class Settings(_Frozen):
     """The whole project file."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    task: TaskKind = TaskKind.BINARY
-    source: SourceConfig
-    target: str
-    id_column: str | None = None
-    event_time: str | None = None
-    cleaning: CleaningConfig = CleaningConfig()
-    contract: ContractConfig = ContractConfig()
-    features: FeaturesConfig = FeaturesConfig()
-    train: TrainConfig = TrainConfig()
-    serve: ServeConfig = ServeConfig()
-    monitor: MonitorConfig = MonitorConfig()
-    retrain: RetrainConfig = RetrainConfig()
-    actions: ActionsConfig = ActionsConfig()
-    forecast: ForecastConfig | None = None
-    maintenance: MaintenanceConfig | None = None
-    ranking: RankingConfig | None = None
-    store: StoreConfig = StoreConfig()
+    name: str = Field(
+        ...,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Name of the ML system: the registry name of its model and the name of its data set.",
+        examples=["fraud"],
+    )
+    task: TaskKind = Field(
+        TaskKind.BINARY,
+        description="What the model predicts: binary, multiclass, regression, forecast or ranking.",
+    )
+    source: SourceConfig = Field(
+        ...,
+        description="Where the training data comes from.",
+        examples=[{"kind": "csv", "path": "data/orders.csv"}],
+    )
+    target: str = Field(..., description="Column the model predicts (the label).", examples=["is_fraud"])
+    id_column: str | None = Field(
+        None,
+        description="Column unique per row, echoed in predictions; never a feature.",
+        examples=["transaction_id"],
+    )
+    event_time: str | None = Field(
+        None,
+        description="Column with each row's time: the holdout is the newest rows, and window features "
+        "and monitoring windows use it. Not a feature unless features.datetime_parts is written or "
+        "features.include names it.",
+        examples=["tx_datetime"],
+    )
+    cleaning: CleaningConfig = Field(CleaningConfig(), description="How raw rows are cleaned at ingest.")
+    contract: ContractConfig = Field(
+        ContractConfig(), description="Rules added to the inferred data contract."
+    )
+    features: FeaturesConfig = Field(FeaturesConfig(), description="Which columns feed the model and how.")
+    train: TrainConfig = Field(TrainConfig(), description="How a model is fitted and judged.")
+    serve: ServeConfig = Field(ServeConfig(), description="The prediction API.")
+    monitor: MonitorConfig = Field(MonitorConfig(), description="Monitoring windows and alert thresholds.")
+    retrain: RetrainConfig = Field(
+        RetrainConfig(), description="When to retrain, and how a new model may serve."
+    )
+    actions: ActionsConfig = Field(
+        ActionsConfig(), description="Actions triggered by predictions and alerts."
+    )
+    forecast: ForecastConfig | None = Field(None, description="Settings of task: forecast (required by it).")
+    maintenance: MaintenanceConfig | None = Field(
+        None, description="Predictive maintenance: the remaining-useful-life target and a failure model."
+    )
+    ranking: RankingConfig | None = Field(None, description="Settings of task: ranking (required by it).")
+    store: StoreConfig = Field(StoreConfig(), description="Where metadata and artifacts are kept.")
     project_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("project_dir")

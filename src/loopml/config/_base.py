@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, WithJsonSchema
 from pydantic_core import InitErrorDetails
 
 PROJECT_FILE = "loopml.yaml"
@@ -26,7 +26,11 @@ def _check_duration(value: str) -> str:
     return value
 
 
-Duration = Annotated[str, AfterValidator(_check_duration)]  # 30s, 10m, 1h, 7d, 2w
+Duration = Annotated[  # 30s, 10m, 1h, 7d, 2w
+    str,
+    AfterValidator(_check_duration),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]+[smhdw]$", "examples": ["30m", "1h", "7d", "2w"]}),
+]
 
 
 class _Frozen(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -19,25 +19,36 @@ from loopml.config._base import (
 class ServeConfig(_Frozen):
     """The prediction API."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_batch: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(5_000_000, ge=1024)
-    log_predictions: bool = True
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 for every interface.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_batch: int = Field(1000, ge=1, description="Most records in one request (more: 413).")
+    max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest request body (more: 413).")
+    log_predictions: bool = Field(True, description="Log every prediction (needed by monitoring).")
     journal_dir: str | None = Field(
         None,
         description="Folder of the crash journal of logged predictions (default <project>/.loopml/journal); "
         "keep it on a disk that outlives the process.",
+        examples=["/var/lib/loopml/journal"],
     )
     journal_fsync: bool = Field(
         False, description="fsync the journal before each response: survives power loss, costs a disk flush."
     )
-    alias: str = "champion"
+    alias: str = Field("champion", description="The alias whose version is served.")
+    extra_fields: Literal["reject", "ignore"] = Field(
+        "reject",
+        description="A predict request's field that is no column of the data contract: reject (422 "
+        "naming the field) or ignore it.",
+        examples=["ignore"],
+    )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin routes (LOOPML_SERVE__ADMIN_TOKEN); 24+ random chars."
+        None,
+        description="Bearer token of the admin routes (LOOPML_SERVE__ADMIN_TOKEN); 24+ random chars.",
+        examples=["<secrets.token_urlsafe(32)>"],
     )
     predict_token: SecretStr | None = Field(
-        None, description="When set, the prediction routes need this bearer token too."
+        None,
+        description="When set, the prediction routes need this bearer token too.",
+        examples=["<secrets.token_urlsafe(32)>"],
     )
     admin_routes: bool | None = Field(
         None, description="Mount the admin routes; default: when an admin token is set."
@@ -64,8 +75,12 @@ class MonitorConfig(_Frozen):
     min_positives: int = Field(
         10, ge=1, description="Binary tasks: fewer labelled positives in a window, no realized alert."
     )
-    performance_floor: dict[str, float] = Field(default_factory=dict, description="metric -> lowest value.")
-    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Same, for the estimate.")
+    performance_floor: dict[str, float] = Field(
+        default_factory=dict, description="metric -> lowest value.", examples=[{"average_precision": 0.5}]
+    )
+    estimated_floor: dict[str, float] = Field(
+        default_factory=dict, description="Same, for the estimate.", examples=[{"roc_auc": 0.8}]
+    )
 
 
 class GateConfig(_Frozen):
@@ -79,13 +94,19 @@ class GateConfig(_Frozen):
 class RetrainConfig(_Frozen):
     """When to retrain, and how a new model is allowed to serve."""
 
-    schedule: str | None = Field(None, description="Cron expression (UTC), e.g. '0 3 * * *'.")
+    schedule: str | None = Field(
+        None, description="Cron expression (UTC), e.g. '0 3 * * *'.", examples=["0 3 * * *"]
+    )
     drift_features: int = Field(0, ge=0, description="Retrain when this many features drift; 0: off.")
-    performance_floor: dict[str, float] = Field(default_factory=dict, description="Realized metric floors.")
-    estimated_floor: dict[str, float] = Field(default_factory=dict, description="Estimated metric floors.")
+    performance_floor: dict[str, float] = Field(
+        default_factory=dict, description="Realized metric floors.", examples=[{"average_precision": 0.5}]
+    )
+    estimated_floor: dict[str, float] = Field(
+        default_factory=dict, description="Estimated metric floors.", examples=[{"roc_auc": 0.8}]
+    )
     new_labels: int = Field(0, ge=0, description="Retrain after this many new labels; 0: off.")
     cooldown: Duration = Field("1d", description="Least time between two cycles.")
-    gate: GateConfig = GateConfig()
+    gate: GateConfig = Field(GateConfig(), description="What a challenger must show to be promoted.")
     refit: bool = Field(
         True,
         description="Serve the challenger refitted on every labelled row, the gate's window included "
@@ -95,9 +116,10 @@ class RetrainConfig(_Frozen):
         None,
         description="A challenger learns from the newest rows only, e.g. 35d (train.window for cycles): "
         "after a regime change, old rows no longer dilute the new pattern. Default: train.window.",
+        examples=["28d"],
     )
     shadow: Duration | None = Field(
-        None, description="Score live traffic with the challenger this long first."
+        None, description="Score live traffic with the challenger this long first.", examples=["1d"]
     )
     watch: Duration = Field("1d", description="After a promotion, roll back automatically if an alarm fires.")
     interval_s: float = Field(60.0, gt=0, description="How often `loopml worker` checks the policy.")

@@ -1,7 +1,8 @@
 """The monitoring dashboard: one self-contained HTML page (plotly.js inlined, works offline).
 
 Models and their alias history, prediction volume, performance over time with label coverage, the
-label-free estimate, drift per feature over time, alerts, and the delivery status of actions.
+label-free estimate, drift per feature over time, alerts, the delivery status of actions, and why one
+logged prediction scored as it did (its feature contributions as a waterfall).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from loopml.dashboard.actions_panel import actions_panel
+from loopml.dashboard.explain_panel import explanation_panel
 
 if TYPE_CHECKING:
     from loopml.project import Project
@@ -106,8 +108,8 @@ def _charts(data: dict[str, Any]) -> list[tuple[str, str]]:
     return charts
 
 
-def render_dashboard(project: Project) -> str:
-    """The dashboard page."""
+def render_dashboard(project: Project, prediction_id: str | None = None) -> str:
+    """The dashboard page (explaining logged prediction ``prediction_id``, else the newest one)."""
     from plotly.offline import get_plotlyjs
 
     data = dashboard_data(project)
@@ -130,6 +132,7 @@ def render_dashboard(project: Project) -> str:
         parts.append(actions_panel(data["actions"]))
         for title, body in _charts(data):
             parts.append(f"<h2>{html.escape(title)}</h2>{body}")
+        parts.append(explanation_panel(project, prediction_id))
         parts.append(
             "<h2>Versions</h2>"
             + _table(

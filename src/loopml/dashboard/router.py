@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -21,8 +21,11 @@ def dashboard_router(project: Project) -> APIRouter:
     router = APIRouter(tags=["dashboard"])
 
     @router.get("/", response_class=HTMLResponse, summary="The monitoring dashboard")
-    async def dashboard() -> HTMLResponse:
-        """Models, alias history, volume, performance with label coverage, drift and alerts."""
-        return HTMLResponse(await run_in_threadpool(render_dashboard, project))
+    async def dashboard(
+        prediction: str | None = Query(None, max_length=64, description="A logged prediction to explain."),
+    ) -> HTMLResponse:
+        """Models, alias history, volume, performance with label coverage, drift and alerts, and one
+        logged prediction's feature contributions (``prediction``, else the newest)."""
+        return HTMLResponse(await run_in_threadpool(render_dashboard, project, prediction))
 
     return router

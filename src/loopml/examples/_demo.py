@@ -9,16 +9,23 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from loopml.errors import InputError
 
-__all__ = ["build", "console", "err_console", "jsonable_records", "send_all"]
+__all__ = ["build", "cell", "console", "err_console", "jsonable_records", "send_all"]
 
 # The demos' own consoles: summaries for people on stdout, progress and status on stderr (so
 # ``loopml demo NAME --json`` prints its one JSON line alone on stdout).
 console = Console()
 err_console = Console(stderr=True)
+
+
+def cell(value: Any) -> str:
+    """A summary value for a table: floats to 4 decimals, text as it is (``[K]`` shown, not read as
+    Rich markup)."""
+    return f"{value:.4f}" if isinstance(value, float) else escape(str(value))
 
 
 def send_all(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from loopml.features.build import FeatureColumns, build_preprocessor, select_columns, window_specs
+from loopml.features.build import (
+    FeatureColumns,
+    build_preprocessor,
+    event_time_is_feature,
+    select_columns,
+    window_specs,
+)
 from loopml.features.datetime import DatetimeParts
 from loopml.features.sequences import CycleWindows
 from loopml.features.windows import (
@@ -21,6 +27,7 @@ __all__ = [
     "WindowSpec",
     "build_preprocessor",
     "event_millis",
+    "event_time_is_feature",
     "parse_duration",
     "select_columns",
     "window_features",

@@ -17,7 +17,14 @@ from loopml.features.relative import WindowRatios
 from loopml.features.windows import WindowSpec
 from loopml.validate.contract import DataContract
 
-__all__ = ["FeatureColumns", "build_preprocessor", "relative_features", "select_columns", "window_specs"]
+__all__ = [
+    "FeatureColumns",
+    "build_preprocessor",
+    "event_time_is_feature",
+    "relative_features",
+    "select_columns",
+    "window_specs",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,32 @@ def _inputs(contract: DataContract, raw: list[str], specs: list[WindowSpec]) -> 
     return tuple(c for c in dict.fromkeys(needed) if c != contract.target)
 
 
+def event_time_is_feature(config: FeaturesConfig, event_time: str | None) -> bool:
+    """Whether the event-time column feeds the model (as its ``datetime_parts``).
+
+    Only when the project asks for it: ``features.include`` names it, or ``features.datetime_parts``
+    is written in ``loopml.yaml`` (or set by ``LOOPML_FEATURES__DATETIME_PARTS``). Otherwise the
+    event time only orders the rows (the time split, windows, monitoring), like the id identifies
+    them: a model that learns the hour or the weekday of the training period is a choice to make,
+    not a default. Other datetime columns are features by default, as datetime parts.
+
+    Examples
+    --------
+    >>> event_time_is_feature(FeaturesConfig(), "ts")
+    False
+    >>> event_time_is_feature(FeaturesConfig(include=["ts"]), "ts")
+    True
+    >>> event_time_is_feature(FeaturesConfig(datetime_parts=["hour"]), "ts")
+    True
+    """
+    if event_time is None:
+        return False
+    return event_time in (config.include or ()) or "datetime_parts" in config.model_fields_set
+
+
 def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureColumns:
-    """Pick the feature columns: ``include`` (or every column) minus target, id and ``drop``."""
+    """Pick the feature columns: ``include`` (or every column) minus target, id, ``drop`` and the
+    event time unless the project asks for it (:func:`event_time_is_feature`)."""
     known = set(contract.names)
     specs = window_specs(config)
     if specs and not contract.event_time:
@@ -96,6 +127,8 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
         if name not in known:
             raise ConfigError(f"features: column '{name}' is not in the data; {did_you_mean(name, known)}")
     reserved = {contract.target, contract.id_column, *config.drop}
+    if not event_time_is_feature(config, contract.event_time):
+        reserved.add(contract.event_time)
     names = [c for c in (config.include or contract.names) if c not in reserved]
     if sequences is not None:  # the unit and its order are the windows' keys: always inputs
         names += [c for c in (sequences.entity, sequences.order) if c not in names]
@@ -113,7 +146,9 @@ def select_columns(contract: DataContract, config: FeaturesConfig) -> FeatureCol
             kinds["numeric"].append(name)
     windows = tuple(name for spec in specs for name in spec.names)
     if not names and not windows:
-        raise ConfigError("features: no feature columns are left after removing target, id and drop.")
+        raise ConfigError(
+            "features: no feature columns are left after removing target, id, event time and drop."
+        )
     return FeatureColumns(
         **{k: tuple(v) for k, v in kinds.items()}, windows=windows, inputs=_inputs(contract, names, specs)
     )

@@ -14,6 +14,7 @@ from loopml.monitor.drift import (
 from loopml.monitor.performance import (
     estimate_binary,
     load_predictions,
+    prediction_times,
     record_feedback,
     windowed_performance,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "estimate_binary",
     "list_alerts",
     "load_predictions",
+    "prediction_times",
     "profile_counts",
     "psi",
     "record_alerts",

@@ -15,7 +15,26 @@ from loopml.enums import Origin
 from loopml.store import record_feedback, tables
 from loopml.tasks import get_task
 
-__all__ = ["estimate_binary", "load_predictions", "record_feedback", "summarize", "windowed_performance"]
+__all__ = [
+    "estimate_binary",
+    "load_predictions",
+    "prediction_times",
+    "record_feedback",
+    "summarize",
+    "windowed_performance",
+]
+
+
+def prediction_times(frame: pd.DataFrame, event_time: str | None) -> pd.Series:
+    """When each logged prediction happened (naive UTC): its event time where its ``inputs`` carry
+    the ``event_time`` column as a time, else when it was made (``created_at``). A request need not
+    send the event time when it is not a model input, so such predictions fall back to the clock
+    instead of vanishing from every monitoring window."""
+    made = pd.to_datetime(frame["created_at"], errors="coerce", utc=True)
+    if event_time:
+        given = frame["inputs"].map(lambda i: (i or {}).get(event_time))
+        made = pd.to_datetime(given, errors="coerce", utc=True).fillna(made)
+    return made.dt.tz_localize(None)
 
 
 def load_predictions(
@@ -30,8 +49,9 @@ def load_predictions(
     """Predictions of model ``name`` (only those of ``origin`` when given) with their latest label
     (NaN where none arrived yet).
 
-    Columns: ``prediction_id``, ``time`` (the event time from the inputs when ``event_time`` is given,
-    else when the prediction was made), ``model_version``, ``score``, ``label``, ``inputs``.
+    Columns: ``prediction_id``, ``time`` (see :func:`prediction_times`: the event time from the
+    inputs when ``event_time`` is given and they carry it, else when the prediction was made),
+    ``model_version``, ``score``, ``label``, ``inputs``.
     """
     p, f = tables.predictions, tables.feedback
     query = select(p.c.id, p.c.created_at, p.c.model_version, p.c.score, p.c.inputs).where(
@@ -50,8 +70,7 @@ def load_predictions(
         )
     latest = labels.sort_values("order").drop_duplicates("prediction_id", keep="last")
     frame = frame.merge(latest[["prediction_id", "label"]], on="prediction_id", how="left")
-    times = frame["inputs"].map(lambda i: (i or {}).get(event_time)) if event_time else frame["created_at"]
-    frame["time"] = pd.to_datetime(times, errors="coerce", utc=True).dt.tz_localize(None)
+    frame["time"] = prediction_times(frame, event_time)
     if since is not None:
         frame = frame[frame["time"] >= pd.Timestamp(since).tz_localize(None)]
     if until is not None:

@@ -35,6 +35,7 @@ class MonitorReport:
     history: list[dict[str, Any]]
     alerts: list[dict[str, Any]] = field(default_factory=list)
     concept_drift: DriftResult | None = None
+    no_verdict: list[str] = field(default_factory=list)  # what was not judged, and the setting to change
 
     @property
     def drifted_features(self) -> list[str]:
@@ -53,6 +54,7 @@ class MonitorReport:
             "history": self.history,
             "alerts": self.alerts,
             "concept_drift": asdict(self.concept_drift) if self.concept_drift else None,
+            "no_verdict": self.no_verdict,
         }
 
 
@@ -71,23 +73,63 @@ def current_inputs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _window(frame: pd.DataFrame, length: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The window of the given length (aligned on its own multiples) that holds the latest prediction."""
-    end = frame["time"].max() if len(frame) else pd.Timestamp(utcnow()).tz_localize(None)
+    """The window of the given length that holds the latest prediction: the last of the windows that
+    :func:`~loopml.monitor.performance.windowed_performance` cuts (counted from midnight of the first
+    prediction's day, as ``pd.Grouper`` counts them), so that drift and performance name the same one."""
+    times = frame["time"].dropna()
     span = pd.Timedelta(milliseconds=parse_duration(length))
-    start = end.floor(span)
+    if times.empty:
+        start = pd.Timestamp(utcnow()).tz_localize(None).floor(span)
+        return start, start + span
+    origin = times.min().normalize()
+    start = origin + (times.max() - origin) // span * span
     return start, start + span
 
 
-def _realized(now: dict[str, Any], start: pd.Timestamp, history: list[dict[str, Any]]) -> dict[str, Any]:
+def _realized(
+    now: dict[str, Any], start: pd.Timestamp, span: pd.Timedelta, history: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Realized performance of the latest window that has enough labels (labels arrive late, so
-    that is often an earlier window than the current one), with that window's start and coverage;
-    the current window's counts when no window has enough labels yet."""
+    that is often an earlier window than the current one), with that window's start, end and
+    coverage; the current window's counts when no window has enough labels yet."""
     labelled = next((h for h in reversed(history) if "realized" in h), None)
     chosen = now if "realized" in now or labelled is None else labelled
     found = {k: chosen.get(k) for k in ("predictions", "labels", "label_coverage", "realized")}
     if "positives" in chosen:
         found["positives"] = chosen["positives"]
-    return {"window_start": start if chosen is now else chosen["window_start"], **found}
+    window_start = start if chosen is now else pd.Timestamp(chosen["window_start"])
+    return {"window_start": window_start, "window_end": window_start + span, **found}
+
+
+def _no_verdict(
+    config: MonitorConfig,
+    profile: Profile | None,
+    frame: pd.DataFrame,
+    current: pd.DataFrame,
+    performance: dict[str, Any],
+) -> list[str]:
+    """What this pass could not judge, with the setting to change and the value it runs with."""
+    window = f"monitor.window ({config.window})"
+    if frame.empty:
+        return ["no verdict: no prediction of this model is logged yet; serve it (`loopml serve`) or "
+                "score a file (`loopml predict`)"]  # fmt: skip
+    found: list[str] = []
+    if profile is None:
+        found.append("no drift verdict: this version has no reference profile (trained before profiles); "
+                     "train a new version to monitor drift")  # fmt: skip
+    elif len(current) < config.min_rows:
+        found.append(
+            f"no drift verdict: {len(current):,} predictions in the window, fewer than monitor.min_rows "
+            f"({config.min_rows}); lower monitor.min_rows or lengthen {window}"
+        )
+    if performance.get("realized") is None:
+        labels = int(performance.get("labels") or 0)
+        found.append(
+            f"no realized performance: {labels:,} labels in the window, fewer than monitor.min_labels "
+            f"({config.min_labels}), and no earlier window has enough; send labels "
+            f"(`loopml feedback --input FILE`), lower monitor.min_labels or lengthen {window}"
+        )
+    return found
 
 
 def _concept(
@@ -202,16 +244,17 @@ def run_monitor(
         frame, task=task, window=freq, threshold=threshold, min_labels=config.min_labels
     )
     now = summarize(current, task=task, threshold=threshold, min_labels=config.min_labels)
-    performance = _realized(now, start, history)
+    performance = _realized(now, start, freq, history)
     report = MonitorReport(
         name,
         version.version,
-        {"start": start, "end": end, "length": config.window},
+        {"start": start, "end": end, "length": config.window, "predictions": len(current)},
         drift,
         performance,
         dict(now.get("estimated") or {}),
         history,
         concept_drift=_concept(profile, frame, performance, freq, config),
+        no_verdict=_no_verdict(config, profile, frame, current, performance),
     )
     alerts = _alerts(report, config, start)
     if record and alerts:

@@ -27,16 +27,19 @@ if TYPE_CHECKING:
     from loopml._process import configure_process
     from loopml.enums import ActionStatus, AlertKind, CycleStatus, EventKind, Origin, TaskKind, TriggerKind
     from loopml.project.actions import ActionRecord, Actions, ActionSummary, ReplayResult
+    from loopml.project.check import ColumnRef, ConfigCheck
     from loopml.project.core import Project
     from loopml.project.data import Data, DatasetDetails, DatasetDiff, Quarantine, SchemaAccepted, Snapshot
     from loopml.project.examples import Demo, Example, example_names, get_example
+    from loopml.project.explain import LoggedExplanation
     from loopml.project.forecasts import ForecastLabels
     from loopml.project.models import FittedModel, ModelDiff, Models
     from loopml.project.monitor import DashboardData, Monitor
     from loopml.project.predictions import FeedbackResult, JournalReplay, PointInTime, Prediction, Predictions
     from loopml.project.retrain import Retrain, Rollback, Tick
+    from loopml.project.scaffold import Initialized, ProjectDraft
     from loopml.project.worker import Worker, WorkerEvent
-    from loopml.scoring import LoadedModel
+    from loopml.scoring import Contribution, Explanation, LoadedModel
     from loopml.train import TrainOutcome
 
 # Each public name -> the module that defines it, imported on first use: ``loopml --help`` and the
@@ -47,6 +50,9 @@ _EXPORTS: dict[str, str] = {
     "ActionSummary": "loopml.project.actions",
     "Actions": "loopml.project.actions",
     "AlertKind": "loopml.enums",
+    "ColumnRef": "loopml.project.check",
+    "Contribution": "loopml.scoring",
+    "ConfigCheck": "loopml.project.check",
     "CycleStatus": "loopml.enums",
     "DashboardData": "loopml.project.monitor",
     "Data": "loopml.project.data",
@@ -55,11 +61,14 @@ _EXPORTS: dict[str, str] = {
     "Demo": "loopml.project.examples",
     "EventKind": "loopml.enums",
     "Example": "loopml.project.examples",
+    "Explanation": "loopml.scoring",
     "FeedbackResult": "loopml.project.predictions",
     "FittedModel": "loopml.project.models",
+    "Initialized": "loopml.project.scaffold",
     "ForecastLabels": "loopml.project.forecasts",
     "JournalReplay": "loopml.project.predictions",
     "LOG_FORMATS": "loopml._logging",
+    "LoggedExplanation": "loopml.project.explain",
     "LoadedModel": "loopml.scoring",
     "ModelDiff": "loopml.project.models",
     "Models": "loopml.project.models",
@@ -69,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "Prediction": "loopml.project.predictions",
     "Predictions": "loopml.project.predictions",
     "Project": "loopml.project.core",
+    "ProjectDraft": "loopml.project.scaffold",
     "Quarantine": "loopml.project.data",
     "ReplayResult": "loopml.project.actions",
     "Retrain": "loopml.project.retrain",
@@ -94,6 +104,9 @@ __all__ = [
     "ActionSummary",
     "Actions",
     "AlertKind",
+    "ColumnRef",
+    "ConfigCheck",
+    "Contribution",
     "CycleStatus",
     "DashboardData",
     "Data",
@@ -102,11 +115,14 @@ __all__ = [
     "Demo",
     "EventKind",
     "Example",
+    "Explanation",
     "FeedbackResult",
     "FittedModel",
     "ForecastLabels",
+    "Initialized",
     "JournalReplay",
     "LoadedModel",
+    "LoggedExplanation",
     "ModelDiff",
     "Models",
     "Monitor",
@@ -115,6 +131,7 @@ __all__ = [
     "Prediction",
     "Predictions",
     "Project",
+    "ProjectDraft",
     "Quarantine",
     "ReplayResult",
     "Retrain",

@@ -40,8 +40,11 @@ class ActionRecord:
 
 @dataclass(frozen=True)
 class ActionSummary:
-    """Counts per status, per action kind and per endpoint, the endpoints disabled by HTTP 410, and
-    (when asked for) the newest dead actions."""
+    """Counts per status, per action kind and per endpoint, the endpoints disabled by HTTP 410, the
+    endpoints that are down (``endpoint``, ``down_since``, ``failures``, ``next_probe_at``,
+    ``last_error``, ``alerted``: an ``endpoint_down`` alert was raised), the retry schedule's longest
+    delay and its horizon (seconds an action is retried before it is dead), and (when asked for) the
+    newest dead actions."""
 
     pending: int
     delivered: int
@@ -51,6 +54,9 @@ class ActionSummary:
     by_kind: dict[str, dict[str, int]]
     by_endpoint: dict[str, dict[str, int]]
     disabled_endpoints: list[dict[str, Any]]
+    down_endpoints: list[dict[str, Any]] = field(default_factory=list)
+    max_delay_s: float = 0.0
+    retry_horizon_s: float = 0.0
     dead_recent: list[ActionRecord] = field(default_factory=list)
 
     def count(self, status: ActionStatus) -> int:
@@ -85,7 +91,13 @@ class Actions:
         found = action_summary(self._project.store.engine)
         found = {k: found[k] for k in ActionSummary.__dataclass_fields__ if k in found}
         dead = self.recent(status=ActionStatus.DEAD, limit=dead_recent) if dead_recent else []
-        return ActionSummary(**found, dead_recent=dead)
+        config = self._project.settings.actions
+        return ActionSummary(
+            **found,
+            max_delay_s=config.max_delay_s,
+            retry_horizon_s=config.retry_horizon_s,
+            dead_recent=dead,
+        )
 
     def recent(self, *, status: ActionStatus | str | None = None, limit: int = 20) -> list[ActionRecord]:
         """The newest actions (of one status when given), newest first."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.config import PROJECT_FILE, Settings, failure_settings, load_settings
 from loopml.store import Store, open_store
@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
 
     from loopml.project.actions import Actions
+    from loopml.project.check import ConfigCheck
     from loopml.project.data import Data
     from loopml.project.models import Models
     from loopml.project.monitor import Monitor
     from loopml.project.predictions import Predictions
     from loopml.project.retrain import Retrain
+    from loopml.project.scaffold import Initialized
     from loopml.project.worker import Worker
     from loopml.serve import ServerProcess
     from loopml.train import TrainOutcome
@@ -81,6 +83,75 @@ class Project:
         folder = Path(directory)
         get_example(example).write(folder, **data_options)
         return cls.open(folder)
+
+    @classmethod
+    def init_from_file(
+        cls,
+        directory: str | os.PathLike[str],
+        source: str | os.PathLike[str],
+        *,
+        target: str,
+        id_column: str | None = None,
+        event_time: str | None = None,
+        task: str | None = None,
+    ) -> Initialized:
+        """Write a project for the user's own CSV or Parquet file ``source`` into ``directory``
+        (created if missing; it must not hold a project yet), open it and check it.
+
+        The task is inferred from the ``target`` column unless ``task`` (binary, multiclass or
+        regression) is given; ``id_column`` and ``event_time`` name the id and the time of each
+        row; the monitoring window suits the data's size and time span. The result says what was
+        inferred and why (see :mod:`loopml.project.scaffold`). A column that is not in the file is
+        a one-line :class:`~loopml.errors.ConfigError` with the closest one; nothing is written then.
+
+        Examples
+        --------
+        >>> import tempfile, pandas as pd
+        >>> folder = tempfile.mkdtemp()
+        >>> pd.DataFrame({"x": range(40), "y": [0, 1] * 20}).to_csv(f"{folder}/rows.csv", index=False)
+        >>> started = Project.init_from_file(f"{folder}/p", f"{folder}/rows.csv", target="y")
+        >>> started.draft.task.value, started.draft.path == f"{folder}/rows.csv"
+        ('binary', True)
+        """
+        from loopml.project.scaffold import Initialized, draft_project, refuse_existing, write_draft
+
+        folder, file = Path(directory), Path(source)
+        refuse_existing(folder)
+        draft = draft_project(
+            folder, file, target=target, id_column=id_column, event_time=event_time, task=task
+        )
+        write_draft(folder, draft, str(source))
+        project = cls.open(folder)
+        return Initialized(project, draft, project.check())
+
+    @staticmethod
+    def write_template(directory: str | os.PathLike[str]) -> Path:
+        """Write the commented blank ``loopml.yaml`` into ``directory`` (created if missing; it must
+        not hold a project yet) and return its path. It explains every section and fails
+        ``loopml check`` with "missing required key 'source'" until source and target are filled in.
+        """
+        from loopml.project.scaffold import write_blank
+
+        return write_blank(Path(directory))
+
+    def check(
+        self,
+        input_path: str | os.PathLike[str] | None = None,
+        *,
+        against: Literal["source", "data"] = "source",
+    ) -> ConfigCheck:
+        """Check every column the project file names (target, id, event time, groups, entity keys,
+        feature lists, task sections, cleaning and contract rules) against the columns of the source
+        (read cheaply: a CSV header, a Parquet schema, an SQL result's columns), of one
+        ``input_path`` file, or with ``against="data"`` of the data set's latest contract.
+
+        Returns what was checked; the first miss is a one-line :class:`~loopml.errors.ConfigError`
+        naming the key, the value and the closest real column. :meth:`ingest` and :meth:`train` run
+        it first, so nothing is written for a misspelled column. Nothing is written by it either.
+        """
+        from loopml.project.check import check_data, check_source
+
+        return check_data(self.settings) if against == "data" else check_source(self.settings, input_path)
 
     def with_settings(self, settings: Settings) -> Project:
         """The same stores under other settings (a changed endpoint, a companion model)."""
@@ -201,19 +272,34 @@ class Project:
         return app
 
     def serve(
-        self, host: str | None = None, port: int | None = None, *, routers: Iterable[APIRouter] = ()
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        routers: Iterable[APIRouter] = (),
+        on_listening: Callable[[str], None] | None = None,
     ) -> None:
-        """Run the API in this process until SIGTERM or Ctrl+C (then shut down gracefully)."""
-        from loopml._process import configure_process
-        from loopml.serve import run_server
+        """Run the API in this process until SIGTERM or Ctrl+C (then shut down gracefully).
 
-        configure_process()
-        run_server(
-            self.app(routers),
-            host or self.settings.serve.host,
-            port or self.settings.serve.port,
-            shutdown_delay=self.settings.serve.shutdown_delay,
-        )
+        The port is bound first: a port in use is a one-line :class:`~loopml.errors.BusyError`
+        before anything else happens; then ``on_listening(url)`` (a start-up banner, say) is called.
+        """
+        from loopml._process import configure_process
+        from loopml.serve import listen, run_server
+
+        bind_host, bind_port = host or self.settings.serve.host, port or self.settings.serve.port
+        with listen(bind_host, bind_port) as sock:
+            bound = int(sock.getsockname()[1])
+            if on_listening is not None:
+                on_listening(f"http://{bind_host}:{bound}")
+            configure_process()
+            run_server(
+                self.app(routers),
+                bind_host,
+                bound,
+                shutdown_delay=self.settings.serve.shutdown_delay,
+                sock=sock,
+            )
 
     def start_server(
         self, host: str = "127.0.0.1", port: int | None = None, env: Mapping[str, str] | None = None

@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Data", "DatasetDetails", "DatasetDiff", "Quarantine", "SchemaAccepted", "Snapshot"]
 
-# The columns a quarantine snapshot adds to each set-aside row: its row number, the rule and the
-# column that failed, and the value found.
-QUARANTINE_COLUMNS = ("_row", "_rule", "_column", "_value")
-
 
 @dataclass(frozen=True)
 class DatasetDetails:
@@ -61,11 +57,13 @@ class Quarantine:
 
     def export(self, path: str | Path) -> Path:
         """Write the rows to a ``.csv`` or ``.parquet`` file to fix and ingest again
-        (``loopml ingest --input FILE``); the CSV keeps the data columns only."""
+        (``loopml ingest --input FILE``), each with the rule, the column and the value that failed
+        (``_row``, ``_rule``, ``_column``, ``_value``: :data:`~loopml.validate.QUARANTINE_COLUMNS`),
+        which the ingest of the fixed file ignores."""
         target = Path(path)
         suffix = target.suffix.lower()
         if suffix == ".csv":
-            self.rows.drop(columns=list(QUARANTINE_COLUMNS)).to_csv(target, index=False)
+            self.rows.to_csv(target, index=False)
         elif suffix == ".parquet":
             self.rows.to_parquet(target, index=False)
         else:
@@ -134,9 +132,12 @@ class Data:
         ``progress(phase, rows)`` is called after each chunk. With ``dask`` (a scheduler address,
         ``"local"`` or a ``distributed.Client``) the rows of a Parquet source are checked on the
         cluster. Companion models (:attr:`Project.companions`) get the same rows under their names.
+        First the project file is checked against the source's columns (:meth:`Project.check`).
         """
         project = self._project
         path = Path(input_path) if input_path is not None else None
+        for checked in (project, *project.companions):  # before anything is read or written
+            checked.check(path)
         result = ingest(project.settings, project.store, input_path=path, progress=progress, dask=dask)
         for companion in project.companions:
             ingest(companion.settings, project.store, input_path=path, dask=dask)

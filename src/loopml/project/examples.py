@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from loopml._plugins import available, load_object, resolve
-from loopml.config import PROJECT_FILE
 from loopml.errors import ConfigError, InputError, did_you_mean
 
 __all__ = ["Demo", "Example", "example_names", "get_example"]
@@ -52,6 +51,9 @@ class Example:
     def write(self, directory: Path, **data_options: Any) -> Path:
         """Write the example's ``loopml.yaml`` and data into ``directory`` (created if missing; it
         must not hold a project yet); returns the project file."""
+        # imported here, so that listing the examples (`loopml init --help`) stays light
+        from loopml.config import PROJECT_FILE, with_schema_header, write_schema
+
         target = directory / PROJECT_FILE
         if target.exists():
             raise InputError(f"{target} already exists; choose an empty directory or remove it.")
@@ -61,7 +63,9 @@ class Example:
         data_dir.mkdir(exist_ok=True)
         writer: Callable[..., None] = load_object(self.write_data, what=f"example '{self.name}' data writer")
         writer(data_dir, **data_options)
-        target.write_text(template, encoding="utf-8")
+        # The example points its editor at the package's schema; the project at its own copy.
+        target.write_text(with_schema_header(template), encoding="utf-8")
+        write_schema(directory)
         return target
 
     def load_demo(self) -> Demo:

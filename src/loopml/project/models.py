@@ -65,9 +65,12 @@ class Models:
         is none.
 
         Each companion model (:attr:`Project.companions`) is trained the same way on its latest
-        snapshot; their outcomes are the returned outcome's ``companions``.
+        snapshot; their outcomes are the returned outcome's ``companions``. First the project file
+        is checked against the data set's columns (:meth:`Project.check` with ``against="data"``).
         """
         project = self._project
+        for checked in (project, *project.companions):  # a misspelled column stops here, not mid-fit
+            checked.check(against="data")
         outcome = train_and_register(
             project.settings, project.store, dataset_version, promote_if_first=promote_if_first
         )
@@ -116,14 +119,18 @@ class Models:
         reason: str = "manual promotion",
         actor: str = "loopml",
     ) -> AliasChange:
-        """Point ``alias`` at ``version``, recording who and why; serving follows within a second."""
-        return set_alias(self._engine, self._project.name, alias, version, reason=reason, actor=actor)
+        """Point ``alias`` at ``version``, recording who and why; serving follows within a second.
+
+        The version's artifact must match its SHA-256 and load with the safe loader first: a
+        :class:`~loopml.errors.PromotionRefusedError` otherwise, and the alias stays."""
+        store = self._project.store
+        return set_alias(store, self._project.name, alias, version, reason=reason, actor=actor)
 
     def rollback(
         self, *, alias: str = "champion", reason: str = "manual rollback", actor: str = "loopml"
     ) -> AliasChange:
         """Point ``alias`` back at the version it held before its latest move."""
-        return rollback(self._engine, self._project.name, alias, reason=reason, actor=actor)
+        return rollback(self._project.store, self._project.name, alias, reason=reason, actor=actor)
 
     def history(self, alias: str | None = None) -> list[AliasChange]:
         """Every alias move (of one alias, or all), oldest first."""

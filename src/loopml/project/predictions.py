@@ -19,7 +19,8 @@ from loopml.enums import Origin
 from loopml.errors import ConfigError, InputError
 from loopml.features import EntityHistory
 from loopml.monitor import load_predictions
-from loopml.scoring import LoadedModel, WindowState
+from loopml.scoring import DEFAULT_TOP_K, Explanation, LoadedModel, WindowState
+from loopml.sources import check_input_path
 from loopml.store import (
     PruneResult,
     count_predictions,
@@ -30,9 +31,11 @@ from loopml.store import (
     utcnow,
     write_predictions,
 )
+from loopml.validate import ScoringPolicy
 
 if TYPE_CHECKING:
     from loopml.project.core import Project
+    from loopml.project.explain import LoggedExplanation
     from loopml.project.forecasts import ForecastLabels
     from loopml.project.models import FittedModel
 
@@ -43,7 +46,8 @@ __all__ = ["FeedbackResult", "JournalReplay", "PointInTime", "Prediction", "Pred
 class Prediction:
     """One scored record: the id it was given (its ``id_column`` value, None without one), the
     prediction id that labels and actions refer to, the version that made it, the score, the label
-    (a class or the decision at the threshold; None for a regression), and the whole output."""
+    (a class or the decision at the threshold; None for a regression), and the whole output; its
+    feature contributions when they were asked for (``explain``)."""
 
     id: Any
     prediction_id: str
@@ -51,6 +55,7 @@ class Prediction:
     score: float
     label: Any
     output: dict[str, Any]
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -86,14 +91,22 @@ class Predictions:
         ref: str | int = "champion",
         model: LoadedModel | None = None,
         log: bool = True,
+        explain: bool = False,
+        explain_k: int = DEFAULT_TOP_K,
     ) -> list[Prediction]:
         """Score records (dicts of column -> value) with the version ``ref`` (or an already loaded
         ``model``), as the API does: the same coercion, window features and output. With ``log``
         each prediction is written to the prediction log (origin ``python``), with the actions it
-        triggers in the same transaction, so monitoring and labels work as for the API's."""
+        triggers in the same transaction, so monitoring and labels work as for the API's. With
+        ``explain`` each carries its top ``explain_k`` feature contributions (as ``explain=true``
+        on the API: see :mod:`loopml.scoring.explain`)."""
         project = self._project
         model = model if model is not None else project.models.load(ref)
-        outputs = model.outputs(model.predict_records(records))
+        if explain:
+            scores, explained = model.predict_records_explained(records, explain_k)
+        else:
+            scores, explained = model.predict_records(records), None
+        outputs = model.outputs(scores)
         id_column = project.settings.id_column
         version = model.version.version
         found = [
@@ -104,8 +117,9 @@ class Predictions:
                 score=float(out["score"]),
                 label=out.get("label"),
                 output=out,
+                explanation=explained[i] if explained is not None else None,
             )
-            for record, out in zip(records, outputs, strict=True)
+            for i, (record, out) in enumerate(zip(records, outputs, strict=True))
         ]
         if log and found:
             self._log(model, records, found)
@@ -145,6 +159,8 @@ class Predictions:
         log_predictions: bool = True,
         actions: bool = True,
         model: LoadedModel | None = None,
+        explain: bool = False,
+        explain_k: int = DEFAULT_TOP_K,
     ) -> BatchResult:
         """Batch-score a CSV or Parquet file, or a table or query of a database, into a Parquet or CSV
         file or a database table, through the same scoring function as the API.
@@ -165,11 +181,23 @@ class Predictions:
         A forecast model writes batch forecasts instead: the series listed in ``input_path``
         (``item``, optional ``group`` and ``horizon``), or with no input every series at every step,
         each equal to the forecast endpoint's.
+
+        ``explain`` adds each row's top ``explain_k`` feature contributions as output columns
+        (``explain_raw_score``, ``explain_base_value``, ``explain_class`` for a classifier, then
+        ``explain_1_feature``, ``explain_1_contribution``, ... and ``explain_rest``; see
+        :meth:`loopml.scoring.explain.Explainer.columns`); the prediction log does not keep them.
         """
         project = self._project
+        if input_path is not None and not is_url(input_path):
+            check_input_path(input_path)  # before the model loads; names --input, not source.path
         model = model if model is not None else project.models.load(ref)
         on_write = enqueue_for_predictions(project.settings.actions) if log_predictions and actions else None
         sql_in = bool(is_url(input_path or "") or input_table or input_query)
+        if explain and model.task.scores_series:
+            raise InputError(f"model '{model.name}' writes forecasts, not explained; leave out --explain.")
+        top_k = explain_k if explain else None
+        if top_k is not None:
+            model.explainer  # noqa: B018 - a model that cannot be explained fails before any output
         if model.task.scores_series:
             if dask is not None:
                 raise InputError("batch forecasts run locally (a row per series and step); leave out --dask.")
@@ -191,6 +219,8 @@ class Predictions:
                 progress=progress,
                 on_write=on_write,
                 log_predictions=log_predictions,
+                policy=ScoringPolicy.of(project.settings),
+                explain=top_k,
             )
         source = open_input(input_path, table=input_table, query=input_query, base_dir=project.directory)
         output = self._output(output_path, output_table, if_exists)
@@ -202,6 +232,8 @@ class Predictions:
             progress=progress,
             on_write=on_write,
             log_predictions=log_predictions,
+            policy=ScoringPolicy.of(project.settings),
+            explain=top_k,
         )
 
     def _output(self, output_path: str | Path, table: str | None, if_exists: str | None) -> Output:
@@ -242,6 +274,15 @@ class Predictions:
         from loopml.project.forecasts import label_forecasts
 
         return label_forecasts(self._project, ref)
+
+    def explain(self, prediction_id: str | None = None, k: int = DEFAULT_TOP_K) -> LoggedExplanation:
+        """Why a logged prediction (the newest one when ``prediction_id`` is None) scored as it did:
+        its inputs scored again by the version that made it, with the top ``k`` feature
+        contributions (see :mod:`loopml.scoring.explain`). A :class:`~loopml.errors.NotFoundError`
+        for an id the log does not hold."""
+        from loopml.project.explain import explain_logged
+
+        return explain_logged(self._project, prediction_id, k)
 
     def feedback(self, labels: Iterable[Mapping[str, Any]]) -> FeedbackResult:
         """Record ground truth for earlier predictions: ``{"prediction_id": ..., "label": ...}``

@@ -35,6 +35,13 @@ class Tick:
     rollback: Rollback | None
     cycle: CycleResult
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "rollback": self.rollback.to_dict() if self.rollback else None,
+            "cycle": self.cycle.to_dict(),
+        }
+
 
 class Retrain:
     """``project.retrain``: keeping the model current."""

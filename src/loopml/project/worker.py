@@ -42,6 +42,16 @@ class WorkerEvent:
     tick: Tick | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The event as ``loopml worker --json`` prints it (one object per line)."""
+        return {
+            "event": self.name,
+            "model": self.model,
+            "message": self.message,
+            "details": self.details,
+            "tick": self.tick.to_dict() if self.tick else None,
+        }
+
 
 class Worker:
     """``project.worker``: the retraining loop, the watch, action delivery and log upkeep."""

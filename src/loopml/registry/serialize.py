@@ -38,14 +38,45 @@ def dumps(obj: Any) -> bytes:
     return data
 
 
+def _why(exc: BaseException) -> str:
+    """``BadZipFile: File is not a zip file``: the exception in one short line."""
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def loads(data: bytes) -> Any:
-    """Load skops bytes, refusing any type that is not trusted."""
+    """Load skops bytes, refusing any type that is not trusted.
+
+    Whatever cannot be read (not a zip file, truncated, not a skops file, a type not trusted) is an
+    :class:`ArtifactIntegrityError` with one line saying why, never a raw parser traceback.
+
+    Examples
+    --------
+    >>> try:
+    ...     loads(b"not a zip file")
+    ... except ArtifactIntegrityError as exc:
+    ...     print(exc.message)
+    model artifact is not a readable skops file (BadZipFile: File is not a zip file); refusing to load it.
+    """
     import skops.io as sio
 
-    untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    try:
+        found = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # zipfile, JSON and skops errors alike: the file is not what it must be
+        raise ArtifactIntegrityError(
+            f"model artifact is not a readable skops file ({_why(exc)}); refusing to load it.",
+            hint="Re-register the model or restore the original file.",
+        ) from None
+    untrusted = [t for t in found if t not in TRUSTED_TYPES]
     if untrusted:
         raise ArtifactIntegrityError(
             f"model artifact names untrusted type(s) {', '.join(untrusted)}; refusing to load it.",
             hint="Only loopml's trusted list (loopml.registry.serialize.TRUSTED_TYPES) can be loaded.",
         )
-    return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    try:
+        return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:
+        raise ArtifactIntegrityError(
+            f"model artifact cannot be loaded ({_why(exc)}); refusing it.",
+            hint="Re-register the model or restore the original file.",
+        ) from None

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from loopml.enums import TaskKind
-from loopml.errors import NotFoundError, did_you_mean
+from loopml.errors import ArtifactIntegrityError, NotFoundError, PromotionRefusedError, closest, did_you_mean
 from loopml.registry.serialize import dumps
 from loopml.store import Store, sha256_bytes, tables, utcnow
 
@@ -18,6 +18,7 @@ __all__ = [
     "ModelVersion",
     "alias_at",
     "alias_history",
+    "check_promotable",
     "get_alias",
     "get_version",
     "list_versions",
@@ -152,14 +153,25 @@ def get_version(engine: Engine, name: str, version: int) -> ModelVersion:
         return _to_version(row, _aliases(conn, name))
 
 
-def _raise_missing(conn: Connection, name: str, what: str) -> None:
+# The aliases the loop itself moves (a misspelt alias is matched against these and the model's own).
+STANDARD_ALIASES = ("champion", "challenger")
+
+
+def _raise_missing(conn: Connection, name: str, what: str, alias: str | None = None) -> None:
     mv = tables.model_versions
     names = set(conn.execute(select(mv.c.name).distinct()).scalars())
     if name not in names:
         hint = did_you_mean(name, names) if names else "no model is registered yet; run `loopml train`."
         raise NotFoundError(f"model '{name}' does not exist; {hint}")
     versions = sorted(conn.execute(select(mv.c.version).where(mv.c.name == name)).scalars())
-    raise NotFoundError(f"model '{name}' has no {what}; versions: {', '.join(map(str, versions))}.")
+    near = None
+    if alias is not None:  # a misspelt alias: the closest of the model's and the loop's own
+        known = {a for held in _aliases(conn, name).values() for a in held} | set(STANDARD_ALIASES)
+        near = closest(alias, known - {alias})  # an unset standard alias is not a misspelling
+    suggestion = f" did you mean '{near}'?" if near else ""
+    raise NotFoundError(
+        f"model '{name}' has no {what};{suggestion} versions: {', '.join(map(str, versions))}."
+    )
 
 
 def get_alias(engine: Engine, name: str, alias: str) -> int | None:
@@ -177,24 +189,45 @@ def resolve(engine: Engine, name: str, ref: str | int) -> ModelVersion:
     version = get_alias(engine, name, str(ref))
     if version is None:
         with engine.connect() as conn:
-            _raise_missing(conn, name, f"alias '{ref}'")
+            _raise_missing(conn, name, f"alias '{ref}'", alias=str(ref))
     return get_version(engine, name, int(version))  # type: ignore[arg-type]
 
 
 def set_alias(
-    engine: Engine, name: str, alias: str, version: int, *, reason: str, actor: str = "loopml"
+    store: Store, name: str, alias: str, version: int, *, reason: str, actor: str = "loopml"
 ) -> AliasChange:
-    """Point ``alias`` at ``version`` and record the move, in one transaction."""
-    get_version(engine, name, version)
-    with engine.begin() as conn:
+    """Point ``alias`` at ``version`` and record the move, in one transaction, once the version's
+    artifact passed its checks (:func:`check_promotable`): a :class:`PromotionRefusedError`
+    otherwise, and the alias stays where it was."""
+    check_promotable(store, name, version, alias)
+    with store.engine.begin() as conn:
         return move_alias(conn, name, alias, version, reason=reason, actor=actor)
+
+
+def check_promotable(store: Store, name: str, version: int, alias: str = "champion") -> ModelVersion:
+    """The version, once its artifact matches its SHA-256 and loads with the safe loader (what any
+    move of an alias checks first). A :class:`NotFoundError` for a version that does not exist; a
+    :class:`PromotionRefusedError` naming the model, the version and where ``alias`` stays."""
+    target = get_version(store.engine, name, version)
+    try:
+        read_artifact(store, target)
+    except ArtifactIntegrityError as exc:
+        current = get_alias(store.engine, name, alias)
+        stays = f"version {current}" if current is not None else "unset"
+        raise PromotionRefusedError(
+            f"{exc.message.rstrip('.')}; not moving alias '{alias}' to it (it stays {stays}).",
+            hint=exc.hint,
+        ) from None
+    return target
 
 
 def move_alias(
     conn: Connection, name: str, alias: str, version: int, *, reason: str, actor: str = "loopml"
 ) -> AliasChange:
     """:func:`set_alias` inside the caller's transaction, so that other writes commit with the move
-    (the retraining cycle records its ``promoted`` event in the same transaction)."""
+    (the retraining cycle records its ``promoted`` event in the same transaction). It reads no
+    artifact: every caller checks the version first (:func:`check_promotable`), outside the
+    transaction, so that loading a model never holds the store's write lock."""
     ma, now = tables.model_aliases, utcnow()
     previous = conn.execute(
         select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias).with_for_update()
@@ -266,21 +299,53 @@ def version_at(engine: Engine, name: str, alias: str, t: datetime) -> int | None
 
 
 def rollback(
-    engine: Engine, name: str, alias: str = "champion", *, reason: str, actor: str = "loopml"
+    store: Store, name: str, alias: str = "champion", *, reason: str, actor: str = "loopml"
 ) -> AliasChange:
-    """Point ``alias`` back at the version it held before its latest move."""
-    moves = alias_history(engine, name, alias)
+    """Point ``alias`` back at the version it held before its latest move (checked like any move)."""
+    moves = alias_history(store.engine, name, alias)
     if not moves or moves[-1].previous_version is None:
         raise NotFoundError(
             f"alias '{alias}' of model '{name}' has no earlier version to roll back to.",
             hint="Use `loopml models promote VERSION` to choose one explicitly.",
         )
-    return set_alias(engine, name, alias, moves[-1].previous_version, reason=reason, actor=actor)
+    return set_alias(store, name, alias, moves[-1].previous_version, reason=reason, actor=actor)
 
 
 def read_artifact(store: Store, version: ModelVersion) -> Any:
-    """The version's fitted pipeline: its artifact checked against the recorded SHA-256, then loaded
-    with the safe loader (:func:`~loopml.registry.serialize.loads`)."""
+    """The version's fitted model: its artifact checked against the recorded SHA-256, then loaded
+    with the safe loader (:func:`~loopml.registry.serialize.loads`).
+
+    Anything wrong (missing, changed, not a zip, truncated, an untrusted type, not a model) is one
+    :class:`ArtifactIntegrityError` line that names the model, the version and the artifact's key
+    (relative to the artifact store: never a server path)."""
     from loopml.registry.serialize import loads
 
-    return loads(store.artifacts.get_bytes(version.artifact_key, sha256=version.sha256))
+    where, key = f"model '{version.name}' version {version.version}", version.artifact_key
+    try:
+        data = store.artifacts.get_bytes(key)
+    except NotFoundError:
+        raise ArtifactIntegrityError(
+            f"{where}: its artifact {key} is missing from the artifact store.",
+            hint="Restore the file or re-register the model.",
+        ) from None
+    except OSError as exc:
+        raise ArtifactIntegrityError(
+            f"{where}: its artifact {key} cannot be read ({type(exc).__name__})."
+        ) from None
+    digest = sha256_bytes(data)
+    if digest != version.sha256:
+        raise ArtifactIntegrityError(
+            f"{where}: artifact {key} fails its SHA-256 check (expected {version.sha256[:12]}…, got "
+            f"{digest[:12]}…); it was changed after it was written.",
+            hint="Re-register the model or restore the original file.",
+        )
+    try:
+        model = loads(data)
+    except ArtifactIntegrityError as exc:
+        raise ArtifactIntegrityError(f"{where}: {exc.message}", hint=exc.hint) from None
+    if not callable(getattr(model, "predict", None)):
+        raise ArtifactIntegrityError(
+            f"{where}: artifact {key} holds a {type(model).__name__}, not a fitted model; refusing it.",
+            hint="Re-register the model.",
+        )
+    return model

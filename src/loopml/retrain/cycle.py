@@ -20,8 +20,9 @@ from sqlalchemy import Connection, select
 
 from loopml.config import Settings
 from loopml.enums import CycleStatus, EventKind
+from loopml.errors import PromotionRefusedError
 from loopml.monitor import MonitorReport
-from loopml.registry import get_alias, get_version, move_alias
+from loopml.registry import check_promotable, get_alias, get_version, move_alias
 from loopml.retrain.events import Event, last_event, list_events, start_event, transition
 from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
@@ -55,6 +56,8 @@ class CycleResult:
             "retrain": self.decision.retrain,
             "triggers": self.decision.reasons,
             "blocked_by": self.decision.blocked_by,
+            "configured_triggers": list(self.decision.configured),
+            "hint": self.decision.hint,
             "ran": self.ran,
             "status": self.status,
             "event_id": self.event_id,
@@ -149,13 +152,41 @@ def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now
     challenger = train_and_register(
         challenger_settings(settings), store, promote_if_first=False, refit=refit
     ).version.version
+    refused = _refusal(store, settings.name, challenger, "challenger")  # what was written must load
     with store.engine.begin() as conn:
         transition(
             conn, event, CycleStatus.TRAINED, expect=(CycleStatus.RUNNING,), challenger_version=challenger
         )
-        reason = f"retrain cycle {event}"
-        move_alias(conn, settings.name, "challenger", challenger, reason=reason, actor=ACTOR)
+        if refused is None:
+            reason = f"retrain cycle {event}"
+            move_alias(conn, settings.name, "challenger", challenger, reason=reason, actor=ACTOR)
+    if refused is not None:
+        return _refused(settings, store, decision, event, challenger, GateResult(True, []), refused)
     return _judge(settings, store, decision, event, challenger, now)
+
+
+def _refusal(store: Store, name: str, version: int, alias: str) -> PromotionRefusedError | None:
+    """Why ``version``'s artifact may not take ``alias`` (it fails its SHA-256 or safe-load check)."""
+    try:
+        check_promotable(store, name, version, alias)
+    except PromotionRefusedError as exc:
+        return exc
+    return None
+
+
+def _refused(
+    settings: Settings,
+    store: Store,
+    decision: Decision,
+    event: int,
+    challenger: int,
+    verdict: GateResult,
+    exc: PromotionRefusedError,
+) -> CycleResult:
+    """A challenger whose artifact fails its check is rejected, with the reason; the champion stays."""
+    checks = [*verdict.checks, {"check": "artifact", "passed": False, "detail": str(exc)}]
+    refused = GateResult(False, checks)
+    return _reject(settings, store, decision, event, challenger, refused, [str(exc)], {"gate": checks})
 
 
 def _judge(
@@ -212,7 +243,13 @@ def _promote(
     why: str,
     details: dict[str, Any] | None = None,
 ) -> CycleResult:
-    """One transaction: the event becomes ``promoted`` and both aliases move, with their history."""
+    """One transaction: the event becomes ``promoted`` and both aliases move, with their history.
+
+    First the challenger's artifact is checked (SHA-256, safe load): one that fails is rejected,
+    with the reason, and the champion stays."""
+    refused = _refusal(store, settings.name, challenger, "champion")
+    if refused is not None:
+        return _refused(settings, store, decision, event, challenger, verdict, refused)
     with store.engine.begin() as conn:
         if not transition(conn, event, CycleStatus.PROMOTED, details=details or {"gate": []}, reasons=[why]):
             return _result(settings, store, decision, event, CycleStatus.ABANDONED, challenger, verdict, [])

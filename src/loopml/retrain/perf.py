@@ -16,7 +16,7 @@ from sqlalchemy import select
 from loopml.config import Settings
 from loopml.enums import Origin
 from loopml.features import parse_duration
-from loopml.monitor import windowed_performance
+from loopml.monitor import prediction_times, windowed_performance
 from loopml.store import Store, tables
 
 __all__ = ["own_performance"]
@@ -38,9 +38,7 @@ def _frame(settings: Settings, store: Store, version: int) -> pd.DataFrame:
             ).all()
         )
     frame = pd.DataFrame(rows, columns=["prediction_id", "created_at", "score", "inputs"])
-    event_time = settings.event_time
-    times = frame["inputs"].map(lambda i: (i or {}).get(event_time)) if event_time else frame["created_at"]
-    frame["time"] = pd.to_datetime(times, errors="coerce", utc=True).dt.tz_localize(None)
+    frame["time"] = prediction_times(frame, settings.event_time)
     frame["label"] = frame["prediction_id"].map(labels)
     return frame.dropna(subset=["time"])
 

@@ -19,10 +19,19 @@ from loopml.retrain.events import OPEN, labels_since, last_event, start_event
 from loopml.retrain.perf import own_performance
 from loopml.store import Store, utcnow
 
-__all__ = ["Decision", "Trigger", "decide"]
+__all__ = ["TRIGGER_KEYS", "Decision", "Trigger", "configured_triggers", "decide"]
 
 # The cycles that ran to the end: the last one starts the count of new labels.
 FINISHED = (CycleStatus.PROMOTED, CycleStatus.REJECTED, CycleStatus.FAILED)
+
+# The keys of ``retrain:`` in loopml.yaml that set a trigger (at their defaults, 0 or empty, none is set).
+TRIGGER_KEYS = ("drift_features", "performance_floor", "estimated_floor", "new_labels", "schedule")
+NO_TRIGGER = (
+    f"no trigger is configured: retrain: in loopml.yaml sets none of {', '.join(TRIGGER_KEYS)}, so a "
+    "cycle runs only when forced (`loopml retrain --force`). To retrain by itself, set one, e.g. "
+    "new_labels: 1000, drift_features: 3, performance_floor: {average_precision: 0.5} or "
+    "schedule: '0 3 * * *'."
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,23 @@ class Decision:
     triggers: list[Trigger]
     inputs: dict[str, Any] = field(default_factory=dict)
     blocked_by: str | None = None
+    configured: tuple[str, ...] = ()  # the trigger keys set in loopml.yaml (see TRIGGER_KEYS)
+
+    @property
+    def hint(self) -> str | None:
+        """What to set in loopml.yaml when no trigger is configured (the policy can never fire)."""
+        return None if self.configured else NO_TRIGGER
 
     @property
     def reasons(self) -> list[str]:
         """Each trigger's detail, as the decision's record and output give them."""
         return [t.detail for t in self.triggers]
+
+
+def configured_triggers(settings: Settings) -> tuple[str, ...]:
+    """The ``retrain:`` keys of :data:`TRIGGER_KEYS` that are set: none means that only a forced
+    cycle (``loopml retrain --force``) ever runs."""
+    return tuple(key for key in TRIGGER_KEYS if getattr(settings.retrain, key))
 
 
 def _floors(kind: TriggerKind, values: dict[str, Any], floors: dict[str, float], label: str) -> list[Trigger]:
@@ -131,7 +152,9 @@ def decide(
     if triggers and last_cycle and last_cycle.started_at + cooldown > now:
         started = f"{last_cycle.started_at:%Y-%m-%d %H:%M}"
         blocked = f"cooldown: the last cycle started at {started} (cooldown {settings.retrain.cooldown})"
-    decision = Decision(bool(triggers) and blocked is None, triggers, inputs, blocked)
+    decision = Decision(
+        bool(triggers) and blocked is None, triggers, inputs, blocked, configured_triggers(settings)
+    )
     if record:
         start_event(
             store.engine,

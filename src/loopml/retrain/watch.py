@@ -3,6 +3,7 @@ and ``tick``, one step of ``loopml worker``."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -12,15 +13,18 @@ from sqlalchemy import select
 from loopml.actions import enqueue_for_alerts
 from loopml.config import Settings
 from loopml.enums import CycleStatus, EventKind
+from loopml.errors import PromotionRefusedError
 from loopml.features import parse_duration
 from loopml.monitor import run_monitor
-from loopml.registry import alias_history, get_alias, move_alias
+from loopml.registry import alias_history, check_promotable, get_alias, move_alias
 from loopml.retrain.cycle import ACTOR, CycleResult, run_cycle
 from loopml.retrain.events import start_event
 from loopml.retrain.perf import own_performance
 from loopml.store import Store, tables, utcnow
 
 __all__ = ["check_watch", "tick"]
+
+log = logging.getLogger(__name__)
 
 
 def tick(settings: Settings, store: Store) -> tuple[dict[str, Any] | None, CycleResult]:
@@ -72,6 +76,22 @@ def _alarms(settings: Settings, store: Store, version: int) -> list[str]:
 
 
 def _roll_back(settings: Settings, store: Store, current: int, to: int, why: str) -> dict[str, Any] | None:
+    """Move both aliases back to ``to``, once its artifact passed its checks. A version that fails
+    them is not served: the rollback is recorded as ``failed`` with the reason, logged at ERROR, and
+    the champion stays."""
+    try:
+        check_promotable(store, settings.name, to, "champion")
+    except PromotionRefusedError as exc:
+        log.error("watch alarm on %s v%s (%s), but no rollback: %s", settings.name, current, why, exc)
+        start_event(
+            store.engine,
+            settings.name,
+            EventKind.ROLLBACK,
+            status=CycleStatus.FAILED,
+            reasons=[why, str(exc)],
+            details={"from": current, "to": to, "refused": exc.code},
+        )
+        return None
     ma = tables.model_aliases
     with store.engine.begin() as conn:
         now = conn.execute(

@@ -15,6 +15,7 @@ from loopml.errors import InputError
 from loopml.features import EntityHistory, WindowSpec, event_millis
 from loopml.registry import ModelVersion, read_artifact, resolve
 from loopml.scoring.compiled import SMALL_BATCH, CompiledScorer, compile_pipeline, row_values
+from loopml.scoring.explain import DEFAULT_TOP_K, Explainer, Explanation, check_top_k, dense
 from loopml.store import Store, tables
 from loopml.tasks import Task, get_task
 from loopml.validate import DataContract, coerce_column, load_snapshot
@@ -89,15 +90,16 @@ class LoadedModel:
         return float(value) if value is not None else 0.5
 
     def coerce(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Select the input columns (and the id, when present) and coerce each to its contract type."""
+        """Select the input columns (and the id and the event time, when present: the prediction log
+        keeps them, and the monitor windows by the event time) and coerce each to its contract type."""
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
             raise InputError(
                 f"input is missing column(s) {', '.join(missing)} that model '{self.name}' needs."
             )
         contract = self.contract
-        id_column = contract.id_column
-        keep = [*([id_column] if id_column and id_column in frame.columns else []), *self.input_columns]
+        extra = [c for c in (contract.id_column, contract.event_time) if c and c in frame.columns]
+        keep = [*extra, *self.input_columns]
         return pd.DataFrame(
             {c: coerce_column(frame[c], contract.column(c)) for c in dict.fromkeys(keep)}, index=frame.index
         )
@@ -148,10 +150,42 @@ class LoadedModel:
 
     def score_generic(self, features: pd.DataFrame) -> np.ndarray:
         """:meth:`score` through the scikit-learn pipeline itself (the reference of the compiled path)."""
-        transform, model = self.pipeline[:-1], self.pipeline[-1]
-        matrix = transform.transform(features)
-        small = len(features) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
+        return self._estimate(self.pipeline[:-1].transform(features))
+
+    def _estimate(self, matrix: Any) -> np.ndarray:
+        """The task's output from the estimator alone, given its input matrix."""
+        model = self.pipeline[-1]
+        small = len(matrix) < SMALL_BATCH and type(model).__module__.startswith("lightgbm")
         return self.task.predict(model, matrix, **({"num_threads": 1} if small else {}))
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """How this version's predictions are explained (an InputError for a model that cannot be)."""
+        return Explainer(self.pipeline, self.name)
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The estimator's input matrix for :meth:`features`' output, as :meth:`score` builds it."""
+        compiled = self.compiled
+        if compiled is not None:
+            return compiled.frame_matrix(features)
+        return dense(self.pipeline[:-1].transform(features))
+
+    def explain(self, features: pd.DataFrame, k: int = DEFAULT_TOP_K) -> list[Explanation]:
+        """Each row's feature contributions, top ``k`` (see :mod:`loopml.scoring.explain`)."""
+        return self.explainer.explain(self.matrix(features), k)
+
+    def score_explained(
+        self, features: pd.DataFrame, k: int = DEFAULT_TOP_K
+    ) -> tuple[np.ndarray, list[Explanation]]:
+        """:meth:`score` and each row's explanation, both from the one matrix that scored the row."""
+        explainer = self.explainer  # a model that cannot be explained fails before any work
+        check_top_k(k)
+        matrix = self.matrix(features)
+        return self._score_matrix(matrix), explainer.explain(matrix, k)
+
+    def _score_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        compiled = self.compiled
+        return compiled.predict(matrix) if compiled is not None else self._estimate(matrix)
 
     def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
         """Score a frame of raw rows, adding them (by default) to the window history first.
@@ -172,6 +206,20 @@ class LoadedModel:
                 return scores
         return self.predict_frame(pd.DataFrame.from_records(list(records)), observe=observe)
 
+    def predict_records_explained(
+        self, records: Sequence[Mapping[str, Any]], k: int = DEFAULT_TOP_K, *, observe: bool = True
+    ) -> tuple[np.ndarray, list[Explanation]]:
+        """:meth:`predict_records` with each record's explanation, from the matrix that scored it."""
+        explainer = self.explainer  # refusals first: nothing is observed for a request that fails
+        check_top_k(k)
+        matrix = self._row_matrix(records, observe) if len(records) < SMALL_BATCH else None
+        if matrix is None:
+            coerced = self.coerce(pd.DataFrame.from_records(list(records)))
+            if observe:
+                self.observe(coerced)
+            matrix = self.matrix(self.features(coerced))
+        return self._score_matrix(matrix), explainer.explain(matrix, k)
+
     @cached_property
     def _row_columns(self) -> list[str]:
         id_column = self.history.id_column if self.history is not None else None
@@ -182,6 +230,11 @@ class LoadedModel:
 
     def _predict_rows(self, records: Sequence[Mapping[str, Any]], observe: bool) -> np.ndarray | None:
         """The compiled path for a few records (no pandas), or None where it does not apply."""
+        matrix = self._row_matrix(records, observe)
+        return None if matrix is None else self._score_matrix(matrix)
+
+    def _row_matrix(self, records: Sequence[Mapping[str, Any]], observe: bool) -> np.ndarray | None:
+        """The compiled path's matrix for a few records (no pandas), or None where it does not apply."""
         compiled = self.compiled
         if compiled is None or not records or (self.windows and self.history is None):
             return None
@@ -204,7 +257,7 @@ class LoadedModel:
             windows = history.feature_rows(
                 times, {s.entity: [r[s.entity] for r in coerced] for s in self.windows}
             )
-        return compiled.predict(compiled.row_matrix(coerced, windows))
+        return compiled.row_matrix(coerced, windows)
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
         """The response shape of each scored row (see :meth:`loopml.tasks.Task.outputs`)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loopml.serve.app import ADMIN_ROUTES, PREDICT_ROUTES, PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
-from loopml.serve.server import BackgroundServer, ServerProcess, free_port, run_server
+from loopml.serve.server import BackgroundServer, ServerProcess, free_port, listen, run_server
 
 __all__ = [
     "ADMIN_ROUTES",
@@ -14,5 +14,6 @@ __all__ = [
     "ServerProcess",
     "create_app",
     "free_port",
+    "listen",
     "run_server",
 ]

@@ -56,7 +56,10 @@ async def move_alias(
     config: ServeConfig = Depends(get_serve_config),
     store: Store = Depends(get_store),
 ) -> Response:
-    """Move ``alias`` to ``version``; the server takes up a move of its own alias at once."""
+    """Move ``alias`` to ``version``; the server takes up a move of its own alias at once.
+
+    The version's artifact is checked first (SHA-256, safe load): a 409 ``promotion_refused`` naming
+    the model and version otherwise, and the alias stays."""
     check_served(name, holder)
     payload = await read_json(request, config.max_body_bytes)
     try:
@@ -64,7 +67,7 @@ async def move_alias(
     except ValidationError as exc:
         raise validation_error(exc, lambda loc: ".".join(map(str, loc)) or "body") from None
     change = await run_in_threadpool(
-        set_alias, store.engine, name, alias, move.version, reason=move.reason, actor=move.actor
+        set_alias, store, name, alias, move.version, reason=move.reason, actor=move.actor
     )
     if alias == holder.alias:
         holder.invalidate()

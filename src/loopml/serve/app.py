@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from loopml.actions import enqueue_for_predictions
@@ -28,6 +29,7 @@ from loopml.serve.shadow import ShadowScorer
 from loopml.serve.state import ModelHolder, open_prediction_log
 from loopml.serve.v2 import v2_router
 from loopml.store import Store, open_store
+from loopml.validate import ScoringPolicy
 
 __all__ = ["ADMIN_ROUTES", "PREDICT_ROUTES", "PROTECTED_ROUTES", "PUBLIC_ROUTES", "create_app"]
 
@@ -65,6 +67,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.holder.check_start)  # a champion it cannot serve is logged now
         # actions matching a prediction are written in the same transaction as its log record
         writer = open_prediction_log(
             settings, state.store, on_write=enqueue_for_predictions(settings.actions)
@@ -124,13 +127,13 @@ def _server_state(settings: Settings, store: Store | None) -> ServerState:
     """The state the routes share (refusing an empty or weak token before anything is opened)."""
     tokens = Tokens.from_config(settings.serve)
     store = store or open_store(settings.db_url, settings.artifacts_url, settings.store.artifacts_options)
-    alias = settings.serve.alias
+    alias, policy = settings.serve.alias, ScoringPolicy.of(settings)
     return ServerState(
         settings=settings,
         store=store,
         tokens=tokens,
         metrics=Metrics(),
-        holder=ModelHolder(store, settings.name, alias),
-        failure_holder=ModelHolder(store, failure_model_name(settings), alias),
+        holder=ModelHolder(store, settings.name, alias, policy=policy),
+        failure_holder=ModelHolder(store, failure_model_name(settings), alias, policy=policy),
         forecast_sources=ForecastSources(),
     )

@@ -61,7 +61,15 @@ class Metrics:
             ["model", "version", "alias"],
             registry=reg,
         )
+        self.model_refused = Gauge(
+            "loopml_model_refused",
+            "1 while the served alias points at a version this server refuses (its artifact fails its "
+            "SHA-256 or safe-load check); the version is in the label.",
+            ["model", "version"],
+            registry=reg,
+        )
         self._served: tuple[str, str, str] | None = None
+        self._refused: tuple[str, str] | None = None
 
     def serving(self, model: str, version: int, alias: str) -> None:
         """Point the info metric at the version being served (one series at a time)."""
@@ -70,6 +78,15 @@ class Metrics:
             self.model_info.clear()
             self.model_info.labels(*labels).set(1)
             self._served = labels
+
+    def refusing(self, model: str, version: int | None) -> None:
+        """Point the refused-version metric at ``version`` (None: nothing refused, no series)."""
+        labels = (model, str(version)) if version is not None else None
+        if labels != self._refused:
+            self.model_refused.clear()
+            if labels is not None:
+                self.model_refused.labels(*labels).set(1)
+            self._refused = labels
 
     def observe_scores(self, model: str, scores: list[float]) -> None:
         self.predictions.labels(model).inc(len(scores))

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loopml.config import ServeConfig
-from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
+from loopml.errors import InputError, LoopMLError, NotFoundError, PayloadTooLargeError
+from loopml.scoring import DEFAULT_TOP_K, MAX_TOP_K
 from loopml.serve.deps import (
     Recorder,
     get_holder,
@@ -27,9 +27,12 @@ from loopml.serve.deps import (
     get_shutting_down,
     get_store,
 )
+from loopml.serve.explain import EXPLAIN_DESCRIPTION
 from loopml.serve.metrics import Metrics
+from loopml.serve.schema import answers, checked_records, record_field
 from loopml.serve.state import ModelHolder, Serving
 from loopml.store import PredictionLogWriter, Store, record_feedback, utcnow
+from loopml.validate import CheckedRecords
 
 __all__ = [
     "health_router",
@@ -82,19 +85,7 @@ async def read_json(request: Request, limit: int, *, nan_literals: bool = False)
         raise InputError(f"request body is not valid JSON: {exc}.") from None
 
 
-def _field(loc: tuple[Any, ...], batch: bool) -> str:
-    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in loc]
-    return "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".") or "body"
-
-
-def _naive_utc(value: Any) -> Any:
-    """A datetime with an offset as naive UTC, the convention of every stored time (see coerce_column)."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def _validate(serving: Serving, payload: Any, max_batch: int) -> list[BaseModel]:
+def _validate(serving: Serving, payload: Any, max_batch: int) -> CheckedRecords:
     batch = isinstance(payload, list)
     if batch and len(payload) > max_batch:
         raise PayloadTooLargeError(
@@ -103,15 +94,8 @@ def _validate(serving: Serving, payload: Any, max_batch: int) -> list[BaseModel]
         )
     if (batch and not payload) or not isinstance(payload, dict | list):
         raise InputError("request body must be one JSON object or a non-empty list of objects.")
-    try:
-        parsed = (
-            serving.list_adapter.validate_python(payload)
-            if batch
-            else [serving.record.model_validate(payload)]
-        )
-    except ValidationError as exc:
-        raise validation_error(exc, lambda loc: _field(loc, batch)) from None
-    return list(parsed)
+    records: list[Any] = payload if isinstance(payload, list) else [payload]
+    return checked_records(serving.checker, records, record_field(batch))
 
 
 def validation_details(exc: ValidationError, name: Callable[[tuple[Any, ...]], str]) -> list[dict[str, Any]]:
@@ -128,17 +112,25 @@ def validation_error(exc: ValidationError, name: Callable[[tuple[Any, ...]], str
     return InputError(f"field '{first['field']}': {first['error']}.", details=details)
 
 
-def score_records(recorder: Recorder, serving: Serving, parsed: list[BaseModel]) -> list[dict[str, Any]]:
-    """Score validated records, log each prediction and count it: the one path of v1 and v2."""
+def score_records(
+    recorder: Recorder, serving: Serving, parsed: CheckedRecords, explain: int | None = None
+) -> list[dict[str, Any]]:
+    """Score validated records, log each prediction and count it: the one path of v1 and v2.
+
+    With ``explain`` (a top k) each result also carries its ``explanation`` (not logged)."""
     # Score the parsed values themselves, not their ISO strings: pandas infers one string format per
     # column, so a batch mixing precisions or UTC offsets would be mis-parsed (or fail) as text.
-    rows = [{k: _naive_utc(v) for k, v in r.model_dump().items()} for r in parsed]
+    rows = parsed.rows
     model = serving.model
-    outputs = model.outputs(model.predict_records(rows))
+    scores, explained = (
+        model.predict_records_explained(rows, explain) if explain else (model.predict_records(rows), None)
+    )
+    outputs = model.outputs(scores)
     version, name = model.version.version, model.name
-    results = [{"prediction_id": str(uuid.uuid4()), **out} for out in outputs]
+    ids = [str(uuid.uuid4()) for _ in outputs]
+    results = answers(parsed, outputs, ids, model.contract.id_column)
     writer = recorder.prediction_log
-    inputs = [rec.model_dump(mode="json") for rec in parsed]
+    inputs = parsed.logged
     if writer is not None:
         now = utcnow()
         writer.submit(
@@ -160,6 +152,8 @@ def score_records(recorder: Recorder, serving: Serving, parsed: list[BaseModel])
             recorder.shadow.submit(rows, inputs, results, version)
     recorder.metrics.serving(name, version, recorder.alias)
     recorder.metrics.observe_scores(name, [r["score"] for r in results])
+    if explained is not None:
+        return [{**r, "explanation": e.to_dict()} for r, e in zip(results, explained, strict=True)]
     return results
 
 
@@ -174,13 +168,21 @@ async def predict(
     holder: ModelHolder = Depends(get_holder),
     config: ServeConfig = Depends(get_serve_config),
     recorder: Recorder = Depends(get_recorder),
+    explain: bool = Query(False, description=EXPLAIN_DESCRIPTION),
+    explain_k: int = Query(DEFAULT_TOP_K, ge=1, le=MAX_TOP_K, description="Features named per explanation."),
 ) -> Response:
-    """Validate the records against the model's contract, score them and log each prediction."""
+    """Validate the records against the model's contract, score them and log each prediction.
+
+    With `explain=true` each prediction also carries an `explanation`: `raw_score`, `base_value`,
+    `contributions` (`[{"feature", "contribution"}]`, the top `explain_k` by magnitude, then
+    `{"feature": "(rest)", "contribution", "features"}` summing the others) and, for a classifier,
+    the `class` explained; `base_value + sum(contribution) == raw_score`.
+    """
     check_served(name, holder)
-    payload = await read_json(request, config.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes, nan_literals=True)
     serving = await serving_model(holder)
     parsed = _validate(serving, payload, config.max_batch)
-    results = score_records(recorder, serving, parsed)
+    results = score_records(recorder, serving, parsed, explain_k if explain else None)
     body = {"model": name, "model_version": serving.model.version.version, "predictions": results}
     return Response(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC), media_type="application/json")
 
@@ -233,10 +235,20 @@ def live() -> dict[str, str]:
 def ready(
     holder: ModelHolder = Depends(get_holder), shutting_down: bool = Depends(get_shutting_down)
 ) -> JSONResponse:
-    if shutting_down or not holder.ready:
+    """200 while a model is served; ``degraded`` with the ``problem`` when the alias points at a
+    version this server refuses (it keeps serving the one it has); 503 when it can serve nothing."""
+    if shutting_down:
         return JSONResponse({"status": "unavailable"}, status_code=503)
-    version = holder.get().model.version.version
-    return JSONResponse({"status": "ready", "model": holder.name, "model_version": version})
+    try:
+        version = holder.get().model.version.version
+    except LoopMLError as exc:
+        down = {"status": "unavailable", "model": holder.name, "problem": exc.to_dict()}
+        return JSONResponse(down, status_code=503)
+    body: dict[str, Any] = {"status": "ready", "model": holder.name, "model_version": version}
+    if holder.refused is not None:
+        refused, error = holder.refused
+        body.update(status="degraded", problem={**error.to_dict(), "refused_version": refused})
+    return JSONResponse(body)
 
 
 @metrics_router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
@@ -244,4 +256,5 @@ def metrics(collected: Metrics = Depends(get_metrics), holder: ModelHolder = Dep
     current = holder.current
     if current is not None:
         collected.serving(holder.name, current.model.version.version, holder.alias)
+    collected.refusing(holder.name, holder.refused[0] if holder.refused is not None else None)
     return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,12 @@
 
 Inputs are columns: one tensor per input column (``name``, ``shape`` ``[n]`` or ``[n, 1]``,
 ``datatype`` from the model's data contract, ``data`` row-major, flat or nested). Outputs are the
-``score`` (FP64), the ``label`` (INT64) and the ``prediction_id`` (BYTES) of each row.
+``score`` (FP64), the ``label`` (INT64) and the ``prediction_id`` (BYTES) of each row; with the
+request's ``parameters`` ``{"explain": true, "explain_k": 5}``, also each row's feature contributions
+as ``explain_*`` tensors (see :mod:`loopml.serve.explain`). The rows are checked against the data
+contract as ``/v1``'s records are (:mod:`loopml.serve.schema`); the id column, sent as an input, comes
+back as an output of the same name, and values scored as missing (``on_unknown_category: missing``)
+are listed in the response's ``parameters.scored_as_missing``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loopml.config import ServeConfig
 from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
 from loopml.serve.deps import Recorder, get_holder, get_recorder, get_serve_config, get_shutting_down
+from loopml.serve.explain import explain_parameters, explanation_tensors
 from loopml.serve.routes import (
     check_served,
     read_json,
@@ -28,6 +34,7 @@ from loopml.serve.routes import (
     validation_error,
 )
 from loopml.serve.state import ModelHolder, Serving
+from loopml.validate import Violation, violations_error
 
 __all__ = ["DATATYPES", "v2_router"]
 
@@ -187,7 +194,14 @@ async def infer(
     config: ServeConfig = Depends(get_serve_config),
     recorder: Recorder = Depends(get_recorder),
 ) -> Response:
-    """Validate the tensors against the model's contract, score each row and log each prediction."""
+    """Validate the tensors against the model's contract, score each row and log each prediction.
+
+    With `"parameters": {"explain": true, "explain_k": 5}` the response adds each row's feature
+    contributions after the requested outputs: `explain_raw_score` and `explain_base_value` (FP64
+    `[n]`), `explain_feature` (BYTES `[n, m]`) and `explain_contribution` (FP64 `[n, m]`, row-major:
+    the top `explain_k` features, then `(rest)` summing the others), and `explain_class` (BYTES `[n]`)
+    for a classifier; `explain_base_value + sum(explain_contribution) == explain_raw_score` per row.
+    """
     return await _infer(name, request, holder, config, recorder)
 
 
@@ -217,30 +231,40 @@ async def _infer(
     version: str | None = None,
 ) -> Response:
     check_served(name, holder)
-    payload = await read_json(request, config.max_body_bytes)
+    payload = await read_json(request, config.max_body_bytes, nan_literals=True)
     serving = await serving_model(holder)
     _check_version(name, version, serving)
     try:
         infer_request = _InferRequest.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(exc, _request_field) from None
-    wanted = _requested_outputs(infer_request)
+    types = _output_types(serving, infer_request)
+    wanted = _requested_outputs(infer_request, types)
+    explain = explain_parameters(infer_request.parameters)
     records = _records(serving, infer_request, config.max_batch)
-    try:
-        parsed = serving.list_adapter.validate_python(records)
-    except ValidationError as exc:
-        raise validation_error(exc, _cell_field) from None
-    results = score_records(recorder, serving, list(parsed))
+    parsed, violations = serving.checker.check(records)
+    if violations:
+        raise _contract_error(violations, infer_request)
+    results = score_records(recorder, serving, parsed, explain)
     outputs = [
-        {"name": out, "datatype": _OUTPUTS[out], "shape": [len(results)], "data": [r[out] for r in results]}
+        {"name": out, "datatype": types[out], "shape": [len(results)], "data": [r[out] for r in results]}
         for out in wanted
     ]
-    body = {
+    if explain:
+        outputs += explanation_tensors(results)
+    body: dict[str, Any] = {
         "model_name": name,
         "model_version": str(serving.model.version.version),
         "id": infer_request.id or str(uuid.uuid4()),
         "outputs": outputs,
     }
+    missing = [
+        {"row": row, "input": column, "value": value}
+        for row, found in enumerate(parsed.as_missing)
+        for column, value in (found or {}).items()
+    ]
+    if missing:
+        body["parameters"] = {"scored_as_missing": missing}
     return _json(body)
 
 
@@ -248,20 +272,37 @@ def _request_field(loc: tuple[Any, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
 
 
-def _cell_field(loc: tuple[Any, ...]) -> str:
-    """``(row, column)`` of the records built from the tensors, as ``inputs.<column>.data[<row>]``."""
-    if len(loc) >= 2 and isinstance(loc[0], int):
-        return f"inputs.{loc[1]}.data[{loc[0]}]"
-    return "inputs"
+def _contract_error(violations: list[Violation], request: _InferRequest) -> InputError:
+    """v2's answer to rows that break the model's data contract (the one place that builds it): a 422
+    naming ``inputs.<column>.data[<row>]`` (or ``inputs[<i>].name`` for an input that is no column of
+    the contract, once), the value and the rule, with ``details`` as /v1 has them."""
+    index = {tensor.name: i for i, tensor in enumerate(request.inputs)}
+
+    def field(v: Violation) -> str:
+        if v.rule == "extra_field":
+            return f"inputs[{index[v.column]}].name"
+        return f"inputs.{v.column}.data[{v.row}]"
+
+    named = {field(v): v for v in reversed(violations)}  # an unknown input once, at its first row
+    return violations_error([v for v in violations if named.get(field(v)) is v], field)
 
 
-def _requested_outputs(request: _InferRequest) -> list[str]:
+def _output_types(serving: Serving, request: _InferRequest) -> dict[str, str]:
+    """The outputs a request may ask for, with their datatypes: the id column too when it is an input
+    (each row's id, echoed)."""
+    id_column = serving.model.contract.id_column
+    if id_column is None or all(tensor.name != id_column for tensor in request.inputs):
+        return _OUTPUTS
+    return {**_OUTPUTS, id_column: DATATYPES[serving.model.contract.column(id_column).dtype]}
+
+
+def _requested_outputs(request: _InferRequest, types: dict[str, str]) -> list[str]:
     if not request.outputs:
-        return list(_OUTPUTS)
+        return list(types)
     for i, out in enumerate(request.outputs):
-        if out.name not in _OUTPUTS:
+        if out.name not in types:
             raise InputError(
-                f"field 'outputs[{i}].name': unknown output '{out.name}'; valid: {', '.join(_OUTPUTS)}."
+                f"field 'outputs[{i}].name': unknown output '{out.name}'; valid: {', '.join(types)}."
             )
     return [out.name for out in request.outputs]
 

@@ -7,18 +7,21 @@ from typing import Any
 
 from loopml._plugins import resolve
 from loopml.config import SourceConfig
-from loopml.sources.base import IncrementalSource, Source, read_all
-from loopml.sources.files import CsvSource, ParquetSource
+from loopml.sources.base import IncrementalSource, SchemaSource, Source, read_all, source_columns
+from loopml.sources.files import CsvSource, ParquetSource, check_input_path
 from loopml.sources.sql import SqlSource, resolve_sqlite_url
 
 __all__ = [
     "CsvSource",
     "IncrementalSource",
     "ParquetSource",
+    "SchemaSource",
     "Source",
     "SqlSource",
+    "check_input_path",
     "open_source",
     "read_all",
+    "source_columns",
     "source_from_config",
 ]
 

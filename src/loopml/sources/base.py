@@ -7,7 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["IncrementalSource", "Source", "read_all"]
+__all__ = ["IncrementalSource", "SchemaSource", "Source", "read_all", "source_columns"]
 
 
 @runtime_checkable
@@ -37,6 +37,27 @@ class IncrementalSource(Source, Protocol):
     ) -> Iterator[pd.DataFrame]:
         """Yield the rows whose ``column`` is greater than ``after``."""
         ...
+
+
+@runtime_checkable
+class SchemaSource(Source, Protocol):
+    """A source that can name its columns without reading its rows (a CSV header, a Parquet schema,
+    an SQL result's columns): what ``loopml check`` compares the project file with.
+
+    Optional: for any other source, :func:`source_columns` reads a first batch of one row.
+    """
+
+    def column_names(self) -> list[str]:
+        """The names of the columns, in order."""
+        ...
+
+
+def source_columns(source: Source) -> list[str]:
+    """The column names of ``source``: its own :meth:`SchemaSource.column_names`, or its first batch's."""
+    if isinstance(source, SchemaSource):
+        return source.column_names()
+    first = next(iter(source.iter_batches(1)), None)
+    return [] if first is None else [str(c) for c in first.columns]
 
 
 def read_all(source: Source, batch_rows: int = 250_000) -> pd.DataFrame:

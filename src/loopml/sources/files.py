@@ -5,17 +5,28 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from loopml.errors import DataError
+from loopml.errors import DataError, InputError
 
-__all__ = ["CsvSource", "ParquetSource", "stream_parquet"]
+__all__ = ["CsvSource", "ParquetSource", "check_input_path", "stream_parquet"]
 
 _DELIMITERS = (";", "\t", "|", ",")
+
+
+def check_input_path(path: str | Path, option: str = "--input") -> None:
+    """A file or folder given on the command line as ``option``: one that is not there is an
+    :class:`InputError` naming the option (not ``source.path``, which the project file sets)."""
+    text = str(path)
+    if not any(ch in text for ch in "*?[") and not os.path.exists(text):
+        raise InputError(
+            f"{option} '{text}' does not exist.", hint="A relative path starts at the current directory."
+        )
 
 
 def _expand(path: str, suffix: str) -> list[str]:
@@ -77,35 +88,51 @@ class CsvSource:
         for file in _expand(self.path, ".csv"):
             yield from self._read(file, batch_rows)
 
+    def column_names(self) -> list[str]:
+        """The header of the first file (every file of a glob or folder must share it)."""
+        file = _expand(self.path, ".csv")[0]
+        options = {k: v for k, v in self.options.items() if k not in ("chunksize", "nrows", "skipfooter")}
+        with _csv_errors(file, self.options):
+            header = pd.read_csv(file, nrows=0, **options)
+        _check_delimiter(file, header, self.options)
+        return [str(c) for c in header.columns]
+
     def _read(self, file: str, batch_rows: int) -> Iterator[pd.DataFrame]:
-        encoding = self.options.get("encoding", "utf-8")
-        try:
+        with _csv_errors(file, self.options):
             first = True
             for chunk in pd.read_csv(file, chunksize=batch_rows, **self.options):
                 if first:
                     _check_delimiter(file, chunk, self.options)
                     first = False
                 yield chunk
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"cannot decode CSV file '{file}' as {encoding}: {_one_line(exc)}.",
-                hint="Set source.options.encoding in loopml.yaml (for example latin-1 or cp1252).",
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise DataError(
-                f"CSV file '{file}' is empty (no header, no rows).",
-                hint="Point source.path at a file with a header line, or remove the empty file.",
-            ) from None
-        except (ValueError, pd.errors.ParserError) as exc:
-            raise DataError(
-                f"cannot parse CSV file '{file}': {_one_line(exc)}",
-                hint="Check the delimiter (source.options.sep) and quoting of the file.",
-            ) from None
-        except OSError as exc:
-            raise DataError(
-                f"cannot read CSV file '{file}': {exc.strerror or _one_line(exc)}.",
-                hint="Check that the file exists and is readable.",
-            ) from None
+
+
+@contextmanager
+def _csv_errors(file: str, options: dict[str, Any]) -> Iterator[None]:
+    """pandas' errors reading ``file`` as one-line :class:`DataError`\\ s that say what to fix."""
+    encoding = options.get("encoding", "utf-8")
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot decode CSV file '{file}' as {encoding}: {_one_line(exc)}.",
+            hint="Set source.options.encoding in loopml.yaml (for example latin-1 or cp1252).",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"CSV file '{file}' is empty (no header, no rows).",
+            hint="Point source.path at a file with a header line, or remove the empty file.",
+        ) from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(
+            f"cannot parse CSV file '{file}': {_one_line(exc)}",
+            hint="Check the delimiter (source.options.sep) and quoting of the file.",
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot read CSV file '{file}': {exc.strerror or _one_line(exc)}.",
+            hint="Check that the file exists and is readable.",
+        ) from None
 
 
 class ParquetSource:
@@ -138,6 +165,17 @@ class ParquetSource:
                 hint="Fix source.options.columns in loopml.yaml.",
             )
         return parquet
+
+    def column_names(self) -> list[str]:
+        """The columns of the first file's schema (``columns`` when configured); the pandas index
+        columns that a writer stored are not data columns."""
+        if self.columns is not None:
+            return list(self.columns)
+        schema = self.open_file(self.files()[0]).schema_arrow
+        index = set()
+        if schema.pandas_metadata:
+            index = {c for c in schema.pandas_metadata.get("index_columns", []) if isinstance(c, str)}
+        return [name for name in schema.names if name not in index]
 
     def read_row_groups(self, file: str, row_groups: list[int]) -> pd.DataFrame:
         """Some row groups of one file as one frame (the unit of work of a Dask ingest)."""

@@ -86,6 +86,18 @@ class SqlSource:
     def iter_batches(self, batch_rows: int = 100_000) -> Iterator[pd.DataFrame]:
         yield from self._read(None, None, batch_rows)
 
+    def column_names(self) -> list[str]:
+        """The result's columns, from a query that matches no row (``WHERE 1 = 0``)."""
+        engine = self._engine()
+        try:
+            sql, _ = self._statement(engine, None, None)
+            with engine.connect() as conn:
+                return list(map(str, conn.execute(sa.text(f"{sql} WHERE 1 = 0")).keys()))
+        except SQLAlchemyError as exc:
+            raise self._failed(exc) from None
+        finally:
+            engine.dispose()
+
     def iter_batches_after(
         self, column: str, after: Any, batch_rows: int = 100_000
     ) -> Iterator[pd.DataFrame]:
@@ -105,23 +117,29 @@ class SqlSource:
             return f"{sql} ORDER BY {quote(column)}", {}
         return f"{sql} WHERE {quote(column)} > :after ORDER BY {quote(column)}", {"after": after}
 
-    def _read(self, column: str | None, after: Any, batch_rows: int) -> Iterator[pd.DataFrame]:
+    def _engine(self) -> sa.Engine:
         try:
-            engine = sa.create_engine(self._url())
+            return sa.create_engine(self._url())
         except (ArgumentError, ImportError) as exc:
             raise DataError(
                 f"SQL source '{self._shown}' cannot be opened: {one_line(exc)}.",
                 hint="Check source.url in loopml.yaml and that its driver is installed.",
             ) from None
+
+    def _failed(self, exc: BaseException) -> DataError:
+        return DataError(
+            f"SQL source '{self._shown}' ({self._where()}) failed: {one_line(exc)}",
+            hint="Check source.table / source.query in loopml.yaml and that the database is reachable.",
+        )
+
+    def _read(self, column: str | None, after: Any, batch_rows: int) -> Iterator[pd.DataFrame]:
+        engine = self._engine()
         try:
             sql, params = self._statement(engine, column, after)
             with engine.connect() as conn:
                 streaming = conn.execution_options(stream_results=True, max_row_buffer=batch_rows)
                 yield from pd.read_sql_query(sa.text(sql), streaming, params=params, chunksize=batch_rows)
         except (SQLAlchemyError, pd.errors.DatabaseError) as exc:
-            raise DataError(
-                f"SQL source '{self._shown}' ({self._where()}) failed: {one_line(exc)}",
-                hint="Check source.table / source.query in loopml.yaml and that the database is reachable.",
-            ) from None
+            raise self._failed(exc) from None
         finally:
             engine.dispose()

@@ -18,6 +18,7 @@ from loopml.store.predictions import (
     count_predictions,
     insert_predictions,
     insert_serialized,
+    logged_prediction,
     replay_journal,
     write_predictions,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "insert_predictions",
     "insert_serialized",
     "journal_dir",
+    "logged_prediction",
     "migrate",
     "open_store",
     "prune_outbox",

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from loopml.enums import Origin
 from loopml.store.journal import Journal, Segment, abandoned_segments
 from loopml.store.tables import predictions
 
@@ -23,6 +24,7 @@ __all__ = [
     "count_predictions",
     "insert_predictions",
     "insert_serialized",
+    "logged_prediction",
     "replay_journal",
     "write_predictions",
 ]
@@ -185,6 +187,20 @@ def count_predictions(engine: Engine, name: str, origin: str | None = None) -> i
         query = query.where(p.c.origin == origin)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def logged_prediction(engine: Engine, name: str, prediction_id: str | None = None) -> dict[str, Any] | None:
+    """One logged prediction of model ``name`` as a dict of the ``predictions`` columns: ``prediction_id``
+    (the newest one not made by a shadowing challenger when None), or None when there is none."""
+    p = predictions
+    query = select(p).where(p.c.model_name == name)
+    if prediction_id is None:
+        query = query.where(p.c.origin != Origin.SHADOW).order_by(p.c.created_at.desc(), p.c.id.desc())
+    else:
+        query = query.where(p.c.id == prediction_id)
+    with engine.connect() as conn:
+        row = conn.execute(query.limit(1)).mappings().first()
+    return dict(row) if row is not None else None
 
 
 _Item = tuple[Segment | None, list[dict[str, Any]]]

@@ -229,6 +229,7 @@ action_outbox = Table(
     Index(None, "status", "next_attempt_at"),
     Index(None, "rule", "dedupe_key", "created_at"),
     Index(None, "rule", "created_at"),
+    Index(None, "endpoint", "status", "id"),  # an endpoint's oldest pending action (its probe)
 )
 
 action_deliveries = Table(
@@ -249,9 +250,15 @@ action_endpoints = Table(
     "action_endpoints",
     metadata,
     Column("name", String(200), primary_key=True),
-    Column("disabled", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),  # by HTTP 410, until a replay
     Column("reason", Text, nullable=True),
     Column("updated_at", _ts, nullable=False),
+    # the circuit breaker: down_since is set while the endpoint fails; one probe at next_probe_at
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("down_since", _ts, nullable=True),
+    Column("next_probe_at", _ts, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("alerted_at", _ts, nullable=True),  # when this outage's endpoint_down alert was raised
 )
 
 leases = Table(

@@ -15,12 +15,15 @@ from loopml.errors import ConfigError, DataError
 
 __all__ = [
     "LIGHTGBM_DEFAULTS",
+    "LIGHTGBM_MODELS",
+    "LIGHTGBM_RUNTIME",
     "CustomFit",
     "Task",
     "crossed_group",
     "group_in_holdout",
     "group_sides",
     "lightgbm",
+    "lightgbm_default",
     "time_split",
 ]
 
@@ -37,6 +40,19 @@ def lightgbm(kind: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     cls = lgb.LGBMClassifier if kind == "classifier" else lgb.LGBMRegressor
     estimator: BaseEstimator = cls(**{**LIGHTGBM_DEFAULTS, **params, "random_state": seed})
     return estimator
+
+
+# Parameters that set how LightGBM runs, not what it learns: the plain default candidate takes them too.
+LIGHTGBM_RUNTIME = frozenset({"n_jobs", "num_threads", "nthread", "verbose", "verbosity"})
+# The candidates that are LightGBM models: ``lightgbm`` (loopml's defaults) and ``lightgbm_default``.
+LIGHTGBM_MODELS = frozenset({"lightgbm", "lightgbm_default"})
+
+
+def lightgbm_default(kind: str, params: dict[str, Any], seed: int) -> BaseEstimator:
+    """An unfitted ``LGBMClassifier()`` or ``LGBMRegressor()`` with LightGBM's own defaults (100 trees,
+    learning rate 0.1), quiet and on one thread unless ``params`` say otherwise: "doing nothing",
+    the candidate the default training must never do worse than."""
+    return lightgbm(kind, {"n_estimators": 100, "learning_rate": 0.1, **params}, seed)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,9 @@ class Task:
     numeric_labels: bool = True
     # LightGBM's own metric for early stopping while tuning (None: the task's own metric only).
     lgb_metric: str | None = None
+    # The candidate that stands for "doing nothing" (a plain default model): the default training
+    # also fits it and keeps it when it does better on the validation slice (None: no such candidate).
+    reference: str | None = None
     # How the prediction is profiled for drift: a number, a category, or not at all (a ranking
     # holdout's output is the rank of each bought item, a served list's logged score its top item's).
     profile_prediction: Literal["numeric", "categorical"] | None = "numeric"

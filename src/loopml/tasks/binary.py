@@ -1,4 +1,5 @@
-"""Binary classification: metrics, candidates (logistic, HistGradientBoosting, LightGBM), baseline."""
+"""Binary classification: metrics, candidates (logistic, HistGradientBoosting, LightGBM with loopml's
+or its own defaults), baseline."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from loopml.enums import TaskKind
 from loopml.errors import DataError
-from loopml.tasks.base import Task, lightgbm, time_split
+from loopml.tasks.base import Task, lightgbm, lightgbm_default, time_split
 
 __all__ = [
     "CANDIDATES",
@@ -28,7 +29,9 @@ __all__ = [
     "time_split",
 ]
 
-CANDIDATES = ("lightgbm", "hist_gradient_boosting", "logistic")
+# lightgbm_default: LightGBM with its own defaults, the yardstick of the default training (last, as an
+# alternative rather than a choice most users make).
+CANDIDATES = ("lightgbm", "hist_gradient_boosting", "logistic", "lightgbm_default")
 
 
 def labels(y: pd.Series) -> np.ndarray:
@@ -101,6 +104,8 @@ def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     """A fresh, unfitted classifier for the candidate ``name``."""
     if name == "lightgbm":
         return lightgbm("classifier", params, seed)
+    if name == "lightgbm_default":
+        return lightgbm_default("classifier", params, seed)
     if name == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(**{**params, "random_state": seed})
     if name == "logistic":
@@ -138,4 +143,5 @@ TASK = Task(
     stratify=True,
     positive_class=True,
     lgb_metric="average_precision",
+    reference="lightgbm_default",
 )

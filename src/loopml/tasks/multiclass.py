@@ -73,5 +73,6 @@ TASK = Task(
     numeric_labels=False,
     stratify=True,
     lgb_metric="multi_logloss",
+    reference="lightgbm_default",
     profile_prediction="categorical",
 )

@@ -1,4 +1,5 @@
-"""Regression: metrics, candidates (ridge, HistGradientBoosting, LightGBM), baseline."""
+"""Regression: metrics, candidates (ridge, HistGradientBoosting, LightGBM with loopml's or
+its own defaults), baseline."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from loopml.enums import TaskKind
 from loopml.errors import DataError
-from loopml.tasks.base import Task, lightgbm
+from loopml.tasks.base import Task, lightgbm, lightgbm_default
 
 __all__ = ["TASK", "metrics"]
 
-CANDIDATES = ("lightgbm", "hist_gradient_boosting", "ridge")
+# lightgbm_default: LightGBM with its own defaults, the yardstick of the default training.
+CANDIDATES = ("lightgbm", "hist_gradient_boosting", "ridge", "lightgbm_default")
 
 
 def labels(y: pd.Series) -> np.ndarray:
@@ -42,6 +44,8 @@ def metrics(y_true: np.ndarray, predicted: np.ndarray, **_: Any) -> dict[str, fl
 def candidate(name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     if name == "lightgbm":
         return lightgbm("regressor", params, seed)
+    if name == "lightgbm_default":
+        return lightgbm_default("regressor", params, seed)
     if name == "hist_gradient_boosting":
         return HistGradientBoostingRegressor(**{**params, "random_state": seed})
     return Ridge(**params)
@@ -69,4 +73,5 @@ TASK = Task(
     predict=predict,
     outputs=outputs,
     lgb_metric="rmse",
+    reference="lightgbm_default",
 )

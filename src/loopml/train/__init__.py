@@ -1,18 +1,21 @@
-"""Training: fit, tune, evaluate and report a model, and train a version end to end into the
-registry (:func:`train_and_register`)."""
+"""Training: fit, choose on the validation slice, tune, evaluate and report a model (with sanity
+warnings), and train a version end to end into the registry (:func:`train_and_register`)."""
 
 from __future__ import annotations
 
 from loopml.train.fit import LOWER_IS_BETTER, TrainResult, fit, fit_served, primary_metric
 from loopml.train.register import TrainOutcome, train_and_register
 from loopml.train.runs import finish_run, start_run
+from loopml.train.sanity import SanityWarning, WarningKind
 from loopml.train.tune import TuneResult, tune
 
 __all__ = [
     "LOWER_IS_BETTER",
+    "SanityWarning",
     "TrainOutcome",
     "TrainResult",
     "TuneResult",
+    "WarningKind",
     "finish_run",
     "fit",
     "fit_served",

@@ -1,9 +1,10 @@
 """Fitting a model on a data snapshot and judging it honestly.
 
 The newest rows (by event time) are the holdout, never seen while fitting or tuning. The training
-part is split again by time: tuning and the decision threshold use its newest slice, then the
-final model is refitted on the whole training part and scored once on the holdout, against the
-dummy baseline, with bootstrap confidence intervals.
+part is split again by time: the choice between candidates (:mod:`loopml.train.select`), tuning and
+the decision threshold use its newest slice, then the final model is refitted on the whole training
+part and scored once on the holdout, against the dummy baseline, with bootstrap confidence
+intervals. Sanity warnings (:mod:`loopml.train.sanity`) are recorded beside the metrics.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from sklearn.pipeline import Pipeline
 from loopml._durations import duration
 from loopml.config import Settings
 from loopml.errors import ConfigError, DataError, did_you_mean
-from loopml.features import FeatureColumns, build_preprocessor, select_columns, window_features, window_specs
+from loopml.features import FeatureColumns, select_columns, window_features, window_specs
 from loopml.tasks import Task, crossed_group, get_task, time_split
+from loopml.tasks.base import LIGHTGBM_MODELS
 from loopml.train import evaluate
-from loopml.train.distributed import fit_estimator, fit_pipeline
-from loopml.train.tune import TuneResult, tune
+from loopml.train.distributed import fit_pipeline
+from loopml.train.sanity import SanityWarning, sanity_warnings
+from loopml.train.select import Choice, Rows, choose
+from loopml.train.tune import TuneResult
 from loopml.validate.contract import DataContract
 
 __all__ = ["LOWER_IS_BETTER", "TrainResult", "fit", "primary_metric"]
@@ -45,6 +49,7 @@ class TrainResult:
     holdout_labels: np.ndarray = field(repr=False)
     importance: dict[str, float] = field(default_factory=dict)
     tuning: TuneResult | None = None
+    warnings: tuple[SanityWarning, ...] = ()
 
     @property
     def input_columns(self) -> list[str]:
@@ -151,19 +156,18 @@ def fit(
     if task.trainer is not None:
         return _fit_custom(task, frame, settings)
     cfg = settings.train
-    if cfg.dask and client is None and (cfg.model == "lightgbm" or cfg.tune.trials):
+    if cfg.dask and client is None and (cfg.model in LIGHTGBM_MODELS or cfg.tune.trials):
         from loopml._dask import dask_client
 
         with dask_client(cfg.dask, "train.dask") as opened:
             return fit(frame, contract, settings, storage=storage, client=opened, refit=refit)
     metric, greater = primary_metric(settings, task)
     data, columns = _prepare(frame, contract, settings, task)
-    preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
-    params, tuning, validation = _validate_and_tune(
-        task, settings, data, preprocessor, metric, greater, storage, client
-    )
+    rows = Rows(data.X, data.y, data.fit, data.valid)
+    choice = choose(task, settings, rows, columns, metric, greater, storage=storage, client=client)
+    columns, validation = choice.columns, choice.validation
     started = time.perf_counter()
-    pipeline = _fit_final(task, settings, data, preprocessor, params, data.train, client)
+    pipeline = _fit_final(task, settings, data, choice, data.train, client)
     seconds = time.perf_counter() - started
     classes = getattr(pipeline, "classes_", None)
     compute = _metrics_fn(task, settings, classes)
@@ -191,8 +195,12 @@ def fit(
             f"train.metric '{metric}' is not a {task.name} metric; {did_you_mean(metric, holdout_metrics)}"
         )
     metrics.update(_extras(task, settings, data, output, compute, validation))
+    if choice.selection:
+        metrics["selection"] = choice.selection
+    warnings = sanity_warnings(task, settings, data.frame, columns, data.train, data.holdout, data.y)
+    metrics["warnings"] = [w.to_dict() for w in warnings]
     if cfg.cv_folds:
-        metrics["cv"] = _cross_validate(task, settings, data, preprocessor, params, metric)
+        metrics["cv"] = _cross_validate(task, settings, data, choice, metric)
     if cfg.group_column and not settings.event_time:  # which groups it held out (a later gate needs it)
         groups = data.frame[cfg.group_column]
         crossed = crossed_group(groups, cfg.holdout_fraction, cfg.seed)  # with very few groups
@@ -206,6 +214,7 @@ def fit(
         metrics["holdout_start"] = str(
             pd.to_datetime(data.frame[settings.event_time]).iloc[data.holdout].min()
         )
+    tuning = choice.tuning
     if tuning is not None:
         metrics["tuning"] = {
             "study": tuning.study_name,
@@ -214,19 +223,20 @@ def fit(
         }
     if refit and settings.event_time and len(data.holdout):
         every = np.concatenate([data.train, data.holdout])
-        pipeline = _fit_final(task, settings, data, preprocessor, params, every, client)
+        pipeline = _fit_final(task, settings, data, choice, every, client)
         newest = pd.to_datetime(data.frame[settings.event_time]).iloc[every].max()
         metrics["refit"] = {"rows": len(every), "through": str(newest)}
     return TrainResult(
         pipeline,
         columns,
         metrics,
-        _jsonable({"model": cfg.model, **params}),
+        _jsonable({"model": choice.model, **choice.params}),
         data.frame.iloc[data.holdout].reset_index(drop=True),
         output,
         y_hold,
         _importance(pipeline),
         tuning,
+        tuple(warnings),
     )
 
 
@@ -234,34 +244,29 @@ def fit_served(
     frame: pd.DataFrame, contract: DataContract, settings: Settings, *, refit: bool = False
 ) -> Pipeline:
     """The pipeline ``fit(frame, contract, settings, refit=refit)`` returns, without judging it: one
-    fit instead of three (no validation fit, threshold or holdout metrics). For comparisons that
-    need only the served model (the fraud demo's no-label-delay counterparts of the loop's models).
-    With tuning, a custom trainer or Dask the parameters come from the full procedure: it runs."""
+    fit instead of three (no holdout metrics; no validation fit unless candidates are compared). For
+    comparisons that need only the served model (the fraud demo's no-label-delay counterparts of the
+    loop's models). With tuning, a custom trainer or Dask the parameters come from the full
+    procedure: it runs."""
     task, cfg = get_task(settings.task), settings.train
     if task.trainer is not None or cfg.tune.trials or cfg.dask:
         return fit(frame, contract, settings, refit=refit).pipeline
     data, columns = _prepare(frame, contract, settings, task)
-    preprocessor = build_preprocessor(columns, settings.features, scale=cfg.model in ("logistic", "ridge"))
-    rows = data.train
+    metric, greater = primary_metric(settings, task)
+    rows = Rows(data.X, data.y, data.fit, data.valid)
+    choice = choose(task, settings, rows, columns, metric, greater, judge=False)
+    positions = data.train
     if refit and settings.event_time and len(data.holdout):
-        rows = np.concatenate([data.train, data.holdout])
-    return _fit_final(task, settings, data, preprocessor, dict(cfg.params), rows, None)
+        positions = np.concatenate([data.train, data.holdout])
+    return _fit_final(task, settings, data, choice, positions, None)
 
 
 def _fit_final(
-    task: Task,
-    settings: Settings,
-    data: _Data,
-    preprocessor: Any,
-    params: dict[str, Any],
-    rows: np.ndarray,
-    client: Any,
+    task: Task, settings: Settings, data: _Data, choice: Choice, rows: np.ndarray, client: Any
 ) -> Pipeline:
-    """A fresh ``features -> model`` pipeline with the chosen parameters, fitted on ``rows``."""
-    cfg = settings.train
-    pipeline = Pipeline(
-        [("features", clone(preprocessor)), ("model", task.candidate(cfg.model, params, cfg.seed))]
-    )
+    """A fresh ``features -> model`` pipeline of the chosen candidate, fitted on ``rows``."""
+    estimator = task.candidate(choice.model, choice.params, settings.train.seed)
+    pipeline = Pipeline([("features", clone(choice.preprocessor)), ("model", estimator)])
     return fit_pipeline(pipeline, data.X.iloc[rows], data.y[rows], client)
 
 
@@ -296,68 +301,6 @@ def _fit_custom(task: Task, frame: pd.DataFrame, settings: Settings) -> TrainRes
     )
 
 
-def _validate_and_tune(
-    task: Task,
-    settings: Settings,
-    data: _Data,
-    preprocessor: Any,
-    metric: str,
-    greater: bool,
-    storage: str | None,
-    client: Any = None,
-) -> tuple[dict[str, Any], TuneResult | None, dict[str, Any]]:
-    """Fit on the older training rows, tune and pick the threshold on the newer ones."""
-    cfg = settings.train
-    pre = clone(preprocessor).fit(data.X.iloc[data.fit])
-    X_fit, X_valid = pre.transform(data.X.iloc[data.fit]), pre.transform(data.X.iloc[data.valid])
-    y_fit, y_valid = data.y[data.fit], data.y[data.valid]
-    params, tuning = dict(cfg.params), None
-
-    def rate(estimator: Any) -> float:
-        classes = getattr(estimator, "classes_", None)
-        values = task.metrics(
-            y_valid, task.predict(estimator, X_valid), k=cfg.precision_at_k, classes=classes
-        )
-        if metric not in values:
-            raise ConfigError(
-                f"train.metric '{metric}' is not a {task.name} metric; {did_you_mean(metric, values)}"
-            )
-        value = values[metric]
-        return value if greater else -value
-
-    if cfg.tune.trials:
-        if storage is None:
-            raise ConfigError("train.tune needs the metadata store's URL to keep the study.")
-        tuning = tune(
-            task,
-            cfg.model,
-            dict(cfg.params),
-            cfg.tune,
-            storage=storage,
-            study_name=f"loopml-{settings.name}-{cfg.model}",
-            data=(X_fit, y_fit, X_valid, y_valid),
-            score=rate,
-            seed=cfg.seed,
-            client=client,
-        )
-        params = tuning.best_params
-    # The best trial of this run is already fitted on these rows: reuse it rather than fit it again.
-    reuse = tuning.best_estimator if tuning is not None else None
-    estimator = (
-        reuse
-        if reuse is not None
-        else fit_estimator(task.candidate(cfg.model, params, cfg.seed), X_fit, y_fit, client)
-    )
-    valid_output = task.predict(estimator, X_valid)
-    validation: dict[str, Any] = {"score": rate(estimator) * (1 if greater else -1), "rows": len(data.valid)}
-    if task.positive_class:
-        costs = cfg.costs
-        validation["threshold"] = evaluate.cost_threshold(
-            y_valid, valid_output, costs.false_negative, costs.false_positive
-        )
-    return params, tuning, validation
-
-
 def _extras(
     task: Task,
     settings: Settings,
@@ -385,7 +328,7 @@ def _extras(
 
 
 def _cross_validate(
-    task: Task, settings: Settings, data: _Data, preprocessor: Any, params: dict[str, Any], metric: str
+    task: Task, settings: Settings, data: _Data, choice: Choice, metric: str
 ) -> dict[str, Any]:
     """Expanding-window cross-validation over the training part, in time order."""
     from sklearn.model_selection import TimeSeriesSplit
@@ -399,8 +342,8 @@ def _cross_validate(
         rows_fit, rows_test = data.train[fit_idx], data.train[test_idx]
         model = Pipeline(
             [
-                ("features", clone(preprocessor)),
-                ("model", task.candidate(settings.train.model, params, settings.train.seed)),
+                ("features", clone(choice.preprocessor)),
+                ("model", task.candidate(choice.model, choice.params, settings.train.seed)),
             ]
         )
         model.fit(data.X.iloc[rows_fit], data.y[rows_fit])

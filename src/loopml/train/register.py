@@ -24,6 +24,7 @@ from loopml.tasks import get_task, group_sides
 from loopml.train.evaluate import segment_metrics
 from loopml.train.fit import TrainResult, fit
 from loopml.train.runs import finish_run, start_run
+from loopml.train.sanity import SanityWarning
 from loopml.validate import load_snapshot
 
 __all__ = ["TrainOutcome", "train_and_register"]
@@ -31,13 +32,15 @@ __all__ = ["TrainOutcome", "train_and_register"]
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """A registered version, whether it became the champion, and its report's artifact key."""
+    """A registered version, whether it became the champion, its report's artifact key, and the
+    sanity warnings of its training (:mod:`loopml.train.sanity`)."""
 
     version: ModelVersion
     promoted: bool
     dataset_version: int
     report: str | None = None
     companions: tuple[TrainOutcome, ...] = ()  # models trained beside it (Project.train)
+    warnings: tuple[SanityWarning, ...] = ()  # sanity warnings (also in version.metrics["warnings"])
 
 
 def train_and_register(
@@ -81,14 +84,14 @@ def train_and_register(
     promoted = promote_if_first and get_alias(store.engine, settings.name, "champion") is None
     if promoted:
         set_alias(
-            store.engine,
+            store,
             settings.name,
             "champion",
             version.version,
             reason="first registered version",
             actor="loopml train",
         )
-    return TrainOutcome(version, promoted, dataset.version, report)
+    return TrainOutcome(version, promoted, dataset.version, report, warnings=result.warnings)
 
 
 def _signature(
@@ -239,8 +242,8 @@ def _write_report(
         result,
         title=f"{settings.name}: training run {run_id}",
         champion=champion,
-        subtitle=f"task {settings.task}, model {settings.train.model}, data set version "
-        f"{dataset_version}, {result.metrics['rows_train']:,} training rows",
+        subtitle=f"task {settings.task}, model {result.params.get('model', settings.train.model)}, "
+        f"data set version {dataset_version}, {result.metrics['rows_train']:,} training rows",
     )
     data = page.encode()
     key = f"reports/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.html"

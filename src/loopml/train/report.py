@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 
 from loopml.enums import TaskKind
+from loopml.errors import LoopMLError
+from loopml.scoring.explain import contribution_importance
 from loopml.train.fit import TrainResult
 
-__all__ = ["render_report"]
+__all__ = ["holdout_contributions", "render_report"]
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -130,8 +132,43 @@ def _no_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
 _TASK_SECTIONS = {TaskKind.BINARY: _binary_sections, TaskKind.REGRESSION: _regression_sections}
 
 
+_CONTRIBUTION_ROWS = 2000  # holdout rows explained for the global importance (drawn at random beyond)
+
+
+def holdout_contributions(result: TrainResult) -> dict[str, float]:
+    """Mean absolute contribution of each feature (the user's columns, window features by name) to
+    the raw score over the holdout, largest first; empty for a model that cannot be explained."""
+    try:
+        return contribution_importance(result.pipeline, result.holdout, max_rows=_CONTRIBUTION_ROWS)
+    except (LoopMLError, KeyError, ValueError):  # not explainable, or holdout rows are not its inputs
+        return {}
+
+
+def _contribution_section(result: TrainResult, go: Any) -> tuple[str, str] | None:
+    importance = holdout_contributions(result)
+    if not importance:
+        return None
+    top = list(importance.items())[:25][::-1]
+    bars = go.Figure(go.Bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h"))
+    bars.update_layout(
+        title="Mean |contribution| to the raw score on the holdout", height=max(360, 18 * len(top))
+    )
+    rows = min(len(result.holdout), _CONTRIBUTION_ROWS)
+    note = (
+        f'<p class="note">Global importance: each feature\'s mean absolute contribution (TreeSHAP for '
+        f"trees, coefficient times value for linear models) over {rows:,} holdout rows, in the raw "
+        "score's units (log-odds for a classifier, the value for a regression), in the names of your "
+        "columns (datetime parts and encoded categories summed into their column; window features by "
+        "their own names). The same contributions as <code>explain=true</code> gives per prediction.</p>"
+    )
+    return "Feature contributions", note + _figure(bars)
+
+
 def _common_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
     sections: list[tuple[str, str]] = []
+    contributions = _contribution_section(result, go)
+    if contributions is not None:
+        sections.append(contributions)
     if result.importance:
         top = list(result.importance.items())[:25][::-1]
         bars = go.Figure(go.Bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h"))
@@ -164,6 +201,49 @@ def _common_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
         ("Parameters", _table(["parameter", "value"], [[k, v] for k, v in result.params.items()]))
     )
     return sections
+
+
+def _warning_sections(result: TrainResult) -> list[tuple[str, str]]:
+    """The sanity warnings (:mod:`loopml.train.sanity`), each with the setting that deals with it."""
+    warnings = result.metrics.get("warnings", [])
+    rows = [[w["kind"], w["column"] or "", w["detail"], w["setting"]] for w in warnings]
+    if not rows:
+        return []
+    return [("Sanity warnings", _table(["kind", "column", "what was found", "setting"], rows))]
+
+
+def _selection_sections(result: TrainResult) -> list[tuple[str, str]]:
+    """Which candidate won on the validation slice and by how much; what was dropped and why."""
+    selection = result.metrics.get("selection")
+    if not selection:
+        return []
+    rows = [
+        [
+            c["candidate"] + (f" (tuned, {c['tuned_trials']} trials)" if "tuned_trials" in c else ""),
+            c["features"],
+            c["validation"],
+            f"{c['win_share']:.0%}" if "win_share" in c else "",
+            f"{c['parts_win_share']:.0%}" if "parts_win_share" in c else "",
+            "chosen" if c["chosen"] else "",
+        ]
+        for c in selection["candidates"]
+    ]
+    header = [
+        "candidate",
+        "features",
+        f"validation {selection['metric']}",
+        "beat LightGBM's defaults on resamples",
+        "beat it without datetime parts on resamples",
+        "",
+    ]
+    body = f"<p>{html.escape(selection['summary'])}.</p>{_table(header, rows)}"
+    body += f'<p class="note">Rule: {html.escape(selection["rule"])}.</p>'
+    for dropped in selection.get("dropped", []):
+        body += (
+            f"<p>Dropped {html.escape(', '.join(dropped['features']))}: {html.escape(dropped['reason'])} "
+            f"(setting: {html.escape(dropped['setting'])}).</p>"
+        )
+    return [("Model selection (validation slice)", body)]
 
 
 def _metrics_table(m: dict[str, Any], champion: dict[str, Any] | None) -> str:
@@ -206,7 +286,9 @@ def render_report(
         )
     summary += "</p>"
     sections = [
+        *_warning_sections(result),
         *_TASK_SECTIONS.get(TaskKind(m["task"]), _no_sections)(result, go),
+        *_selection_sections(result),
         *_common_sections(result, go),
     ]
     page = Environment(autoescape=False).from_string(_PAGE)

@@ -3,20 +3,24 @@ in the metadata store so that several workers can share one study and later runs
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
+from sklearn.base import is_classifier
 
 from loopml._optional import require
 from loopml.config import TuneConfig
 from loopml.errors import ConfigError
 from loopml.tasks import Task
+from loopml.tasks.base import LIGHTGBM_MODELS
 
-__all__ = ["TuneResult", "search_space", "tune"]
+__all__ = ["TuneResult", "eval_kwargs", "search_space", "tune"]
 
 Suggest = Callable[[Any], dict[str, Any]]
 
@@ -74,8 +78,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ridge": {"alpha": 1.0},
 }
 
+DEFAULTS["lightgbm_default"] = {**DEFAULTS["lightgbm"], "learning_rate": 0.1}  # LightGBM's own
+
 SPACES: dict[str, Suggest] = {
     "lightgbm": _lightgbm,
+    "lightgbm_default": _lightgbm,  # tuned, it is LightGBM like the other: same space
     "hist_gradient_boosting": _hist_gradient_boosting,
     "logistic": _linear,
     "ridge": _ridge,
@@ -131,6 +138,32 @@ def _pruning_callback(trial: Any, optuna: Any, deadline: float, every: int = 25)
     return callback
 
 
+@cache
+def _takes_eval_x(fit: Callable[..., Any]) -> bool:
+    """Whether a LightGBM ``fit`` takes ``eval_X``/``eval_y`` (4.6 and later, where ``eval_set`` is
+    deprecated) rather than only ``eval_set`` (earlier versions)."""
+    return "eval_X" in inspect.signature(fit).parameters
+
+
+def eval_kwargs(estimator: Any, X_valid: Any, y_valid: np.ndarray, y_fit: np.ndarray) -> dict[str, Any]:
+    """The keyword arguments that give a LightGBM estimator's ``fit`` its validation rows, in the form
+    the installed LightGBM expects (no deprecation warning on any supported version).
+
+    ``eval_y`` reaches the booster as it is given (LightGBM 4.7's classifier encodes ``y`` but not
+    ``eval_y``), so a classifier's labels are encoded here as it encodes ``y_fit``: the index of each
+    label among the sorted classes; validation rows of a class the fitting rows lack are left out.
+    """
+    if not _takes_eval_x(type(estimator).fit):
+        return {"eval_set": [(X_valid, y_valid)]}
+    if is_classifier(estimator):
+        classes = np.unique(y_fit)
+        known = np.isin(y_valid, classes)
+        if not known.all():
+            X_valid, y_valid = X_valid[known], y_valid[known]
+        y_valid = np.searchsorted(classes, y_valid)
+    return {"eval_X": (X_valid,), "eval_y": (y_valid,)}
+
+
 def _objective(
     task: Task,
     model: str,
@@ -145,7 +178,7 @@ def _objective(
     """The Optuna objective: fit one candidate on the fitting rows, rate it on the validation rows,
     and keep the best fitted estimator seen in ``fitted``."""
     optuna = require("optuna", "tuning")
-    lgb = require("lightgbm", "tuning LightGBM") if model == "lightgbm" else None
+    lgb = require("lightgbm", "tuning LightGBM") if model in LIGHTGBM_MODELS else None
     X_fit, y_fit, X_valid, y_valid = data
 
     def objective(trial: Any) -> float:
@@ -160,7 +193,7 @@ def _objective(
             if grow:
                 callbacks.insert(0, lgb.early_stopping(50, first_metric_only=True, verbose=False))
             kwargs = {
-                "eval_set": [(X_valid, y_valid)],
+                **eval_kwargs(estimator, X_valid, y_valid, y_fit),
                 "eval_metric": task.lgb_metric,
                 "callbacks": callbacks,
             }

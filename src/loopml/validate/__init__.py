@@ -20,6 +20,7 @@ from loopml.validate.contract import (
     save_contract,
 )
 from loopml.validate.datasets import (
+    QUARANTINE_COLUMNS,
     DatasetVersion,
     QuarantineInfo,
     diff_versions,
@@ -30,12 +31,18 @@ from loopml.validate.datasets import (
     quarantine_info,
     watermark_state,
 )
+from loopml.validate.frames import RowCheck, check_rows
 from loopml.validate.ingest import IngestResult, contracts_dir, ingest
+from loopml.validate.policy import SCORING_RULES, ScoringPolicy, Violation, violations_error
+from loopml.validate.requests import CheckedRecords, RecordChecker
 from loopml.validate.rules import apply_rules
 from loopml.validate.schema import accept_schema
 
 __all__ = [
+    "QUARANTINE_COLUMNS",
+    "SCORING_RULES",
     "CheckResult",
+    "CheckedRecords",
     "ChunkChecker",
     "ColumnSpec",
     "ContractInferrer",
@@ -43,9 +50,14 @@ __all__ = [
     "DatasetVersion",
     "IngestResult",
     "QuarantineInfo",
+    "RecordChecker",
+    "RowCheck",
     "SchemaChange",
+    "ScoringPolicy",
+    "Violation",
     "accept_schema",
     "apply_rules",
+    "check_rows",
     "coerce_column",
     "contracts_dir",
     "diff_versions",
@@ -61,5 +73,6 @@ __all__ = [
     "quarantine_info",
     "save_contract",
     "schema_changes",
+    "violations_error",
     "watermark_state",
 ]

@@ -93,7 +93,7 @@ class _Work:
     plan: Plan
 
     def check(self, piece: Piece) -> tuple[ChunkChecker, Any, pd.DataFrame, Any]:
-        frame = self.source.read_row_groups(piece.file, list(piece.row_groups))
+        frame = self.plan.strip_columns(self.source.read_row_groups(piece.file, list(piece.row_groups)))
         new, mark = new_rows(frame, self.plan, self.contract)
         checker = ChunkChecker(self.contract, self.cleaning)
         return checker, checker.check_rows(new), frame, mark

@@ -1,8 +1,35 @@
-"""Data contracts: inferred from the first ingest, saved as human-editable YAML, enforced after."""
+"""Data contracts: inferred from the first ingest, saved as human-editable YAML, enforced after.
+
+What inference writes for each column: its ``dtype``; ``nullable`` when a value was missing;
+``categories`` for text with at most ``contract.category_cap`` distinct values (never for the id);
+``unique`` for the id column when no id repeats; and for numbers a range:
+
+- ``min: 0`` when no value was negative (otherwise no minimum);
+- ``max``: ``0`` when no value was positive, otherwise the observed maximum plus ``MAX_MARGIN``
+  (1.0) times the larger of the observed range and the maximum's magnitude, rounded up to three
+  significant digits: air temperatures seen between 295 K and 304 K give ``max: 608``, so 5,000 K
+  is out of contract while a warmer day is not; a 0/1 flag gives ``max: 2``. The bound catches
+  unit mistakes and sentinel values (99999, 1e9), not drift.
+
+Some numbers grow with time, and the next ingest's values would pass any maximum learned today.
+Identifiers grow too, as new customers, cards or machines appear. They get no ``max``: the
+``id_column``, the ``event_time``, the ``source.watermark`` column, the entity keys the project file
+names (window and sequence entities, ``train.group_column``, the ranking's user and item, the
+forecast's item and group), columns named like identifiers (``id``, ``customer_id``,
+``CustomerID``, ``cardId``), and every number column that rises with the event time: on a spread
+sample of up to ``TREND_SAMPLE_ROWS`` (20,000) rows, it never decreases as the event time grows
+(counters, epoch seconds, day numbers), or its rank (Spearman) correlation with the event time is
+at least ``RISING_CORRELATION`` (0.9; a noisy running total). Without an event time no column is judged
+rising. The constants and the code are in :mod:`loopml.validate.bounds`. To change or drop an
+inferred bound, set ``contract.columns.<column>.max`` in ``loopml.yaml`` (``null`` removes it) or
+edit the contract file.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopml.errors import ContractError
+from loopml.validate.bounds import Trend, is_number, looks_like_id, upper_bound
 from loopml.validate.seen import Seen, row_hashes
 
 __all__ = [
@@ -42,6 +70,12 @@ class ColumnSpec(BaseModel):
     categories: list[str] | None = Field(None, description="The only allowed values, when set.")
     pattern: str | None = Field(None, description="A regular expression every value must match.")
     unique: bool = False
+    on_unknown_category: Literal["reject", "missing"] | None = Field(
+        None,
+        description="When a model scores (API, batch), a value outside the categories is refused (reject: "
+        "a 422, a quarantined batch row) or scored as missing; unset: loopml.yaml's "
+        "contract.on_unknown_category.",
+    )
 
 
 class DataContract(BaseModel):
@@ -164,8 +198,11 @@ class ContractInferrer:
     >>> inferrer = ContractInferrer("t", id_column="k")
     >>> inferrer.update(pd.DataFrame({"k": [1, 2], "x": [0.5, None]}))
     >>> inferrer.update(pd.DataFrame({"k": [3, 4], "x": [-1.0, 2.0]}))
-    >>> [(c.name, c.dtype, c.nullable, c.min, c.unique) for c in inferrer.result().columns]
-    [('k', 'int', False, None, True), ('x', 'float', True, None, False)]
+    >>> [(c.name, c.dtype, c.nullable, c.min, c.max, c.unique) for c in inferrer.result().columns]
+    [('k', 'int', False, None, None, True), ('x', 'float', True, None, 5.0, False)]
+
+    ``unbounded`` names more columns that grow and get no ``max``: the ``source.watermark`` column
+    and the entity keys of the project file (see the module's docstring).
     """
 
     def __init__(
@@ -176,9 +213,13 @@ class ContractInferrer:
         event_time: str | None = None,
         target: str | None = None,
         category_cap: int = CATEGORY_CAP,
+        unbounded: Iterable[str] = (),
     ) -> None:
         self.name, self.id_column, self.event_time, self.target = name, id_column, event_time, target
         self.category_cap = category_cap
+        self._unbounded = {c for c in (id_column, event_time, *unbounded) if c is not None}
+        self._ranges: dict[str, tuple[float, float]] = {}  # numbers: the lowest and highest value seen
+        self._trend = Trend(event_time) if event_time is not None else None
         self._specs: dict[str, ColumnSpec | None] = {}  # None: every value so far was missing
         self._nulls: dict[str, bool] = {}
         self._ids = Seen()
@@ -201,13 +242,30 @@ class ContractInferrer:
                 categories=known is None or known.categories is not None,  # once over the cap, always
             )
             self._specs[name] = spec if known is None else _merge(known, spec, self.category_cap)
+            if is_number(series):
+                low, high = float(series.min()), float(series.max())
+                seen = self._ranges.get(name, (low, high))
+                self._ranges[name] = (min(seen[0], low), max(seen[1], high))
+        if self._trend is not None:
+            self._trend.update(frame)
         if self.id_column in frame.columns and not self._duplicate_id:
             ids = frame[[self.id_column]].dropna()
             self._duplicate_id = bool(self._ids.duplicates(row_hashes(ids, [str(self.id_column)])).any())
 
+    def _maxima(self) -> dict[str, float]:
+        """The ``max`` of each number column that does not grow with time (see the module's docstring)."""
+        growing = self._unbounded | (self._trend.rising() if self._trend is not None else set())
+        growing |= {name for name in self._ranges if looks_like_id(name)}
+        return {
+            name: upper_bound(low, high)
+            for name, (low, high) in self._ranges.items()
+            if name not in growing and math.isfinite(low) and math.isfinite(high)
+        }
+
     def result(self) -> DataContract:
         """The contract for everything seen so far."""
         columns = []
+        maxima = self._maxima()
         for name, spec in self._specs.items():
             if spec is None:
                 spec = ColumnSpec(name=name, dtype="float", nullable=True)
@@ -218,6 +276,8 @@ class ContractInferrer:
             }
             if name == self.target and spec.dtype in ("int", "bool"):
                 update["categories"] = None
+            if spec.dtype in ("int", "float") and name in maxima:
+                update["max"] = maxima[name]
             columns.append(spec.model_copy(update=update))
         return DataContract(
             name=self.name,
@@ -240,7 +300,8 @@ def save_contract(contract: DataContract, directory: Path) -> Path:
         raise ContractError(f"contract file {path} already exists; contracts are versioned, not overwritten.")
     header = (
         f"# Data contract for '{contract.name}' v{contract.version}, inferred by loopml; edit freely.\n"
-        "# Each column: dtype (int|float|bool|string|datetime), nullable, min/max, categories, unique.\n"
+        "# Each column: dtype (int|float|bool|string|datetime), nullable, min/max, categories, unique,\n"
+        "# on_unknown_category (reject|missing: what scoring does with a value outside the categories).\n"
     )
     body = yaml.safe_dump(contract.model_dump(exclude_none=True), sort_keys=False, allow_unicode=True)
     path.write_text(header + body, encoding="utf-8")

@@ -120,11 +120,16 @@ def quarantine_info(store: Store, dataset: DatasetVersion) -> QuarantineInfo:
     return QuarantineInfo(row.uri, row.content_hash, row.rows, dict(row.counts), dict(row.schema_changes))
 
 
+# The columns a quarantine snapshot adds to each set-aside row: its row number in the ingest, the
+# rule and the column that failed, and the value found. A re-ingested export drops them.
+QUARANTINE_COLUMNS = ("_row", "_rule", "_column", "_value")
+
+
 def load_quarantine(store: Store, dataset: DatasetVersion, rule: str | None = None) -> pd.DataFrame:
     """The quarantined rows of ``dataset``: original values, ``_row``, ``_rule``, ``_column``, ``_value``."""
     info = quarantine_info(store, dataset)
     if info.uri is None:
-        return pd.DataFrame(columns=["_row", "_rule", "_column", "_value"])
+        return pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     frame = pd.read_parquet(io.BytesIO(store.artifacts.get_bytes(info.uri, sha256=info.content_hash)))
     return frame[frame["_rule"] == rule].reset_index(drop=True) if rule else frame
 

@@ -86,6 +86,20 @@ class _Spool:
             yield pd.read_feather(path)
 
 
+def _growing_keys(settings: Settings) -> list[str]:
+    """Columns the inferred contract gives no ``max``: the watermark, and the entity keys (new
+    customers, cards, engines and products appear with new, often larger, identifiers)."""
+    features, train = settings.features, settings.train
+    keys = [settings.source.watermark, train.group_column, *(w.entity for w in features.windows)]
+    if features.sequences is not None:
+        keys.append(features.sequences.entity)
+    if settings.ranking is not None:
+        keys += [settings.ranking.user, settings.ranking.item]
+    if settings.forecast is not None:
+        keys += [settings.forecast.item, settings.forecast.group_column]
+    return [key for key in keys if key is not None]
+
+
 def infer_from_source(
     settings: Settings, frames: Iterator[pd.DataFrame], progress: Progress | None = None
 ) -> DataContract:
@@ -96,6 +110,7 @@ def infer_from_source(
         event_time=settings.event_time,
         target=settings.target,
         category_cap=settings.contract.category_cap,
+        unbounded=_growing_keys(settings),
     )
     seen = 0
     for frame in frames:

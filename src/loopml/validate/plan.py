@@ -13,11 +13,18 @@ import pandas as pd
 
 from loopml.config import Settings
 from loopml.errors import DataError
-from loopml.sources import CsvSource, IncrementalSource, ParquetSource, Source, source_from_config
+from loopml.sources import (
+    CsvSource,
+    IncrementalSource,
+    ParquetSource,
+    Source,
+    check_input_path,
+    source_from_config,
+)
 from loopml.store import Store
 from loopml.validate.checks import coerce_column
 from loopml.validate.contract import DataContract
-from loopml.validate.datasets import DatasetVersion, latest_version, read_watermark
+from loopml.validate.datasets import QUARANTINE_COLUMNS, DatasetVersion, latest_version, read_watermark
 from loopml.validate.snapshots import ParquetSink
 
 __all__ = [
@@ -40,7 +47,8 @@ def contracts_dir(project_dir: Path) -> Path:
 
 
 def open_input(path: Path) -> Source:
-    """A source for one file given on the command line (``.csv`` or ``.parquet``)."""
+    """A source for one file given on the command line (``--input``, ``.csv`` or ``.parquet``)."""
+    check_input_path(path)
     if path.suffix.lower() == ".csv":
         return CsvSource(str(path))
     if path.suffix.lower() == ".parquet":
@@ -57,12 +65,19 @@ class Plan:
     append: bool
     watermark_column: str | None
     after: Any
+    strip: tuple[str, ...] = ()  # columns dropped from every batch read (see strip_columns)
+
+    def strip_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the columns of :attr:`strip`: an exported quarantine file, fixed and
+        ingested again, brings its ``_row``, ``_rule``, ``_column`` and ``_value`` along."""
+        drop = [c for c in self.strip if c in frame.columns]
+        return frame.drop(columns=drop) if drop else frame
 
 
 def plan_ingest(settings: Settings, store: Store, input_path: Path | None) -> Plan:
     parent = latest_version(store, settings.name)
     if input_path is not None:  # re-ingesting fixed (e.g. exported quarantine) rows: added to the data set
-        return Plan(open_input(input_path), parent, parent is not None, None, None)
+        return Plan(open_input(input_path), parent, parent is not None, None, None, QUARANTINE_COLUMNS)
     column = settings.source.watermark
     after = read_watermark(store, settings.name, column) if column else None
     source = source_from_config(settings.source, settings.project_dir)
@@ -72,9 +87,11 @@ def plan_ingest(settings: Settings, store: Store, input_path: Path | None) -> Pl
 def batches(plan: Plan, spec_dtype: str | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if plan.watermark_column and plan.after is not None and isinstance(plan.source, IncrementalSource):
         value = pd.Timestamp(plan.after).to_pydatetime() if spec_dtype == "datetime" else plan.after
-        yield from plan.source.iter_batches_after(plan.watermark_column, value, chunk_rows)
+        frames = plan.source.iter_batches_after(plan.watermark_column, value, chunk_rows)
     else:
-        yield from plan.source.iter_batches(chunk_rows)
+        frames = plan.source.iter_batches(chunk_rows)
+    for frame in frames:
+        yield plan.strip_columns(frame)
 
 
 @dataclass

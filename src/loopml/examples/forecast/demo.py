@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from loopml.examples._demo import build, console, err_console
+from loopml.examples._demo import build, cell, console, err_console
 from loopml.project import Project
 
 __all__ = ["render", "run"]
@@ -199,7 +199,7 @@ def render(summary: dict[str, Any]) -> None:
         weeks.add_column(column, justify="right")
     for w in summary["monitor"]:
         weeks.add_row(
-            w["week"], str(w["forecasts"]), str(w["actuals"]), f"{w['coverage']:.0%}",
+            cell(w["week"]), str(w["forecasts"]), str(w["actuals"]), f"{w['coverage']:.0%}",
             *(f"{w[k]:.4f}" if w[k] is not None else "-" for k in ("wape", "mase")),
         )  # fmt: skip
     console.print(weeks)
@@ -214,8 +214,8 @@ def render(summary: dict[str, Any]) -> None:
     other.add_column("what")
     other.add_column("value", justify="right")
     for key, value in rest.items():
-        other.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+        other.add_row(key.replace("_", " "), cell(value))
     for key in ("reorders", "retrain"):
         for sub, value in summary[key].items():
-            other.add_row(f"{key} {sub}".replace("_", " "), str(value))
+            other.add_row(f"{key} {sub}".replace("_", " "), cell(value))
     console.print(other)

@@ -11,7 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from loopml.errors import InputError
-from loopml.examples._demo import build, console, jsonable_records, send_all
+from loopml.examples._demo import build, cell, console, jsonable_records, send_all
 from loopml.examples.fraud import SimulationConfig
 from loopml.examples.fraud.actions import run_fraud_actions
 from loopml.examples.fraud.loop import (
@@ -187,7 +187,7 @@ def render(summary: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     for key, value in summary.items():
         if not isinstance(value, list | dict):
-            table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+            table.add_row(key.replace("_", " "), cell(value))
     console.print(table)
     _render_loop(summary)
 
@@ -234,7 +234,7 @@ def _render_loop(summary: dict[str, Any]) -> None:
     for cycle in summary.get("cycles", []):
         console.print(
             f"day {cycle['day']}: cycle {cycle['status']} (challenger v{cycle['challenger_version']}): "
-            + "; ".join(cycle["reasons"] or cycle.get("triggers", []))
+            + cell("; ".join(cycle["reasons"] or cycle.get("triggers", [])))
         )
     days = Table(title="day by day")
     for column in ("day", "serving", "average precision"):

@@ -23,7 +23,7 @@ import pandas as pd
 from rich.table import Table
 
 from loopml.errors import ConfigError
-from loopml.examples._demo import build, console, err_console, jsonable_records
+from loopml.examples._demo import build, cell, console, err_console, jsonable_records
 from loopml.examples.maintenance import PUBLISHED, evaluate_last_cycle, last_cycles
 
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ def render(summary: dict[str, Any]) -> None:
             continue
         if isinstance(value, list):
             value = "; ".join(map(str, value)) or "-"
-        table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key.replace("_", " "), cell(value))
     console.print(table)
     published = Table(title="FD001 test set: this run against published models")
     for column in ("model", "RMSE", "PHM08 score"):
@@ -328,7 +328,7 @@ def render(summary: dict[str, Any]) -> None:
     )
     for p in summary["published"]:
         mark = "" if p.get("checked") else " *"
-        published.add_row(p["model"] + mark, f"{p['rmse']:.2f}", f"{p['phm08_score']:.1f}")
+        published.add_row(cell(p["model"] + mark), f"{p['rmse']:.2f}", f"{p['phm08_score']:.1f}")
     console.print(published)
     if not all(p.get("checked") for p in summary["published"]):
         console.print("* as widely quoted in later papers; not checked against the original publication.")

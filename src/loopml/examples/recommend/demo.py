@@ -25,7 +25,7 @@ import pandas as pd
 from rich.table import Table
 
 from loopml.errors import InputError
-from loopml.examples._demo import console, err_console
+from loopml.examples._demo import cell, console, err_console
 from loopml.examples.recommend import CUT, later_lines
 from loopml.project import Project
 
@@ -285,19 +285,19 @@ def render(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         if key in ("weekly", "candidates", "gate", "validation_ndcg"):
             continue
-        table.add_row(key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key.replace("_", " "), cell(value))
     console.print(table)
     candidates = Table(title="candidates on new items (holdout)")
     for column in ("model", "NDCG@10", "recall@10", "hit rate@10", "coverage"):
         candidates.add_column(column)
     for name, m in summary["candidates"].items():
-        candidates.add_row(name, *(f"{m[c]:.4f}" for c in ("ndcg", "recall", "hit_rate", "coverage")))
+        candidates.add_row(cell(name), *(f"{m[c]:.4f}" for c in ("ndcg", "recall", "hit_rate", "coverage")))
     console.print(candidates)
     weekly = Table(title="served lists: hit rate@10 per week (purchases of the next 7 days)")
     for column in ("week", "version", "lists", "hit rate", "known", "cold start"):
         weekly.add_column(column)
     for w in summary["weekly"]:
         cells = (w["hit_rate_at_10"], w["hit_rate_known"], w["hit_rate_cold_start"])
-        weekly.add_row(w["week"], str(w["model_version"]), str(w["lists"]),
+        weekly.add_row(cell(w["week"]), str(w["model_version"]), str(w["lists"]),
                        *("-" if v is None else f"{v:.3f}" for v in cells))  # fmt: skip
     console.print(weekly)
