@@ -33,8 +33,10 @@ __all__ = [
     "set_log_format",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long path or command is printed whole on one line (the terminal folds it for the
+# eye), so it can be copied, and piped or captured output never breaks a path across lines.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project directory (where loopml.yaml is).", show_default=True)

@@ -18,8 +18,10 @@ __all__ = ["build", "cell", "console", "err_console", "jsonable_records", "send_
 
 # The demos' own consoles: summaries for people on stdout, progress and status on stderr (so
 # ``loopml demo NAME --json`` prints its one JSON line alone on stdout).
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long path or command is printed whole on one line (the terminal folds it for the
+# eye), so it can be copied, and piped or captured output never breaks a path across lines.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def cell(value: Any) -> str:
