@@ -47,7 +47,8 @@ class CycleStatus(StrEnum):
 
     A cycle moves ``running`` -> ``trained`` -> [``shadowing``] -> ``promoted`` | ``rejected``, or
     ends ``failed`` / ``abandoned``; decisions and rollbacks are recorded ``done``. A cycle result that
-    ran nothing is ``skipped``, or ``dry_run`` when it only explained.
+    ran nothing is ``skipped``, ``waiting`` when a cycle was due but too few rows are newer than
+    everything the champion learned from to judge a challenger on, or ``dry_run`` when it only explained.
     """
 
     RUNNING = "running"
@@ -59,6 +60,7 @@ class CycleStatus(StrEnum):
     ABANDONED = "abandoned"
     DONE = "done"
     SKIPPED = "skipped"
+    WAITING = "waiting"
     DRY_RUN = "dry_run"
 
 
@@ -81,6 +83,7 @@ class TriggerKind(StrEnum):
     PERFORMANCE_FLOOR = "performance_floor"
     NEW_LABELS = "new_labels"
     SCHEDULE = "schedule"
+    AFTER_ALERT = "after_alert"  # a monitoring alert, then enough labels of the traffic after it
 
 
 class ActionStatus(StrEnum):

@@ -21,10 +21,13 @@ __all__ = [
     "LoopMLError",
     "MissingExtraError",
     "NotFoundError",
+    "OnlineStateError",
     "PayloadTooLargeError",
     "ProjectNotFoundError",
     "PromotionRefusedError",
+    "RequestTimeoutError",
     "StoreError",
+    "TooManyConnectionsError",
     "UnauthorizedError",
     "closest",
 ]
@@ -104,6 +107,20 @@ class PayloadTooLargeError(InputError):
     http_status = 413
 
 
+class RequestTimeoutError(InputError):
+    """A request's body did not arrive within ``serve.body_timeout`` (the connection is then closed)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class TooManyConnectionsError(InputError):
+    """A client holds more open connections than ``serve.max_connections_per_client`` allows."""
+
+    code = "too_many_connections"
+    http_status = 429
+
+
 class NotFoundError(LoopMLError):
     """A named thing (model, version, data set, prediction) does not exist."""
 
@@ -140,6 +157,13 @@ class PromotionRefusedError(ArtifactIntegrityError):
 
     code = "promotion_refused"
     http_status = 409  # the request conflicts with the artifact's state; exits like its family (7)
+
+
+class OnlineStateError(StoreError):
+    """The shared online window state (``serve.online_store``: Redis) cannot be read or written, or is
+    being warmed from the store: a model with window features cannot score correctly meanwhile."""
+
+    code = "online_state_unavailable"
 
 
 class BusyError(LoopMLError):

@@ -65,6 +65,12 @@ TRAIN_KEYS = {
     # and the sanity warnings ({kind, column, detail, setting} each)
     "selection",
     "warnings",
+    # issue 24: the judged fit (its rows and cutoff), the refit on every row, the derived features
+    "evaluated",
+    "refit",
+    "cutoff",
+    "rows_learned",
+    "derived_features",
 }
 SUMMARY_KEYS = {
     "name",

@@ -32,8 +32,14 @@ K8S_VERSIONS = ["1.30.0", "1.37.0"]
 
 
 def _k8s() -> dict[str, dict[str, Any]]:
+    """The manifests by kind; those of the online state's Redis (``redis.yaml``) as ``redis/<kind>``."""
     docs = [doc for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(f.read_text())]
-    return {doc["kind"]: doc for doc in docs if doc}
+    return {_key(doc): doc for doc in docs if doc}
+
+
+def _key(doc: dict[str, Any]) -> str:
+    online = doc["metadata"]["labels"].get("app.kubernetes.io/component") == "online-state"
+    return f"redis/{doc['kind']}" if online else doc["kind"]
 
 
 def _dockerfile() -> list[str]:
@@ -50,7 +56,15 @@ def _instruction(name: str) -> list[str]:
 def test_every_manifest_is_valid_against_the_kubernetes_schema(version: str) -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     manifests = _k8s()
-    assert set(manifests) == {"ConfigMap", "Secret", "Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert set(manifests) == {
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "redis/Service",
+        "redis/StatefulSet",
+    }
     for kind, doc in manifests.items():
         kubernetes_validate.validate(doc, version, strict=True)  # raises on any error or unknown key
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "loopml", kind
@@ -85,7 +99,11 @@ def test_the_deployment_probes_config_and_scaling_fit_together() -> None:
         "configMapRef": m["ConfigMap"]["metadata"]["name"],
         "secretRef": m["Secret"]["metadata"]["name"],
     }
-    assert set(m["Secret"]["stringData"]) == {"LOOPML_DB_URL", "LOOPML_SERVE__ADMIN_TOKEN"}
+    assert set(m["Secret"]["stringData"]) == {
+        "LOOPML_DB_URL",
+        "LOOPML_SERVE__ADMIN_TOKEN",
+        "LOOPML_SERVE__METRICS_TOKEN",
+    }
     assert not any(key.startswith("LOOPML_DB") or "TOKEN" in key for key in m["ConfigMap"]["data"])
     settings = parse_settings(m["ConfigMap"]["data"]["loopml.yaml"], environ={})  # a valid project file
     assert settings.name == "fraud"
@@ -94,6 +112,30 @@ def test_the_deployment_probes_config_and_scaling_fit_together() -> None:
     assert service["ports"][0]["targetPort"] == "http"
     target = m["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", m["Deployment"]["metadata"]["name"])
+
+
+def test_several_replicas_share_the_online_state_in_redis() -> None:
+    """With more than one API replica the window features' state must be shared: the config points
+    every replica at the Redis of redis.yaml (serve.online_store), which keeps events rather than
+    evicting them."""
+    m = _k8s()
+    replicas = max(m["Deployment"]["spec"]["replicas"], m["HorizontalPodAutoscaler"]["spec"]["minReplicas"])
+    assert replicas > 1
+    url = m["ConfigMap"]["data"]["LOOPML_ONLINE_URL"]
+    settings = parse_settings(m["ConfigMap"]["data"]["loopml.yaml"], environ={"LOOPML_ONLINE_URL": url})
+    assert settings.serve.online_store == url
+    service, redis = m["redis/Service"], m["redis/StatefulSet"]
+    port = service["spec"]["ports"][0]
+    assert url == f"redis://{service['metadata']['name']}:{port['port']}/0"
+    assert redis["spec"]["serviceName"] == service["metadata"]["name"]
+    pod = redis["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    args = container["args"]
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("redis") for dep in extras["serve"])  # the image's extras hold the client
 
 
 def test_the_compose_file_wires_api_worker_and_postgres() -> None:

@@ -14,9 +14,14 @@ from loopml.examples import write_example
 from loopml.project import Project
 from loopml.store import tables
 
+# The first replayed day: late enough that the 30-day window features of the training rows, the
+# reference and the replayed days are all complete (before, they are still filling up, and their
+# drift from the reference is real).
+WARM = 45
+
 
 def _project(root: Path, monitor: dict) -> Project:
-    write_example("fraud", root, days=40, regime_change_day=30)
+    write_example("fraud", root, days=WARM + 10, regime_change_day=WARM)
     config = yaml.safe_load((root / "loopml.yaml").read_text())
     config["train"].update(params={"n_estimators": 30}, bootstrap=0, report=False)
     config["monitor"] = monitor
@@ -38,10 +43,10 @@ def _score_day(project: Project, day: pd.DataFrame, folder: Path) -> pd.DataFram
 @pytest.fixture(scope="module")
 def replay_days(tmp_path_factory: pytest.TempPathFactory) -> list[pd.DataFrame]:
     root = tmp_path_factory.mktemp("replay")
-    write_example("fraud", root, days=40, regime_change_day=30)
+    write_example("fraud", root, days=WARM + 10, regime_change_day=WARM)
     replay = pd.read_parquet(root / "data" / "replay.parquet")
     days = replay["tx_datetime"].dt.normalize()
-    return [replay[days == d].reset_index(drop=True) for d in sorted(days.unique())[:2]]
+    return [replay[days == d].reset_index(drop=True) for d in sorted(days.unique())[:3]]
 
 
 def test_monitor_json_reports_performance_coverage_estimate_and_alerts(
@@ -90,6 +95,17 @@ def test_no_alert_without_change_and_drift_when_amounts_jump(
     report = project.monitor.run()
     assert "tx_amount" in report.drifted_features
     assert [a["kind"] for a in report.alerts] == ["drift"]
+    # A broken upstream: the card ids arrive remapped, so every card looks new. No request column
+    # moves, but the card's window features do, and they are the inputs drift flags and ranks first.
+    broken = replay_days[2].assign(customer_id=replay_days[2]["customer_id"] + 1_000_000)
+    _score_day(project, broken, tmp_path)
+    report = project.monitor.run()
+    raw = set(broken.columns)
+    assert not raw & set(report.drifted_features), report.drifted_features
+    top = next(d for d in report.drift if d.column != "prediction")  # the scores moved too
+    assert top.column.startswith("customer_id__tx_amount__") and top.level == "alert", top
+    assert top.source in ("window", "derived") and top.importance is not None and top.importance > 0
+    assert sum(d.column.startswith("customer_id__") for d in report.drift if d.level == "alert") >= 3
 
 
 def test_feedback_for_unknown_ids_is_counted_not_stored(

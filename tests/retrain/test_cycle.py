@@ -21,7 +21,9 @@ from loopml.retrain.events import start_event
 def _configure(root: Path, **train: object) -> Project:
     config = yaml.safe_load((root / "loopml.yaml").read_text())
     config["train"].update(bootstrap=0, report=False, **train)
-    config["retrain"] = {"gate": {"min_improvement": 0.01}, "cooldown": "1m"}
+    # No refit: the champion keeps its holdout unseen, so a cycle on the same rows can judge a challenger
+    # (a champion refitted on every row would leave none it has not learned from: the cycle would wait).
+    config["retrain"] = {"gate": {"min_improvement": 0.01}, "cooldown": "1m", "refit": False}
     (root / "loopml.yaml").write_text(yaml.safe_dump(config))
     return Project.open(root)
 

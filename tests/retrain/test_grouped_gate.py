@@ -13,7 +13,7 @@ from loopml.config import GateConfig
 from loopml.project import Project
 from loopml.retrain import gate
 from loopml.tasks import crossed_group, group_in_holdout, group_sides, time_split
-from loopml.train.register import _unseen_groups
+from loopml.train.compare import _unseen_groups
 from loopml.validate import load_snapshot
 from maintenance_support import maintenance_project, without_quality_report
 

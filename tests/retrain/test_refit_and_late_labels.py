@@ -12,7 +12,6 @@ import yaml
 from loopml.examples import write_example
 from loopml.examples.fraud import simulate
 from loopml.project import Project
-from loopml.registry import set_alias
 from loopml.retrain import run_cycle
 from loopml.scoring import load_model
 from loopml.store import record_feedback
@@ -37,27 +36,33 @@ def _project(root: Path, rows: pd.DataFrame) -> Project:
     return proj
 
 
-def test_the_challenger_is_refitted_and_a_later_gate_judges_it_on_newer_rows(
+def test_train_refits_and_a_gate_never_judges_on_rows_the_champion_learned(
     tmp_path: Path, events: pd.DataFrame
 ) -> None:
-    days = events["tx_time_days"]
+    days, times = events["tx_time_days"], events["tx_datetime"]
     proj = _project(tmp_path / "p", events[days < 34])
-    result = run_cycle(proj.settings, proj.store, force=True)
-    v2 = load_model(proj.store, proj.name, result.challenger_version)
-    m = v2.version.metrics
-    assert m["refit"]["rows"] == m["rows_train"] + m["rows_holdout"]  # the gate's window too
-    assert pd.Timestamp(m["refit"]["through"]) == events.loc[days < 34, "tx_datetime"].max()
-    assert pd.Timestamp(m["holdout_start"]) < pd.Timestamp(m["refit"]["through"])
-    set_alias(proj.store, proj.name, "champion", v2.version.version, reason="test", actor="test")
-    # Six more days: the next holdout (the newest 20%, ~8 days) starts before v2's newest row.
+    v1 = proj.models.get(1).metrics
+    # `loopml train` refits on every row once judged, as a cycle does: the judged fit's scores,
+    # the refit's rows.
+    assert v1["refit"]["rows"] == v1["rows_train"] + v1["rows_holdout"] == int((days < 34).sum())
+    assert pd.Timestamp(v1["cutoff"]) == pd.Timestamp(v1["refit"]["through"]) == times[days < 34].max()
+    # no row newer than v1's: nothing fair to judge
+    waiting = run_cycle(proj.settings, proj.store, force=True)
+    assert waiting.status == "waiting" and not waiting.ran and waiting.challenger_version is None
+    assert "0 rows are newer than everything champion v1 learned from" in waiting.skipped_because
+    # Six more days: the gate's rows are the newest half of them, the challenger learned the older half.
     events.to_parquet(tmp_path / "p" / "data" / "transactions.parquet", index=False)
     later = run_cycle(proj.settings, proj.store, force=True)
-    m3 = load_model(proj.store, proj.name, later.challenger_version).version.metrics
-    champion = m3["champion"]
-    assert champion["version"] == v2.version.version
-    assert 0 < champion["rows"] < m3["rows_holdout"]  # only rows v2 never learned from
-    assert champion["rows"] == int((events["tx_datetime"] > pd.Timestamp(m["refit"]["through"])).sum())
-    assert "challenger_score" in champion  # the challenger judged on the same rows
+    v2 = load_model(proj.store, proj.name, later.challenger_version).version.metrics
+    champion, newer = v2["champion"], int((times > pd.Timestamp(v1["cutoff"])).sum())
+    assert champion["version"] == 1 and champion["rows"] == v2["rows_holdout"] == newer // 2
+    cutoff = pd.Timestamp(champion["cutoff"])
+    assert pd.Timestamp(champion["compared_from"]) > cutoff == times[days < 34].max()
+    assert pd.Timestamp(v2["holdout_start"]) > pd.Timestamp(v1["cutoff"])  # no row v1 learned from
+    assert pd.Timestamp(v2["cutoff"]) == times.max() and v2["refit"]["rows"] == len(events)
+    assert {"low", "high", "mean", "point"} <= set(champion["gain"])  # both judged on the same rows
+    judged = [c["detail"] for c in later.gate if c["check"] == "beats_champion"]
+    assert judged and "rows neither learned from" in judged[0]
 
 
 def test_labels_sent_as_feedback_reach_the_served_window_history(
@@ -94,7 +99,7 @@ def test_a_model_loaded_after_much_feedback_reads_only_the_newest(
     tmp_path: Path, events: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The feedback read at load is bounded like the history's logged inputs (the newest rows)."""
-    import loopml.scoring.loaded as loaded
+    import loopml.scoring.state as loaded
 
     days = events["tx_time_days"]
     proj = _project(tmp_path / "p", events[days < 20])

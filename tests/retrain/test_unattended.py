@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from loopml.store import tables, utcnow
 TTL = 0.3  # the cycle lease; a killed worker blocks the next one at most this long
 
 
-def _tiny(root: Path, **retrain: object) -> Project:
+def _tiny(root: Path, *, in_child: bool = False, **retrain: object) -> Project:
     """A project whose cycle takes well under a second: little data, ten trees, no windows."""
     write_example(
         "fraud",
@@ -48,19 +49,46 @@ def _tiny(root: Path, **retrain: object) -> Project:
     config["features"].pop("windows")
     config["source"]["watermark"] = "tx_datetime"  # a cycle's ingest finds nothing new: fast
     config["train"].update(bootstrap=0, report=False, params={"n_estimators": 10, "n_jobs": 1, "verbose": -1})
-    # Retraining on the same rows gives the same model: a gain of 0 passes, so cycles promote.
+    # Retraining on the same rows gives the same model: a gain of 0 passes, so cycles promote (with
+    # unseen_share 1 the challenger learns no row newer than the champion's, both judged on the rest).
     config["retrain"] = {
-        "gate": {"min_improvement": 0.0, "calibration_tolerance": 10},
+        "gate": {"min_improvement": 0.0, "calibration_tolerance": 10, "unseen_share": 1.0},
         # No refit: a champion refitted on the holdout would win every gate on these unchanging rows.
         "refit": False,
         "cooldown": "1s",
         **retrain,
     }
     (root / "loopml.yaml").write_text(yaml.safe_dump(config))
-    proj = Project.open(root)
+    if in_child:
+        _forked(lambda: _prepare(Project.open(root)))
+    else:
+        _prepare(Project.open(root))
+    return Project.open(root)
+
+
+def _prepare(proj: Project) -> None:
     proj.ingest()
     proj.train()
-    return proj
+
+
+def _fork(work: Callable[[], object]) -> int:
+    """Fork (everything is imported already) and run ``work`` in the child: a fresh store
+    connection, no cleanup at exit, exit code 0 when it returned."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _forked(work: Callable[[], object]) -> None:
+    """Run ``work`` in a forked child and wait for it; it must succeed."""
+    _, status = os.waitpid(_fork(work), 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def _cycle(proj: Project) -> str:
@@ -74,15 +102,8 @@ def _cycle(proj: Project) -> str:
 
 
 def _in_child(root: Path, kill_after: float | None) -> None:
-    """Fork (everything is imported already), run a cycle in the child, SIGKILL it after a delay."""
-    pid = os.fork()
-    if pid == 0:  # the child: a fresh store connection, one cycle, no cleanup at exit
-        code = 1
-        try:
-            _cycle(Project.open(root))
-            code = 0
-        finally:
-            os._exit(code)
+    """Run a cycle in a forked child, SIGKILL it after a delay."""
+    pid = _fork(lambda: _cycle(Project.open(root)))
     if kill_after is not None:
         time.sleep(kill_after)
         os.kill(pid, signal.SIGKILL)
@@ -118,7 +139,9 @@ def _assert_consistent(engine: Engine, name: str) -> None:
 
 
 def test_kill_minus_9_at_random_points_never_half_promotes(tmp_path: Path) -> None:
-    proj = _tiny(tmp_path / "p")
+    # Every training runs in a forked child, never here: a process that has run LightGBM's OpenMP
+    # threads (training, contributions) cannot use them again in a fork (libgomp is not fork-safe).
+    proj = _tiny(tmp_path / "p", in_child=True)
     started = time.perf_counter()
     _in_child(proj.settings.project_dir, None)  # one whole cycle: how long one takes here
     length = time.perf_counter() - started
@@ -131,7 +154,9 @@ def test_kill_minus_9_at_random_points_never_half_promotes(tmp_path: Path) -> No
         events = list_events(proj.store.engine, proj.name, "cycle", limit=1)
         statuses[events[0].status if events else "none"] += 1
         _assert_consistent(proj.store.engine, proj.name)
-        assert _cycle(proj) == "promoted"  # the next run completes
+        proj.store.engine.dispose()
+        _in_child(proj.settings.project_dir, None)  # the next run completes
+        assert list_events(proj.store.engine, proj.name, "cycle", limit=1)[0].status == "promoted"
         _assert_consistent(proj.store.engine, proj.name)
         assert not [e for e in list_events(proj.store.engine, proj.name, "cycle") if e.status in OPEN]
     assert sum(statuses.values()) == 20

@@ -56,7 +56,9 @@ def test_drift_over_parquet_partitions_equals_drift_of_the_whole(dask_client: An
 
     results = drift_dask(profile, str(tmp_path / "window"), address=dask_client, batch_rows=128)
     assert [r.__dict__ for r in results] == [r.__dict__ for r in compare(profile, whole)]
-    assert {r.column for r in results if r.drifted} == {"x", "cat"}
+    # x moved by half a standard deviation: PSI 0.2496, a warning (0.1 to 0.25); cat drifted.
+    assert {r.column for r in results if r.drifted} == {"cat"}
+    assert {r.column: r.level for r in results}["x"] == "warn"
 
 
 def test_drift_on_dask_of_a_folder_without_parquet_is_a_one_line_error(

@@ -74,6 +74,7 @@ def _project(directory: Path, postgres_url: str) -> Project:
     config["source"]["watermark"] = "tx_datetime"  # a cycle's ingest finds nothing new: fast
     config["train"].update(bootstrap=0, report=False, params={"n_estimators": 10, "n_jobs": 1, "verbose": -1})
     config["monitor"] = {"window": "1d"}  # no floors: the watch never rolls a promotion back
+    config["retrain"] = {"refit": False}  # v1 keeps its holdout unseen: the cycles' gate judges on it
     config.pop("actions")
     (directory / "loopml.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     project = Project.open(directory, environ={})
@@ -107,8 +108,10 @@ def _configure_loop(project: Project, receiver_url: str, threshold: float) -> No
         "interval_s": 0.3,
         "cooldown": "1s",
         "watch": "1m",
-        # Retraining on the same rows gives the same model: a gain of 0 passes, so cycles promote.
-        "gate": {"min_improvement": 0.0, "calibration_tolerance": 10},
+        # Retraining on the same rows gives the same model: a gain of 0 passes, so cycles promote
+        # (no refit, and with unseen_share 1 both are judged on the rows the champion left out).
+        "gate": {"min_improvement": 0.0, "calibration_tolerance": 10, "unseen_share": 1.0},
+        "refit": False,
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 

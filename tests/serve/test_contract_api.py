@@ -2,8 +2,9 @@
 
 A machine-failure project (tests/contract_support.py: a category, a pattern, units in brackets, every
 contract type) is trained once; each bad value kind is a 422 whose message names the field, the value
-and the rule; ``on_unknown_category`` and ``extra_fields`` are set in loopml.yaml (and per column in
-the contract) and read by a server opened on the same project.
+and the rule (on v2 the protocol's 400 ``{"error": "<message>"}``, naming the tensor and the row);
+``on_unknown_category`` and ``extra_fields`` are set in loopml.yaml (and per column in the contract)
+and read by a server opened on the same project.
 """
 
 from __future__ import annotations
@@ -228,6 +229,18 @@ def test_a_columns_own_policy_wins_over_the_project_default(tmp_path: Path) -> N
 # --- v2 -------------------------------------------------------------------------------------------------
 
 
+def rejected_v2(response: Any, field: str, rule: str, shown: str) -> str:
+    """The protocol's error: a 400 whose body is exactly ``{"error": "<message>"}``, the message naming
+    ``field`` (the tensor and the row), the value (as ``shown``) and ``rule``."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert list(body) == ["error"] and isinstance(body["error"], str), body
+    message: str = body["error"]
+    assert message.startswith(f"field '{field}': "), message
+    assert shown in message and f"(contract rule: {rule})" in message, message
+    return message
+
+
 def tensors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = list(dict.fromkeys(k for row in rows for k in row))
     return [
@@ -237,13 +250,13 @@ def tensors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("field", "value", "rule", "shown"), BAD_VALUES)
-def test_v2_each_bad_value_is_422_naming_field_value_and_rule(
+def test_v2_each_bad_value_is_400_naming_tensor_row_value_and_rule(
     client: TestClient, field: str, value: Any, rule: str, shown: str
 ) -> None:
     rows = [{**GOOD, field: value} if rule == "extra_field" else GOOD, {**GOOD, field: value}]
     response = client.post(INFER, json={"inputs": tensors(rows)})
     where = f"inputs[{len(GOOD)}].name" if rule == "extra_field" else f"inputs.{field}.data[1]"
-    rejected(response, where, rule, shown)
+    rejected_v2(response, where, rule, shown)
 
 
 def test_v2_echoes_the_ids_and_says_what_was_scored_as_missing(trained: Path, tmp_path: Path) -> None:
@@ -256,4 +269,4 @@ def test_v2_echoes_the_ids_and_says_what_was_scored_as_missing(trained: Path, tm
     outputs = {o["name"]: o for o in body["outputs"]}
     assert outputs["UDI"] == {"name": "UDI", "datatype": "INT64", "shape": [2], "data": [91_000, 91_001]}
     assert body["parameters"] == {"scored_as_missing": [{"row": 1, "input": "Type", "value": "Q"}]}
-    rejected(nan, f"inputs.{TEMPERATURE}.data[1]", "type", "NaN is not a finite number")
+    rejected_v2(nan, f"inputs.{TEMPERATURE}.data[1]", "type", "NaN is not a finite number")

@@ -176,3 +176,15 @@ def test_a_high_failure_risk_opens_one_work_order(client: TestClient, project: P
     assert [(o.engine, o.cycle) for o in orders] == [(1, 192)]  # the repeat was deduplicated
     assert orders[0].failure_probability == answers[0]["failure_probability"]
     assert orders[0].rul == answers[0]["rul"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 2_000, b'{"cycles": ' + b"[" * 900 + b"NaN" + b"]" * 900 + b"}"],
+    ids=["2000-brackets", "900-deep-with-nan"],
+)
+def test_deep_nesting_is_a_422_not_a_500(client: TestClient, body: bytes) -> None:
+    # the issue: 2,000 nested '[' gave a 500 (RecursionError) on this route
+    response = client.post(ROUTE, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "nests deeper than 64 levels" in response.json()["error"]["message"]

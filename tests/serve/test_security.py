@@ -19,7 +19,14 @@ from loopml.dashboard import dashboard_router
 from loopml.errors import ConfigError
 from loopml.project import Project
 from loopml.registry import alias_history, get_alias
-from loopml.serve import ADMIN_ROUTES, PREDICT_ROUTES, PROTECTED_ROUTES, PUBLIC_ROUTES, create_app
+from loopml.serve import (
+    ADMIN_ROUTES,
+    OPTIONAL_ROUTES,
+    PREDICT_ROUTES,
+    PROTECTED_ROUTES,
+    PUBLIC_ROUTES,
+    create_app,
+)
 from loopml.serve.auth import token_weakness
 from loopml.serve.deps import server_state
 
@@ -140,9 +147,9 @@ def test_routes_are_classified_and_the_sets_are_consistent(api_project: Project)
     app = secured(api_project)
     paths = {p for p, _ in routes(app)}
     assert paths >= ADMIN_ROUTES and paths >= PREDICT_ROUTES
-    assert not paths - (PUBLIC_ROUTES | PROTECTED_ROUTES)
+    assert not paths - (PUBLIC_ROUTES | OPTIONAL_ROUTES | PROTECTED_ROUTES)
     assert PROTECTED_ROUTES == ADMIN_ROUTES | PREDICT_ROUTES
-    assert not PUBLIC_ROUTES & PROTECTED_ROUTES
+    assert not (PUBLIC_ROUTES | OPTIONAL_ROUTES) & PROTECTED_ROUTES and not PUBLIC_ROUTES & OPTIONAL_ROUTES
 
 
 def test_auth_over_every_route_and_method(client: TestClient) -> None:
@@ -152,13 +159,20 @@ def test_auth_over_every_route_and_method(client: TestClient) -> None:
         url = path.format(**SAMPLE_PATH)
         for method in sorted(methods - {"HEAD"}):
             kwargs: dict[str, Any] = {"json": {}} if method == "POST" else {}
-            if path in PROTECTED_ROUTES:
+            if path in OPTIONAL_ROUTES:  # with a token set, only health is public by default
+                for headers in ({}, bearer("wrong-" + ADMIN)):
+                    assert client.request(method, url, headers=headers, **kwargs).status_code == 401, path
+                for token in (PREDICTOR, ADMIN):
+                    allowed = client.request(method, url, headers=bearer(token), **kwargs)
+                    assert allowed.status_code not in (401, 500), (method, path, allowed.text)
+            elif path in PROTECTED_ROUTES:
                 token = ADMIN if path in ADMIN_ROUTES else PREDICTOR
                 for headers in ({}, bearer("wrong-" + token), bearer(PREDICTOR if token == ADMIN else ADMIN)):
                     response = client.request(method, url, headers=headers, **kwargs)
                     assert response.status_code == 401, (method, path, headers, response.text)
                     assert response.headers["www-authenticate"] == "Bearer"
-                    assert response.json()["error"]["code"] == "unauthorized"
+                    error = response.json()["error"]  # v2 routes answer in the protocol's shape
+                    assert error["code"] == "unauthorized" if isinstance(error, dict) else "token" in error
                 allowed = client.request(method, url, headers=bearer(token), **kwargs)
                 assert allowed.status_code not in (401, 500), (method, path, allowed.text)
             else:
@@ -168,7 +182,7 @@ def test_auth_over_every_route_and_method(client: TestClient) -> None:
         for method in {"GET", "POST", "PUT", "DELETE", "PATCH"} - methods:
             # A method a route does not have is 405, with or without a token: never served.
             assert client.request(method, url, headers=bearer(ADMIN)).status_code == 405, (method, path)
-    assert checked >= len(PUBLIC_ROUTES | PROTECTED_ROUTES) - 1
+    assert checked >= len(PUBLIC_ROUTES | OPTIONAL_ROUTES | PROTECTED_ROUTES) - 1
 
 
 @pytest.mark.parametrize(

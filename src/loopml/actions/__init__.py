@@ -16,7 +16,14 @@ from loopml._plugins import available, resolve
 from loopml.actions.base import Action, Delivery, DeliveryError
 from loopml.actions.dispatch import Dispatcher, backoff_delay, dispatch_once, open_action, run_dispatcher
 from loopml.actions.outbox import action_key, enqueue, enqueue_for_alerts, enqueue_for_predictions
-from loopml.actions.status import STATUSES, action_summary, recent_actions, replay
+from loopml.actions.status import (
+    STATUSES,
+    OutboxBacklog,
+    action_summary,
+    outbox_backlog,
+    recent_actions,
+    replay,
+)
 
 __all__ = [
     "STATUSES",
@@ -24,6 +31,7 @@ __all__ = [
     "Delivery",
     "DeliveryError",
     "Dispatcher",
+    "OutboxBacklog",
     "action_key",
     "action_summary",
     "backoff_delay",
@@ -32,6 +40,7 @@ __all__ = [
     "enqueue_for_alerts",
     "enqueue_for_predictions",
     "open_action",
+    "outbox_backlog",
     "plugin",
     "plugins",
     "recent_actions",

@@ -42,7 +42,7 @@ class Quarantine:
     """
 
     def __init__(self, model: LoadedModel, policy: ScoringPolicy | None, output: Output | Path) -> None:
-        self.model, self.policy = model, policy or ScoringPolicy()
+        self.model, self.policy = model, (policy or ScoringPolicy()).for_version(model.trained_from)
         self.rows, self.read = 0, 0
         self.counts: dict[str, int] = {}
         self.as_missing: dict[str, int] = {}

@@ -113,8 +113,9 @@ class _SqlInput:
 def prepare(
     model: LoadedModel, chunk: pd.DataFrame, coerced: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Coerce a chunk (unless given its ``coerced`` values), add it to the window history, then compute
-    its features: ``(coerced, features)``.
+    """Coerce a chunk (unless given its ``coerced`` values), add it to the window state, then compute
+    its features: ``(coerced, features)``. The state is the model's: its own in-process history, or
+    the one the API replicas share (a model loaded with ``online_url``), which the chunk then joins.
 
     Observing before computing the features is what training does (``window_features`` fills the
     history with the whole frame, then queries it): a window covers only events strictly before
@@ -124,8 +125,7 @@ def prepare(
     """
     coerced = model.coerce(chunk) if coerced is None else coerced
     forget_unreachable(model, coerced)
-    model.observe(coerced)
-    return coerced, model.features(coerced)
+    return coerced, model.features(coerced, observe=True)
 
 
 def forget_unreachable(model: LoadedModel, coerced: pd.DataFrame) -> None:

@@ -134,6 +134,18 @@ def _train_text(outcome: Any, report: str | None) -> None:
         console.print(f"Model: {escape(selection['summary'])}.")
     for dropped in selection.get("dropped", []):
         console.print(f"Dropped {escape(', '.join(dropped['features']))}: {escape(dropped['reason'])}.")
+    refit = m.get("refit")
+    if refit:  # the judged fit's scores above; the served version learned every row
+        console.print(
+            f"Judged on the newest {m['rows_holdout']:,} rows after learning {m['rows_train']:,}; then "
+            f"refitted on all {refit['rows']:,} rows, through {refit['through']} (retrain.refit)."
+        )
+    derived = m.get("derived_features") or []
+    if derived:
+        console.print(
+            f"{len(derived)} derived feature(s) (datetime parts, windows, ratios): listed in the report "
+            "with the setting that turns each off."
+        )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning:[/] {escape(str(warning))}")
     if report:
@@ -177,6 +189,12 @@ def train(
         "sha256": v.sha256,
         "dataset_version": outcome.dataset_version,
         "selection": v.metrics.get("selection"),  # which candidate won on validation, by how much
+        # the judged fit (its scores above) and what the served version learned from (retrain.refit)
+        "evaluated": {k: v.metrics.get(k) for k in ("rows_train", "rows_holdout", "holdout_start", "score")},
+        "refit": v.metrics.get("refit"),
+        "rows_learned": (v.metrics.get("refit") or {}).get("rows", v.metrics.get("rows_train")),
+        "cutoff": v.metrics.get("cutoff"),  # the newest event time the served version learned from
+        "derived_features": v.metrics.get("derived_features", []),
         "warnings": [w.to_dict() for w in outcome.warnings],
         "metrics": v.metrics,
         "companions": [  # models trained beside it (the maintenance failure model)
@@ -262,6 +280,14 @@ def predict(
         int,
         typer.Option("--explain-k", min=1, max=100, metavar="K", help="Features per row with --explain."),
     ] = 5,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Read and add window features in the state the API replicas share (serve.online_store), "
+            "so the rows count in the API's windows at once; default: a state of this run's own.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Batch-score a file or a database table with the same code path as the API (locally, or on Dask
@@ -292,6 +318,7 @@ def predict(
             if_exists=if_exists,
             explain=explain,
             explain_k=explain_k,
+            online=online,
         )
     payload = {
         "rows": result.rows,
@@ -329,6 +356,12 @@ def serve(
         str | None, typer.Option(help="Bind address (default from loopml.yaml: 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from loopml.yaml).")] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Also serve the v2 inference protocol over gRPC here (0: a free port)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the prediction API (/v1 predict, /v2 inference, /health, /metrics; admin routes with a token).
@@ -338,19 +371,29 @@ def serve(
     from loopml.dashboard import dashboard_router
 
     proj = open_project(project)
+    grpc: list[str] = []  # the gRPC address, once its port is checked (before the banner)
 
     def banner(url: str) -> None:  # once the port is bound: a port in use is one line, no banner
+        shown = {"url": url, "model": proj.name, **({"grpc": grpc[0]} if grpc else {})}
+        also = f" and gRPC at {escape(grpc[0])}" if grpc else ""
         emit(
-            {"url": url, "model": proj.name},
+            shown,
             as_json,
             lambda: err_console.print(
-                f"Serving [bold]{escape(proj.name)}[/] at {escape(url)} (Ctrl+C to stop)"
+                f"Serving [bold]{escape(proj.name)}[/] at {escape(url)}{also} (Ctrl+C to stop)"
             ),
         )
         sys.stdout.flush()  # `loopml up --json` reads it through a pipe
 
     # the dashboard lives at the edge: composed here, not in serve
-    proj.serve(host, port, routers=[dashboard_router(proj)], on_listening=banner)
+    proj.serve(
+        host,
+        port,
+        routers=[dashboard_router(proj)],
+        on_listening=banner,
+        grpc_port=grpc_port,
+        on_grpc_listening=grpc.append,
+    )
 
 
 def register(app: typer.Typer) -> None:

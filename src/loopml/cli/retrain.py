@@ -23,7 +23,7 @@ __all__ = ["retrain", "up", "worker"]
 
 
 def _render(result: dict[str, Any]) -> None:
-    verb = "would retrain" if result["status"] == "dry_run" and result["retrain"] else None
+    verb = result["status"] == "dry_run" and result["retrain"] and not result["reasons"]
     if result["triggers"]:
         console.print("Triggers: " + escape("; ".join(result["triggers"])))
     else:
@@ -32,6 +32,12 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"[yellow]Note[/]: {escape(result['hint'])}")
     if result["blocked_by"]:
         console.print(f"Held back by the {escape(result['blocked_by'])}")
+    if result["status"] == "waiting":
+        console.print(f"[yellow]Waiting[/]: {escape(result['skipped_because'] or '')}")
+    elif result["status"] == "dry_run" and result["reasons"]:  # too few rows the champion never saw
+        console.print(f"[yellow]Would wait[/]: {escape(result['skipped_because'] or '')}")
+    elif result["status"] == "skipped" and result["reasons"]:  # e.g. another worker's cycle
+        console.print(f"No cycle: {escape(result['skipped_because'])}.")
     if verb:
         console.print(
             "A cycle would run now: ingest, train a challenger, gate it against the champion, "
@@ -69,8 +75,11 @@ def retrain(
 ) -> None:
     """Run one retraining cycle now if the policy says so (retrain: in loopml.yaml), or with --force.
 
-    A challenger is promoted only if it beats the champion on the same newest labelled rows by
-    retrain.gate.min_improvement, no segment is worse than the tolerance, and its calibration is sane.
+    The challenger is judged on rows newer than everything the champion learned from (with too few,
+    the cycle waits and says so): promoted only if it is not worse than the champion in expectation
+    nor beyond retrain.gate.tolerance at the low end of a paired bootstrap interval, and no worse on
+    each segment, calibration and latency than the tolerances allow. The cooldown and the schedule
+    are measured on retrain.clock (wall, or event time for replays).
     """
     proj = open_project(project)
     with err_console.status("evaluating the retraining policy ..."):
@@ -116,6 +125,8 @@ def _report(event: WorkerEvent) -> None:
             err_console.print(
                 f"{escape(event.model)}: cycle {cycle.status}: challenger v{cycle.challenger_version}"
             )
+        else:  # every skipped cycle says why
+            err_console.print(f"{escape(event.model)}: no cycle: {escape(cycle.skipped_because or '')}")
 
 
 def _reporter(as_json: bool) -> Callable[[WorkerEvent], None]:

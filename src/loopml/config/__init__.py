@@ -2,8 +2,9 @@
 
 Read once with :func:`load_settings` and passed explicitly. Every key has a default, so a minimal
 file names only the source, the target and the task. Environment variables override the file:
-``LOOPML_DB_URL`` and ``LOOPML_ARTIFACTS_URL`` for the stores, and ``LOOPML_<SECTION>__<KEY>`` for any
-key (``LOOPML_SERVE__PORT=9000``). An unknown key, a wrong type, a missing file or bad YAML is a
+``LOOPML_DB_URL`` and ``LOOPML_ARTIFACTS_URL`` for the stores, ``LOOPML_ONLINE_URL`` for the shared
+online state of window features, and ``LOOPML_<SECTION>__<KEY>`` for any key
+(``LOOPML_SERVE__PORT=9000``). An unknown key, a wrong type, a missing file or bad YAML is a
 :class:`~loopml.errors.ConfigError` whose one-line message names the key and suggests the closest one.
 """
 
@@ -38,7 +39,7 @@ from loopml.config.data import (
     SourceConfig,
     StoreConfig,
 )
-from loopml.config.loop import GateConfig, MonitorConfig, RetrainConfig, ServeConfig
+from loopml.config.loop import GateConfig, MonitorConfig, PublicRouteGroup, RetrainConfig, ServeConfig
 from loopml.config.modeling import (
     CostConfig,
     FeaturesConfig,
@@ -73,6 +74,7 @@ __all__ = [
     "GateConfig",
     "MaintenanceConfig",
     "MonitorConfig",
+    "PublicRouteGroup",
     "RankingConfig",
     "RateLimitConfig",
     "RetentionConfig",
@@ -316,6 +318,9 @@ def _explain(
     if kind in ("literal_error", "enum") and isinstance(got, str):  # one of a closed set: name the closest
         choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
         return f"{where}: '{key}' is {got!r}; {did_you_mean(got, choices)}"
+    if kind == "value_error" and isinstance(got, str):  # our validators' own words, case kept
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{where}: '{key}' is {got!r}: {message}" + ("" if message.endswith(("?", ".")) else ".")
     return f"{where}: '{key}' {error['msg'].lower()}, got {got!r}."
 
 

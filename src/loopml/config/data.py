@@ -11,6 +11,7 @@ from pydantic import (
 
 from loopml.config._base import (
     Duration,
+    DurationOrAuto,
     _Frozen,
     _missing,
 )
@@ -148,6 +149,20 @@ class ContractConfig(_Frozen):
         "(the API answers 422 naming the field; batch quarantines the row) or missing (scored as a "
         "missing value, and the response says so). A column's own on_unknown_category wins.",
         examples=["missing"],
+    )
+    event_time_ahead: Duration | None = Field(
+        "1d",
+        description="When a model scores (API, v2, batch), an event time more than this ahead of the "
+        "server clock is refused (the API answers 422 naming the field; batch quarantines the row); "
+        "null: no limit.",
+        examples=["2h"],
+    )
+    event_time_before: DurationOrAuto | None = Field(
+        "auto",
+        description="An event time earlier than the model's first training event by more than this is "
+        "refused the same way; auto: the longest window (features.windows with their delay, "
+        "monitor.window); null: no limit.",
+        examples=["365d"],
     )
     columns: dict[str, ColumnRuleConfig] = Field(
         default_factory=dict,

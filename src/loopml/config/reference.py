@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from loopml.config._base import ENV_PREFIX, Duration
+from loopml.config._base import ENV_PREFIX, Duration, DurationOrAuto
 from loopml.config.schema import SCHEMA_FILE, _markdown
 
 __all__ = ["MINIMAL_EXAMPLE", "Section", "markdown", "markdown_text", "sections"]
@@ -109,6 +109,8 @@ def _type(annotation: Any, link: str) -> str:
         return "null"
     if annotation == Duration:
         return "duration"
+    if annotation == DurationOrAuto:
+        return "duration or `auto`"
     if _is_model(annotation):
         return f"[section](#{link})"
     if isinstance(annotation, type) and issubclass(annotation, Enum):
@@ -270,7 +272,8 @@ def markdown() -> str:
         "",
         "An unknown key, a wrong type or bad YAML is a one-line error naming the key, its line and the "
         "closest valid key. Environment variables override the file: `LOOPML_DB_URL` and "
-        f"`LOOPML_ARTIFACTS_URL` for the stores, and `{ENV_PREFIX}<SECTION>__<KEY>` for any key "
+        "`LOOPML_ARTIFACTS_URL` for the stores, `LOOPML_ONLINE_URL` for the online state of window "
+        f"features (`serve.online_store`), and `{ENV_PREFIX}<SECTION>__<KEY>` for any key "
         "(`LOOPML_SERVE__PORT=9000`, `LOOPML_TRAIN__TUNE__TRIALS=20`).",
         "",
         f"**In an editor.** `loopml init` writes the JSON Schema of this file into the project "

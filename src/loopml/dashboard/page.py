@@ -1,187 +1,273 @@
-"""The monitoring dashboard: one self-contained HTML page (plotly.js inlined, works offline).
+"""The dashboard's pages, rendered from Jinja templates (``templates/``) with autoescaping on.
 
-Models and their alias history, prediction volume, performance over time with label coverage, the
-label-free estimate, drift per feature over time, alerts, the delivery status of actions, and why one
-logged prediction scored as it did (its feature contributions as a waterfall).
+Three pages: the overview (status, alerts, volume, performance, drift, actions, retraining), the
+model page (two versions side by side; promote and roll back through the admin API; the alias
+history) and "why this prediction". Figures travel as JSON inside the page and are drawn by the
+static ``dashboard.js`` with plotly.js, both served once with long cache headers (see
+:mod:`loopml.dashboard.router`); long tables are paginated on the server.
 """
 
 from __future__ import annotations
 
-import html
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from urllib.parse import urlencode
 
 from loopml.dashboard.actions_panel import actions_panel
+from loopml.dashboard.assets import assets
 from loopml.dashboard.explain_panel import explanation_panel
+from loopml.dashboard.figures import (
+    drift_heatmap,
+    importance_bars,
+    overlay_curves,
+    performance_chart,
+    residual_overlay,
+    volume_chart,
+)
 
 if TYPE_CHECKING:
-    from loopml.project import Project
+    from loopml.project import LoadedModel, Project
 
-__all__ = ["dashboard_data", "render_dashboard"]
+__all__ = ["PER_PAGE", "Pager", "dashboard_data", "render_dashboard", "render_explain", "render_models"]
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 1.8rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; } td, th { padding: .25rem .6rem; border: 1px solid #ddd; }
-th { background: #f4f4f4; text-align: left; } .alert { color: #b42318; } .muted { color: #666; }
-"""
+PER_PAGE = 20  # rows of a long table per page
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+@dataclass(frozen=True)
+class Pager:
+    """One page of a long table: its ``rows``, which page of how many, and links to the others."""
+
+    rows: list[list[Any]]
+    page: int
+    pages: int
+    total: int
+    param: str
+    query: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, rows: list[list[Any]], query: Mapping[str, Any], param: str) -> Pager:
+        pages = max(1, math.ceil(len(rows) / PER_PAGE))
+        try:
+            page = min(max(1, int(query.get(param) or 1)), pages)
+        except (TypeError, ValueError):
+            page = 1
+        start = (page - 1) * PER_PAGE
+        return cls(rows[start : start + PER_PAGE], page, pages, len(rows), param, dict(query))
+
+    def link(self, page: int) -> str:
+        return "?" + urlencode(
+            {**{k: v for k, v in self.query.items() if v not in (None, "")}, self.param: page}
+        )
+
+
+@cache
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(
+        loader=PackageLoader("loopml.dashboard", "templates"), autoescape=True, undefined=StrictUndefined
+    )
+
+
+def _render(template: str, project: Project, page: str, standalone: bool, **context: Any) -> str:
+    out: str = (
+        _environment()
+        .get_template(template)
+        .render(
+            model=project.name,
+            alias=project.settings.serve.alias,
+            page=page,
+            prefix="",
+            standalone=standalone,
+            assets=assets(),
+            **context,
+        )
+    )
+    return out
 
 
 def dashboard_data(project: Project) -> dict[str, Any]:
-    """Everything the page shows, as plain data (also what the tests check against the page)."""
+    """Everything the overview shows, as plain data (also what the tests check against the page)."""
     return project.monitor.dashboard().to_dict()
 
 
-def _charts(data: dict[str, Any]) -> list[tuple[str, str]]:
-    import plotly.graph_objects as go
-
-    def figure(fig: Any, title: str, div: str) -> str:
-        fig.update_layout(
-            title=title, height=340, template="plotly_white", margin={"l": 50, "r": 20, "t": 40, "b": 40}
-        )
-        out: str = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div)
-        return out
-
-    perf = pd.DataFrame(data["performance"])
-    charts = []
-    if not perf.empty:
-        volume = go.Figure(go.Bar(x=perf["window_start"], y=perf["predictions"], name="predictions"))
-        volume.add_trace(go.Bar(x=perf["window_start"], y=perf["labels"], name="labelled"))
-        charts.append(
-            ("Prediction volume", figure(volume, "Predictions and labels per window", "chart-volume"))
-        )
-        quality = go.Figure()
-        metric = data["versions"][0]["metric"] or "average_precision"
-        realized = [r.get(metric) if isinstance(r, dict) else None for r in perf.get("realized", [])]
-        estimated = [r.get(metric) if isinstance(r, dict) else None for r in perf.get("estimated", [])]
-        quality.add_trace(
-            go.Scatter(x=perf["window_start"], y=realized, name=f"realized {metric}", mode="lines+markers")
-        )
-        if any(v is not None for v in estimated):
-            quality.add_trace(
-                go.Scatter(
-                    x=perf["window_start"],
-                    y=estimated,
-                    name=f"estimated {metric}",
-                    mode="lines",
-                    line={"dash": "dot"},
-                )
-            )
-        quality.add_trace(
-            go.Bar(
-                x=perf["window_start"],
-                y=perf["label_coverage"],
-                name="label coverage",
-                yaxis="y2",
-                opacity=0.25,
-            )
-        )
-        quality.update_layout(
-            yaxis2={"overlaying": "y", "side": "right", "range": [0, 1], "title": "coverage"}
-        )
-        charts.append(
-            (
-                "Performance over time",
-                figure(quality, "Realized and estimated performance", "chart-performance"),
-            )
-        )
-    drift = pd.DataFrame(data["drift"])
-    if not drift.empty:
-        pivot = drift.pivot_table(index="column", columns="window_start", values="psi")
-        heat = go.Figure(
-            go.Heatmap(
-                z=pivot.to_numpy(),
-                x=[str(c)[:10] for c in pivot.columns],
-                y=list(pivot.index),
-                colorscale="Reds",
-                colorbar={"title": "PSI"},
-            )
-        )
-        charts.append(("Drift per feature", figure(heat, "PSI against the reference profile", "chart-drift")))
-    return charts
+def _metric(data: dict[str, Any]) -> str | None:
+    """The metric to draw: the champion's primary one when the windows have it, else the first they have."""
+    found = [
+        k for w in data["performance"] for kind in ("realized", "estimated") for k in (w.get(kind) or {})
+    ]
+    if not found:
+        return None
+    return data["metric"] if data["metric"] in found else found[0]
 
 
-def render_dashboard(project: Project, prediction_id: str | None = None) -> str:
-    """The dashboard page (explaining logged prediction ``prediction_id``, else the newest one)."""
-    from plotly.offline import get_plotlyjs
+def _latest(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest recorded monitoring pass: its drift per input (drifted first, then by statistic)."""
+    found = data.get("latest_pass")
+    if not found:
+        return None
+    drift = found.get("drift") or {}
+    items = sorted(
+        drift.items(),
+        key=lambda kv: (not kv[1].get("drifted"), -float(kv[1].get("psi") or kv[1].get("js") or 0)),
+    )
+    keys = [
+        k for k in ("level", "psi", "js", "p_value", "importance", "drifted") if any(k in v for _, v in items)
+    ]
+    rows = [[name, *(_cell(v.get(k)) for k in keys)] for name, v in items[:PER_PAGE]]
+    return {**found, "header": ["input", *keys], "rows": rows}
 
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.4g}"
+    return "" if value is None else value
+
+
+def render_dashboard(
+    project: Project,
+    prediction_id: str | None = None,
+    *,
+    query: Mapping[str, Any] | None = None,
+    standalone: bool = True,
+) -> str:
+    """The overview page. ``standalone`` (``loopml monitor --html``): one file with plotly.js and the
+    page's script inline, to open offline; served, the page links them as cached static assets.
+    (``prediction_id`` is kept for callers of the single-page dashboard: see :func:`render_explain`.)"""
+    query = dict(query or {})
     data = dashboard_data(project)
-    parts = [f"<h1>loopml: {html.escape(data['model'])}</h1>"]
-    if not data["versions"]:
-        parts.append('<p class="muted">No model yet: run <code>loopml train</code>.</p>')
-    else:
-        parts.append(
-            f"<p>Serving version <b>{data['champion']}</b> ({html.escape(project.settings.serve.alias)}).</p>"
-        )
-        alerts = data["alerts"]
-        parts.append(
-            "<h2>Alerts</h2>"
-            + (
-                _table(["at", "kind", "message"], [[a["at"], a["kind"], a["message"]] for a in alerts])
-                if alerts
-                else '<p class="muted">No alerts.</p>'
-            )
-        )
-        parts.append(actions_panel(data["actions"]))
-        for title, body in _charts(data):
-            parts.append(f"<h2>{html.escape(title)}</h2>{body}")
-        parts.append(explanation_panel(project, prediction_id))
-        parts.append(
-            "<h2>Versions</h2>"
-            + _table(
-                ["version", "aliases", "metric", "score", "created"],
-                [
-                    [
-                        v["version"],
-                        ", ".join(v["aliases"]),
-                        v["metric"],
-                        f"{v['score']:.4f}" if v["score"] is not None else "",
-                        v["created_at"],
-                    ]
-                    for v in data["versions"]
-                ],
-            )
-        )
-        parts.append(
-            "<h2>Retraining</h2>"
-            + (
-                _table(
-                    ["at", "what", "status", "challenger", "why"],
-                    [
-                        [c["at"], c["kind"], c["status"], c["challenger"] or "", c["why"]]
-                        for c in data["cycles"]
-                    ],
-                )
-                if data["cycles"]
-                else '<p class="muted">No retraining cycle yet.</p>'
-            )
-        )
-        if data["served_by"]:
-            parts.append(
-                "<h2>Which version served each window</h2>"
-                + _table(
-                    ["window", "version"], [[w["window_start"], w["version"]] for w in data["served_by"]]
-                )
-            )
-        parts.append(
-            "<h2>Alias history</h2>"
-            + _table(
-                ["at", "alias", "from", "to", "actor", "reason"],
-                [
-                    [h["at"], h["alias"], h["from"] or "", h["to"], h["actor"], h["reason"]]
-                    for h in data["history"]
-                ],
-            )
-        )
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>loopml: '
-        f"{html.escape(data['model'])}</title><style>{_STYLE}</style><script>{get_plotlyjs()}</script>"
-        f"</head><body>{''.join(parts)}</body></html>"
+    window_ms = data["window_ms"] or 86_400_000
+    metric = _metric(data)
+    perf = data["performance"]
+    figures = {
+        "volume": volume_chart(perf, window_ms) if perf else None,
+        "performance": performance_chart(perf, window_ms, metric) if perf and metric else None,
+        "drift": drift_heatmap(data["drift"], data["thresholds"], data["level_colours"], window_ms),
+    }
+    alerts = [[a["at"], a["kind"], a["message"]] for a in data["alerts"]]
+    windows = [
+        [
+            w["window_start"][:16].replace("T", " "),
+            w["predictions"],
+            w["labels"],
+            ", ".join(f"version {v}: {n:,}" for v, n in w["versions"].items()),
+        ]
+        for w in reversed(perf)
+    ]
+    cycles = [[c["at"], c["kind"], c["status"], c["challenger"] or "", c["why"]] for c in data["cycles"]]
+    moves = [
+        [h["at"], h["alias"], h["from"] or "", h["to"], h["actor"], h["reason"]] for h in data["history"]
+    ]
+    return _render(
+        "overview.html.j2",
+        project,
+        "overview",
+        standalone,
+        data=data,
+        figures=figures,
+        latest=_latest(data),
+        alerts=Pager.of(alerts, query, "alerts_page"),
+        windows=Pager.of(windows, query, "windows_page"),
+        cycles=Pager.of(cycles, query, "cycles_page"),
+        moves=Pager.of(moves, query, "moves_page"),
+        actions=actions_panel(data["actions"]),
+    )
+
+
+def render_explain(
+    project: Project,
+    prediction_id: str | None = None,
+    *,
+    served: LoadedModel | None = None,
+    standalone: bool = False,
+) -> str:
+    """The "why this prediction" page (``prediction_id``, else the newest logged prediction;
+    ``served``: the model the server serves, see :func:`.explain_panel.explanation_panel`)."""
+    panel = explanation_panel(project, prediction_id, served)
+    return _render("explain.html.j2", project, "explain", standalone, panel=panel)
+
+
+def _pair(project: Project, choices: list[int], a: int | None, b: int | None) -> tuple[int, int]:
+    """The versions to compare: those asked for, else the champion and the newest other version."""
+    champion = project.models.alias(project.settings.serve.alias)
+    first = a if a in choices else champion if champion in choices else choices[0]
+    others = [v for v in choices if v != first] or [first]
+    return first, b if b in choices else others[0]
+
+
+def _model_figures(sides: list[Any]) -> dict[str, Any]:
+    """The model page's charts: both versions' curves overlaid and their top features side by side."""
+    named = [(f"version {s.version}", s.curves) for s in sides]
+    kinds = {s.top_features_kind for s in sides if s.top_features}
+    return {
+        "roc": overlay_curves(named, "roc"),
+        "pr": overlay_curves(named, "pr"),
+        "residuals": residual_overlay(named),
+        "features": importance_bars(
+            [(f"version {s.version}", s.top_features) for s in sides],
+            "Top features (" + (" / ".join(sorted(kinds)) or "importance") + ")",
+        ),
+    }
+
+
+def _history_rows(history: list[Any]) -> list[list[Any]]:
+    return [
+        [str(h.created_at)[:19], h.alias, h.previous_version or "", h.version, h.actor, h.reason]
+        for h in history
+    ]
+
+
+def _version_rows(versions: list[Any]) -> list[list[Any]]:
+    def score(v: Any) -> str:
+        found = v.metrics.get("score")
+        return f"{found:.4f}" if isinstance(found, int | float) else ""
+
+    return [
+        [
+            v.version,
+            ", ".join(v.aliases),
+            v.metrics.get("metric") or "",
+            score(v),
+            v.metrics.get("dataset_version") or "",
+            str(v.created_at)[:19],
+        ]
+        for v in versions
+    ]
+
+
+def render_models(
+    project: Project,
+    a: int | None = None,
+    b: int | None = None,
+    *,
+    query: Mapping[str, Any] | None = None,
+    standalone: bool = False,
+) -> str:
+    """The model page: versions ``a`` and ``b`` side by side (the champion and the newest other
+    version by default), promote and roll back buttons, the alias history and every version."""
+    query = dict(query or {})
+    versions = project.models.versions()
+    if not versions:
+        return _render("models.html.j2", project, "models", standalone, compare=None)
+    choices = [v.version for v in versions]
+    compare = project.models.compare(*_pair(project, choices, a, b))
+    sides = [compare.a, compare.b]
+    history = list(reversed(project.models.history()))
+    moves = [h for h in history if h.alias == project.settings.serve.alias]
+    return _render(
+        "models.html.j2",
+        project,
+        "models",
+        standalone,
+        compare=compare,
+        sides=sides,
+        choices=choices,
+        figures=_model_figures(sides),
+        rollback_to=moves[0].previous_version if moves else None,
+        admin_enabled=project.settings.serve.admin_token is not None,
+        history=Pager.of(_history_rows(history), query, "history_page"),
+        versions=Pager.of(_version_rows(versions), query, "versions_page"),
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from loopml._dask import dask_client
 from loopml.errors import InputError
-from loopml.monitor.drift import DriftResult, compare_counts
+from loopml.monitor.drift import PSI_ALERT, DriftResult, compare_counts
 from loopml.validate.profile import DriftCounts, Profile, combine_counts, profile_counts
 
 __all__ = ["drift_counts_dask", "drift_dask", "parquet_parts"]
@@ -87,7 +87,7 @@ def drift_dask(
     address: Any = None,
     batch_rows: int = 100_000,
     storage_options: dict[str, Any] | None = None,
-    psi_threshold: float = 0.2,
+    psi_threshold: float = PSI_ALERT,
     js_threshold: float = 0.1,
     alpha: float = 0.05,
     min_rows: int = 100,

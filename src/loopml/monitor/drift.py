@@ -9,6 +9,27 @@ Jensen-Shannon distance and PSI are those Evidently computes (see ``benchmarks/d
 columns are binned on the reference's deciles, so their KS statistic is a lower bound of the raw one.
 :func:`concept_drift` uses labels: whether the positives still get the scores they got in the
 reference, for a change of the relation between inputs and outcome that the inputs do not show.
+
+**Levels** (each result's ``level``, the colour a page shows) are absolute, never relative to the
+other columns or windows on a page:
+
+- ``alert``: the column drifted (see :func:`compare`: significant after the Benjamini-Hochberg
+  correction, ``scipy.stats.false_discovery_control``, and PSI over ``psi_threshold``, 0.25 by
+  default, or for a categorical column Jensen-Shannon distance over ``js_threshold``);
+- ``warn``: significant, and PSI at least :data:`PSI_WARN` (0.1): a moderate shift;
+- ``ok``: anything smaller, or not significant, or in a window under ``min_rows``.
+
+A significant shift under 0.1 stays ``ok`` (with ``significant`` true): in a large window every
+real but tiny change is significant, and colouring those teaches people to ignore the colours.
+Columns are ranked by ``impact``, their PSI times their importance to the model (the share of its
+mean absolute contribution, saved with the profile; 1 for the prediction): a small shift in the
+feature the model leans on comes before a large one in a feature it ignores. Significant shifts come
+first: a column whose change is within the window's noise is not ranked above one that moved. A
+calendar part whose cycle is longer than the window (the day of the week in a one-day window) is not
+judged.
+
+Pages colour a level with :data:`LEVEL_COLOURS`, and a PSI value on its own (a heat map of windows)
+with :func:`psi_level`, so the same number has the same colour on every page and every week.
 """
 
 from __future__ import annotations
@@ -21,7 +42,9 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from loopml._durations import parse_duration
 from loopml.validate.profile import (
+    MISSING,
     ColumnProfile,
     DriftCounts,
     Profile,
@@ -31,6 +54,10 @@ from loopml.validate.profile import (
 )
 
 __all__ = [
+    "LEVEL_COLOURS",
+    "PSI_ALERT",
+    "PSI_WARN",
+    "DriftLevel",
     "DriftResult",
     "benjamini_hochberg",
     "compare",
@@ -38,9 +65,31 @@ __all__ = [
     "concept_drift",
     "ks_from_bins",
     "psi",
+    "psi_level",
 ]
 
 _EPS = 1e-4
+PSI_WARN = 0.1  # a moderate shift
+PSI_ALERT = 0.25  # a large one (the default of monitor.psi_threshold)
+
+DriftLevel = Literal["ok", "warn", "alert"]
+# The colour of each level on a page (green, amber, red), fixed: never scaled to a page's values.
+LEVEL_COLOURS: dict[str, str] = {"ok": "#2e7d32", "warn": "#f9a825", "alert": "#c62828"}
+
+
+def psi_level(value: float, *, warn: float = PSI_WARN, alert: float = PSI_ALERT) -> DriftLevel:
+    """The level of a PSI value alone, on the absolute scale (``warn`` from 0.1, ``alert`` over
+    ``monitor.psi_threshold``, 0.25 by default); NaN is ``ok``. :func:`compare` also asks for
+    significance, so one of its columns can be ``ok`` at a PSI this calls ``warn``.
+
+    Examples
+    --------
+    >>> [psi_level(v) for v in (0.05, 0.1, 0.3)]
+    ['ok', 'warn', 'alert']
+    """
+    if not value >= warn:  # NaN too
+        return "ok"
+    return "alert" if value > alert else "warn"
 
 
 def _fill_empty(shares: np.ndarray, eps: float) -> np.ndarray:
@@ -119,6 +168,16 @@ class DriftResult:
     p_value: float
     drifted: bool
     top_bins: list[dict[str, float | str]]
+    level: DriftLevel = "ok"  # the colour: see the module's docstring
+    q_value: float = 1.0  # the p-value adjusted for the window's columns (Benjamini-Hochberg)
+    significant: bool = False  # q_value under alpha
+    source: str = "input"  # input, window, derived, prediction (ColumnProfile.source)
+    importance: float | None = None  # share of the model's mean |contribution|; 1 for the prediction
+    impact: float = 0.0  # psi x importance (psi alone without importances): the ranking
+    judged: bool = True  # False: a calendar part whose cycle is longer than the window
+    missing: float | None = None  # share of missing values in the window
+    missing_reference: float | None = None  # the same in the reference
+    out_of_range: float | None = None  # share of values outside the reference's range (numeric)
 
 
 def _column(
@@ -141,16 +200,19 @@ def compare(
     profile: Profile,
     current: pd.DataFrame,
     *,
-    psi_threshold: float = 0.2,
+    psi_threshold: float = PSI_ALERT,
     js_threshold: float = 0.1,
     alpha: float = 0.05,
     min_rows: int = 100,
+    window: str | None = None,
 ) -> list[DriftResult]:
-    """Drift of every profiled column present in ``current``, most drifted first.
+    """Drift of every profiled column present in ``current``, ranked by impact (see the module's
+    docstring).
 
     A column drifts when its change is both large (PSI over ``psi_threshold`` for numeric columns,
     Jensen-Shannon distance over ``js_threshold`` for categorical ones) and significant after the
-    Benjamini-Hochberg correction at ``alpha`` across all columns of the window. Same as
+    Benjamini-Hochberg correction at ``alpha`` across all columns of the window. ``window``, its
+    length (``1d``), leaves out calendar parts with a longer cycle. Same as
     ``compare_counts(profile, profile_counts(current, profile), ...)``.
     """
     return compare_counts(
@@ -160,6 +222,7 @@ def compare(
         js_threshold=js_threshold,
         alpha=alpha,
         min_rows=min_rows,
+        window=window,
     )
 
 
@@ -167,26 +230,64 @@ def compare_counts(
     profile: Profile,
     counts: DriftCounts,
     *,
-    psi_threshold: float = 0.2,
+    psi_threshold: float = PSI_ALERT,
     js_threshold: float = 0.1,
     alpha: float = 0.05,
     min_rows: int = 100,
+    window: str | None = None,
 ) -> list[DriftResult]:
     """:func:`compare` from bin counts, e.g. the :func:`~loopml.validate.profile.combine_counts` of
     the :func:`~loopml.validate.profile.profile_counts` of every partition of a window."""
     names = [c for c in profile.columns if c in counts.counts]
+    judged = {c: _judged(profile.columns[c], window) for c in names}
     raw = {c: _column(profile.columns[c], counts.counts[c]) for c in names}
-    significant = benjamini_hochberg(np.array([raw[c][3] for c in names]), alpha)
+    tested = [c for c in names if judged[c]]
+    q_values = dict(zip(tested, _adjusted([raw[c][3] for c in tested]), strict=True))
     results = []
-    for c, sig in zip(names, significant, strict=True):
+    for c in names:
         col = profile.columns[c]
         value_psi, value_js, statistic, p_value, top = raw[c]
+        q = q_values.get(c, 1.0)
+        sig = bool(q <= alpha and counts.rows >= min_rows and judged[c])
         large = value_psi > psi_threshold if col.kind == "numeric" else value_js > js_threshold
-        drifted = bool(sig and large and counts.rows >= min_rows)
+        drifted = bool(sig and large)
+        level: DriftLevel = "alert" if drifted else "warn" if sig and value_psi >= PSI_WARN else "ok"
+        importance = 1.0 if col.source == "prediction" else profile.importance.get(c)
+        weight = importance if importance is not None else (0.0 if profile.importance else 1.0)
         results.append(
-            DriftResult(c, col.kind, counts.rows, value_psi, value_js, statistic, p_value, drifted, top)
-        )
-    return sorted(results, key=lambda r: (not r.drifted, -(r.psi if r.kind == "numeric" else r.js)))
+            DriftResult(
+                c, col.kind, counts.rows, value_psi, value_js, statistic, p_value, drifted, top,
+                level=level, q_value=q, significant=sig, source=col.source, importance=importance,
+                impact=value_psi * weight if judged[c] else 0.0, judged=judged[c],
+                **_quality(col, counts.counts[c], counts.outside.get(c)),
+            )
+        )  # fmt: skip
+    return sorted(results, key=lambda r: (not r.significant, not r.judged, -r.impact, -r.psi))
+
+
+def _adjusted(p_values: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``)."""
+    if not p_values:
+        return []
+    return [float(q) for q in stats.false_discovery_control(np.clip(p_values, 0.0, 1.0), method="bh")]
+
+
+def _judged(column: ColumnProfile, window: str | None) -> bool:
+    """False for a calendar part whose cycle is longer than the window (it sees only part of it)."""
+    if column.cycle is None or window is None:
+        return True
+    return parse_duration(window) >= parse_duration(column.cycle)
+
+
+def _quality(column: ColumnProfile, counts: np.ndarray, outside: float | None) -> dict[str, float | None]:
+    """The window's share of missing values (and the reference's) and of values out of range."""
+    n = float(counts.sum())
+    missing_at = len(counts) - 1 if column.kind == "numeric" else column.categories.index(MISSING)
+    return {
+        "missing": float(counts[missing_at]) / n if n else None,
+        "missing_reference": float(column.shares[missing_at]) if column.shares else None,
+        "out_of_range": (outside or 0.0) / n if n and column.kind == "numeric" else None,
+    }
 
 
 def concept_drift(

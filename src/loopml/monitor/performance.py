@@ -5,15 +5,19 @@ CBPE does: a calibrated score is the expected label, so expected confusion count
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from loopml.enums import Origin
+from loopml.monitor.estimate import expected_metrics
 from loopml.store import record_feedback, tables
 from loopml.tasks import get_task
+
+if TYPE_CHECKING:
+    from loopml.train.calibration import ScoreCalibrator
 
 __all__ = [
     "estimate_binary",
@@ -25,15 +29,26 @@ __all__ = [
 ]
 
 
-def prediction_times(frame: pd.DataFrame, event_time: str | None) -> pd.Series:
+# An event time this far after its prediction was made was never accepted (``contract.event_time_ahead``
+# refuses it at scoring time); one logged before loopml checked event times counts when it was made.
+ACCEPTED_AHEAD = pd.Timedelta(days=1)
+
+
+def prediction_times(
+    frame: pd.DataFrame, event_time: str | None, ahead: pd.Timedelta | None = ACCEPTED_AHEAD
+) -> pd.Series:
     """When each logged prediction happened (naive UTC): its event time where its ``inputs`` carry
     the ``event_time`` column as a time, else when it was made (``created_at``). A request need not
     send the event time when it is not a model input, so such predictions fall back to the clock
-    instead of vanishing from every monitoring window."""
+    instead of vanishing from every monitoring window; so does an event time more than ``ahead``
+    after the prediction was made (one scoring refuses: monitoring windows hold accepted times only)."""
     made = pd.to_datetime(frame["created_at"], errors="coerce", utc=True)
     if event_time:
-        given = frame["inputs"].map(lambda i: (i or {}).get(event_time))
-        made = pd.to_datetime(given, errors="coerce", utc=True).fillna(made)
+        given = frame["inputs"].map(lambda i: (i or {}).get(event_time) if isinstance(i, dict) else None)
+        times = pd.to_datetime(given, errors="coerce", utc=True, format="ISO8601")
+        if ahead is not None:
+            times = times.where(~(times > made + ahead))
+        made = times.fillna(made)
     return made.dt.tz_localize(None)
 
 
@@ -59,13 +74,13 @@ def load_predictions(
         # a shadowing challenger's predictions are judged by the cycle, never by the monitor
         p.c.origin != Origin.SHADOW if origin is None else p.c.origin == origin,
     )
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # plain tuples: pandas probes a Row's attributes, at a cost per row
         frame = pd.DataFrame(
-            conn.execute(query).all(),
+            [tuple(row) for row in conn.execute(query)],
             columns=["prediction_id", "created_at", "model_version", "score", "inputs"],
         )
         labels = pd.DataFrame(
-            conn.execute(select(f.c.prediction_id, f.c.label, f.c.id)).all(),
+            [tuple(row) for row in conn.execute(select(f.c.prediction_id, f.c.label, f.c.id))],
             columns=["prediction_id", "label", "order"],
         )
     latest = labels.sort_values("order").drop_duplicates("prediction_id", keep="last")
@@ -91,12 +106,18 @@ def _auc_ap(expected_positive: np.ndarray, order: np.ndarray) -> tuple[float, fl
     return auc, ap
 
 
-def estimate_binary(score: np.ndarray, threshold: float) -> dict[str, float]:
-    """Expected ROC AUC, average precision, precision and recall at ``threshold`` without labels.
+def estimate_binary(
+    score: np.ndarray, threshold: float, probabilities: np.ndarray | None = None
+) -> dict[str, float]:
+    """Expected ROC AUC, average precision, precision and recall at ``threshold`` without labels,
+    from expected counts (fast; :func:`~loopml.monitor.estimate.expected_metrics` gives the
+    expectation of each metric itself, with an interval).
 
-    Assumes calibrated scores: each row is a positive with probability equal to its score.
+    Each row is a positive with probability ``probabilities`` (the calibrated scores; the scores
+    themselves when None); rows are ranked and flagged by their ``score``.
     """
-    s = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
+    raw = np.asarray(score, dtype=float)
+    s = np.clip(raw if probabilities is None else np.asarray(probabilities, dtype=float), 0.0, 1.0)
     if len(s) == 0:
         return {
             "roc_auc": float("nan"),
@@ -105,8 +126,8 @@ def estimate_binary(score: np.ndarray, threshold: float) -> dict[str, float]:
             "recall": float("nan"),
             "positive_rate": float("nan"),
         }
-    auc, ap = _auc_ap(s, np.argsort(-s, kind="stable"))
-    flagged = s >= threshold
+    auc, ap = _auc_ap(s, np.argsort(-raw, kind="stable"))
+    flagged = raw >= threshold
     tp = float(s[flagged].sum())
     return {
         "roc_auc": auc,
@@ -118,10 +139,19 @@ def estimate_binary(score: np.ndarray, threshold: float) -> dict[str, float]:
 
 
 def summarize(
-    rows: pd.DataFrame, *, task: str, threshold: float | None = None, k: int = 100, min_labels: int = 30
+    rows: pd.DataFrame,
+    *,
+    task: str,
+    threshold: float | None = None,
+    k: int = 100,
+    min_labels: int = 30,
+    calibrator: ScoreCalibrator | None = None,
+    intervals: bool = False,
 ) -> dict[str, Any]:
     """Predictions, labels, label coverage, realized metrics on the labelled rows (when there are
-    ``min_labels`` of them) and, for binary tasks, the label-free estimate over all rows."""
+    ``min_labels`` of them) and, for binary tasks, the label-free estimate over all rows, from the
+    scores ``calibrator`` calibrates (when given); with ``intervals``, each metric's expectation and
+    its interval (``estimated_interval``: metric -> ``[low, high]``)."""
     labelled = rows[rows["label"].notna()]
     entry: dict[str, Any] = {
         "predictions": len(rows),
@@ -140,7 +170,14 @@ def summarize(
         }
         entry["realized"] = spec.metrics(y, labelled["score"].to_numpy(dtype=float), k=k, **extra)
     if spec.positive_class:
-        entry["estimated"] = estimate_binary(rows["score"].to_numpy(dtype=float), threshold or 0.5)
+        score = rows["score"].to_numpy(dtype=float)
+        probability = score if calibrator is None else calibrator.predict(score)
+        if intervals:
+            found = expected_metrics(score, probability, threshold=threshold or 0.5)
+            entry["estimated"] = found.values
+            entry["estimated_interval"] = {m: list(v) for m, v in found.intervals.items()}
+        else:
+            entry["estimated"] = estimate_binary(score, threshold or 0.5, probability)
     return entry
 
 
@@ -152,10 +189,23 @@ def windowed_performance(
     threshold: float | None = None,
     k: int = 100,
     min_labels: int = 30,
+    calibrator: ScoreCalibrator | None = None,
+    intervals: bool = False,
 ) -> list[dict[str, Any]]:
     """:func:`summarize` for each time window of ``frame`` (by its ``time`` column)."""
     return [
-        {"window_start": start, **summarize(rows, task=task, threshold=threshold, k=k, min_labels=min_labels)}
+        {
+            "window_start": start,
+            **summarize(
+                rows,
+                task=task,
+                threshold=threshold,
+                k=k,
+                min_labels=min_labels,
+                calibrator=calibrator,
+                intervals=intervals,
+            ),
+        }
         for start, rows in frame.groupby(
             pd.Grouper(key="time", freq=pd.tseries.frequencies.to_offset(window))
         )

@@ -14,9 +14,11 @@ from loopml.enums import AlertKind
 from loopml.features import parse_duration
 from loopml.monitor.alerts import record_alerts
 from loopml.monitor.drift import DriftResult, compare, concept_drift
+from loopml.monitor.inputs import current_inputs, model_inputs
 from loopml.monitor.performance import load_predictions, summarize, windowed_performance
+from loopml.monitor.reliability import estimate_alerts, honest_estimate, reference_calibrator
 from loopml.registry import ModelVersion, resolve
-from loopml.store import OnWrite, Store, utcnow
+from loopml.store import OnWrite, Store, record_monitor_pass, utcnow
 from loopml.validate.profile import Profile
 
 __all__ = ["MonitorReport", "current_inputs", "reference_profile", "run_monitor"]
@@ -36,9 +38,13 @@ class MonitorReport:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     concept_drift: DriftResult | None = None
     no_verdict: list[str] = field(default_factory=list)  # what was not judged, and the setting to change
+    # The label-free estimate with its interval, whether it is reliable (and why not), its
+    # calibration and its back-test (see loopml.monitor.reliability.HonestEstimate); {} unless binary.
+    estimate: dict[str, Any] = field(default_factory=dict)
 
     @property
     def drifted_features(self) -> list[str]:
+        """The drifted columns (inputs, window and derived features), by impact."""
         return [d.column for d in self.drift if d.drifted and d.column != "prediction"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,6 +61,7 @@ class MonitorReport:
             "alerts": self.alerts,
             "concept_drift": asdict(self.concept_drift) if self.concept_drift else None,
             "no_verdict": self.no_verdict,
+            "estimate": self.estimate,
         }
 
 
@@ -64,12 +71,6 @@ def reference_profile(store: Store, version: ModelVersion) -> Profile | None:
     if not key:
         return None
     return Profile.from_dict(json.loads(store.artifacts.get_bytes(key)))
-
-
-def current_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The logged inputs of predictions, with the score as the ``prediction`` column."""
-    inputs = pd.DataFrame.from_records(frame["inputs"].map(lambda i: i or {}).tolist(), index=frame.index)
-    return inputs.assign(prediction=frame["score"].to_numpy())
 
 
 def _window(frame: pd.DataFrame, length: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -188,23 +189,82 @@ def _alerts(report: MonitorReport, config: MonitorConfig, start: pd.Timestamp) -
     realized_start = pd.Timestamp(report.performance.get("window_start", start))
     evidence = report.performance.get("positives", config.min_positives) >= config.min_positives
     realized = (report.performance.get("realized") or {}) if evidence else {}
-    for kind, values, floors, window in (
-        (AlertKind.PERFORMANCE, realized, config.performance_floor, realized_start),
-        (AlertKind.ESTIMATED_PERFORMANCE, report.estimated_performance, config.estimated_floor, start),
-    ):
-        for metric, floor in floors.items():
-            value = values.get(metric)
-            if value is not None and np.isfinite(value) and value < floor:
-                found.append(
-                    {
-                        "kind": kind,
-                        "subject": metric,
-                        "message": f"{kind.replace('_', ' ')} {metric} = {value:.4f} is under {floor} "
-                        f"(window from {window})",
-                        "window_start": window,
-                    }
-                )
+    for metric, floor in config.performance_floor.items():
+        value = realized.get(metric)
+        if value is not None and np.isfinite(value) and value < floor:
+            found.append(
+                {
+                    "kind": AlertKind.PERFORMANCE,
+                    "subject": metric,
+                    "message": f"performance {metric} = {value:.4f} is under {floor} "
+                    f"(window from {realized_start})",
+                    "window_start": realized_start,
+                }
+            )
+    found += estimate_alerts(report.estimate, config.estimated_floor, start)
     return [{**a, "window_start": pd.Timestamp(a.get("window_start", start)).to_pydatetime()} for a in found]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else None
+
+
+def _estimate_summary(estimate: dict[str, Any]) -> dict[str, Any]:
+    """The estimate's intervals and how far to trust it, for the dashboard."""
+    if not estimate:
+        return {}
+    return {
+        "intervals": estimate["intervals"],
+        "reliable": bool(estimate["reliable"]),
+        "reasons": list(estimate["reasons"]),
+        "calibration": (estimate.get("calibration") or {}).get("used"),
+    }
+
+
+def _pass_summary(report: MonitorReport, frame: pd.DataFrame) -> dict[str, Any]:
+    """The pass in numbers for the Prometheus gauges and the dashboard (see
+    :func:`loopml.store.record_monitor_pass`): drift per column with its level (the colour),
+    importance and impact, performance, and the estimate's intervals and reliability."""
+    performance = report.performance
+    return {
+        "window_start": str(report.window["start"]),
+        "drift": {
+            d.column: {k: _number(getattr(d, k)) for k in ("psi", "js", "statistic", "p_value", "impact")}
+            | {"drifted": bool(d.drifted), "level": d.level, "importance": d.importance, "source": d.source}
+            for d in report.drift
+        },
+        "estimate": _estimate_summary(report.estimate),
+        "realized": {k: _number(v) for k, v in (performance.get("realized") or {}).items()},
+        "estimated": {k: _number(v) for k, v in report.estimated_performance.items()},
+        "label_coverage": _number(performance.get("label_coverage")),
+        "waiting_labels": int(frame["label"].isna().sum()) if "label" in frame else 0,
+    }
+
+
+def _drift(
+    store: Store,
+    version: ModelVersion,
+    profile: Profile | None,
+    frame: pd.DataFrame,
+    current: pd.DataFrame,
+    span: tuple[pd.Timestamp, pd.Timestamp],
+    config: MonitorConfig,
+) -> tuple[list[DriftResult], list[str]]:
+    """Drift of the window's inputs as the model saw them (:func:`~loopml.monitor.inputs.model_inputs`:
+    request columns, window and derived features) and its predictions, ranked by impact."""
+    if profile is None or len(current) < config.min_rows:
+        return [], []
+    seen, notes = model_inputs(store, version, profile, frame, current, *span)
+    found = compare(
+        profile,
+        seen,
+        psi_threshold=config.psi_threshold,
+        js_threshold=config.js_threshold,
+        alpha=config.alpha,
+        min_rows=config.min_rows,
+        window=config.window,
+    )
+    return found, notes
 
 
 def run_monitor(
@@ -226,38 +286,54 @@ def run_monitor(
     start, end = _window(frame, config.window)
     current = frame[(frame["time"] >= start) & (frame["time"] < end)]
     profile = reference_profile(store, version)
-    drift = (
-        []
-        if profile is None or len(current) < config.min_rows
-        else compare(
-            profile,
-            current_inputs(current),
-            psi_threshold=config.psi_threshold,
-            js_threshold=config.js_threshold,
-            alpha=config.alpha,
-            min_rows=config.min_rows,
-        )
-    )
+    drift, notes = _drift(store, version, profile, frame, current, (start, end), config)
     freq = pd.Timedelta(milliseconds=parse_duration(config.window))
     task, threshold = version.task, sig.get("threshold")
+    calibrator = reference_calibrator(store, profile)
     history = windowed_performance(
-        frame, task=task, window=freq, threshold=threshold, min_labels=config.min_labels
+        frame,
+        task=task,
+        window=freq,
+        threshold=threshold,
+        min_labels=config.min_labels,
+        calibrator=calibrator,
+        intervals=True,
     )
-    now = summarize(current, task=task, threshold=threshold, min_labels=config.min_labels)
+    now = summarize(
+        current, task=task, threshold=threshold, min_labels=config.min_labels, calibrator=calibrator
+    )
     performance = _realized(now, start, freq, history)
+    concept = _concept(profile, frame, performance, freq, config)
+    honest = None
+    if "estimated" in now:  # a classifier with a positive class
+        honest = honest_estimate(
+            frame,
+            current,
+            profile,
+            calibrator,
+            version=version.version,
+            window=freq,
+            threshold=float(threshold if threshold is not None else 0.5),
+            min_labels=config.min_labels,
+            min_positives=config.min_positives,
+            concept=concept,
+        )
     report = MonitorReport(
         name,
         version.version,
         {"start": start, "end": end, "length": config.window, "predictions": len(current)},
         drift,
         performance,
-        dict(now.get("estimated") or {}),
+        dict(honest.estimate.values if honest else now.get("estimated") or {}),
         history,
-        concept_drift=_concept(profile, frame, performance, freq, config),
-        no_verdict=_no_verdict(config, profile, frame, current, performance),
+        concept_drift=concept,
+        no_verdict=_no_verdict(config, profile, frame, current, performance) + notes,
+        estimate=honest.to_dict() if honest else {},
     )
     alerts = _alerts(report, config, start)
     if record and alerts:
         details = {"window": str(start), "model_version": version.version}
         record_alerts(store.engine, name, alerts, details, on_alert=on_alert)
+    if record:  # what /metrics exposes, read there with one lookup
+        record_monitor_pass(store.engine, name, version.version, _pass_summary(report, frame))
     return MonitorReport(**{**report.__dict__, "alerts": alerts})

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from loopml.enums import ActionStatus, AlertKind, CycleStatus, EventKind, Origin, TaskKind, TriggerKind
     from loopml.project.actions import ActionRecord, Actions, ActionSummary, ReplayResult
     from loopml.project.check import ColumnRef, ConfigCheck
+    from loopml.project.compare import VersionComparison, VersionSide
     from loopml.project.core import Project
     from loopml.project.data import Data, DatasetDetails, DatasetDiff, Quarantine, SchemaAccepted, Snapshot
     from loopml.project.examples import Demo, Example, example_names, get_example
@@ -89,6 +90,8 @@ _EXPORTS: dict[str, str] = {
     "Tick": "loopml.project.retrain",
     "TrainOutcome": "loopml.train",
     "TriggerKind": "loopml.enums",
+    "VersionComparison": "loopml.project.compare",
+    "VersionSide": "loopml.project.compare",
     "Worker": "loopml.project.worker",
     "WorkerEvent": "loopml.project.worker",
     "configure_logging": "loopml._logging",
@@ -142,6 +145,8 @@ __all__ = [
     "Tick",
     "TrainOutcome",
     "TriggerKind",
+    "VersionComparison",
+    "VersionSide",
     "Worker",
     "WorkerEvent",
     "configure_logging",

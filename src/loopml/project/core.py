@@ -278,11 +278,16 @@ class Project:
         *,
         routers: Iterable[APIRouter] = (),
         on_listening: Callable[[str], None] | None = None,
+        grpc_port: int | None = None,
+        on_grpc_listening: Callable[[str], None] | None = None,
     ) -> None:
         """Run the API in this process until SIGTERM or Ctrl+C (then shut down gracefully).
 
         The port is bound first: a port in use is a one-line :class:`~loopml.errors.BusyError`
         before anything else happens; then ``on_listening(url)`` (a start-up banner, say) is called.
+        With ``grpc_port`` (0: a free one) the Open Inference Protocol is served over gRPC too, on
+        the same host, sharing the model, tokens, prediction log and metrics; its port is checked
+        first in the same way, then ``on_grpc_listening("host:port")`` is called.
         """
         from loopml._process import configure_process
         from loopml.serve import listen, run_server
@@ -290,6 +295,12 @@ class Project:
         bind_host, bind_port = host or self.settings.serve.host, port or self.settings.serve.port
         with listen(bind_host, bind_port) as sock:
             bound = int(sock.getsockname()[1])
+            grpc_bound = None
+            if grpc_port is not None:
+                with listen(bind_host, grpc_port, "--grpc-port") as probe:  # gRPC binds it itself
+                    grpc_bound = int(probe.getsockname()[1])
+                if on_grpc_listening is not None:
+                    on_grpc_listening(f"{bind_host}:{grpc_bound}")
             if on_listening is not None:
                 on_listening(f"http://{bind_host}:{bound}")
             configure_process()
@@ -299,16 +310,22 @@ class Project:
                 bound,
                 shutdown_delay=self.settings.serve.shutdown_delay,
                 sock=sock,
+                grpc_port=grpc_bound,
             )
 
     def start_server(
-        self, host: str = "127.0.0.1", port: int | None = None, env: Mapping[str, str] | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        grpc_port: int | None = None,
     ) -> ServerProcess:
         """``loopml serve`` for this project in a child process (its own GIL, as in production): a
-        context manager that starts it, waits until it is ready, and stops it with SIGTERM."""
+        context manager that starts it, waits until it is ready, and stops it with SIGTERM. With
+        ``grpc_port`` (0: a free one) it serves gRPC too, at the process's ``grpc_address``."""
         from loopml.serve import ServerProcess
 
-        return ServerProcess(str(self.directory), host=host, port=port, env=env)
+        return ServerProcess(str(self.directory), host=host, port=port, env=env, grpc_port=grpc_port)
 
     def artifact_uri(self, key: str) -> str:
         """Where an artifact (a report, a snapshot) lives, as a URI or a local path."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from loopml.errors import NotFoundError
-from loopml.scoring import DEFAULT_TOP_K, Explanation
+from loopml.scoring import DEFAULT_TOP_K, Explanation, LoadedModel
 from loopml.store import logged_prediction
 
 if TYPE_CHECKING:
@@ -42,12 +42,18 @@ class LoggedExplanation:
         }
 
 
-def explain_logged(project: Project, prediction_id: str | None, k: int = DEFAULT_TOP_K) -> LoggedExplanation:
+def explain_logged(
+    project: Project,
+    prediction_id: str | None,
+    k: int = DEFAULT_TOP_K,
+    *,
+    served: LoadedModel | None = None,
+) -> LoggedExplanation:
     """The explanation of logged prediction ``prediction_id`` (the newest one when None).
 
-    The logged inputs are scored again by the version that made the prediction; window features
-    are read from its window history at the event's time (so they equal the served ones unless
-    events older than it arrived since).
+    The logged inputs are scored again by the version that made the prediction (``served`` when it
+    is that version, else loaded); window features are read from its window history at the event's
+    time (so they equal the served ones unless events older than it arrived since).
     """
     row = logged_prediction(project.store.engine, project.name, prediction_id)
     if row is None:
@@ -57,7 +63,10 @@ def explain_logged(project: Project, prediction_id: str | None, k: int = DEFAULT
             f"prediction '{prediction_id}' is not in the prediction log of model '{project.name}'.",
             hint="Use the prediction_id a response or a batch output gave.",
         )
-    model = project.models.load(int(row["model_version"]))
+    version = int(row["model_version"])
+    model = (
+        served if served is not None and served.version.version == version else project.models.load(version)
+    )
     inputs = dict(row["inputs"] or {})
     features = model.features(model.coerce(pd.DataFrame.from_records([inputs])))
     return LoggedExplanation(

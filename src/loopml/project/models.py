@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loopml.errors import ConfigError
+from loopml.project.compare import VersionComparison, compare_versions
 from loopml.registry import (
     AliasChange,
     ModelVersion,
@@ -91,10 +93,19 @@ class Models:
         """A version by number or alias (its metrics, signature and lineage; nothing loaded)."""
         return resolve(self._engine, self._project.name, ref)
 
-    def load(self, ref: str | int = "champion", *, history: bool = True) -> LoadedModel:
+    def load(self, ref: str | int = "champion", *, history: bool = True, online: bool = False) -> LoadedModel:
         """Load a version by number or alias, checking its SHA-256, with its window state (unless
-        ``history`` is False)."""
-        return load_model(self._project.store, self._project.name, ref, history=history)
+        ``history`` is False): one of its own, warmed from the store, or with ``online`` the state the
+        API replicas share (``serve.online_store``; a :class:`~loopml.errors.ConfigError` when unset)."""
+        url = None
+        if online:
+            url = self._project.settings.serve.online_store
+            if url is None:
+                raise ConfigError(
+                    "scoring online needs the shared online state: set serve.online_store in loopml.yaml "
+                    "(or LOOPML_ONLINE_URL), e.g. redis://127.0.0.1:6379/0."
+                )
+        return load_model(self._project.store, self._project.name, ref, history=history, online_url=url)
 
     def alias(self, alias: str = "champion") -> int | None:
         """The version ``alias`` points at, or None."""
@@ -150,6 +161,11 @@ class Models:
             if left.get(k) != right.get(k)
         }
         return ModelDiff(va.version, vb.version, changed)
+
+    def compare(self, a: str | int, b: str | int) -> VersionComparison:
+        """Two versions (numbers or aliases) side by side: holdout metrics with their intervals,
+        curves, top features, training data and the gate's verdict (see :mod:`loopml.project.compare`)."""
+        return compare_versions(self._engine, self._project.name, a, b)
 
     def fit(self, frame: pd.DataFrame, *, as_challenger: bool = False) -> FittedModel:
         """Fit a pipeline on ``frame`` with the project's training procedure (as a retraining cycle

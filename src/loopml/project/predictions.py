@@ -31,6 +31,7 @@ from loopml.store import (
     utcnow,
     write_predictions,
 )
+from loopml.tasks import label_check
 from loopml.validate import ScoringPolicy
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class Predictions:
         model: LoadedModel | None = None,
         explain: bool = False,
         explain_k: int = DEFAULT_TOP_K,
+        online: bool = False,
     ) -> BatchResult:
         """Batch-score a CSV or Parquet file, or a table or query of a database, into a Parquet or CSV
         file or a database table, through the same scoring function as the API.
@@ -176,7 +178,9 @@ class Predictions:
         without logging (and so without triggering actions): history, say, rather than live traffic;
         ``actions=False`` logs them without triggering actions (a replay, a backfill). An already
         loaded ``model`` (see :meth:`~loopml.project.models.Models.follow`) scores instead of version
-        ``ref``, its window state going on from where it was.
+        ``ref``, its window state going on from where it was. ``online`` reads and adds the window
+        features in the state the API replicas share (``serve.online_store``): the file's events
+        count in the API's windows at once, and theirs in the file's.
 
         A forecast model writes batch forecasts instead: the series listed in ``input_path``
         (``item``, optional ``group`` and ``horizon``), or with no input every series at every step,
@@ -190,7 +194,7 @@ class Predictions:
         project = self._project
         if input_path is not None and not is_url(input_path):
             check_input_path(input_path)  # before the model loads; names --input, not source.path
-        model = model if model is not None else project.models.load(ref)
+        model = model if model is not None else project.models.load(ref, online=online)
         on_write = enqueue_for_predictions(project.settings.actions) if log_predictions and actions else None
         sql_in = bool(is_url(input_path or "") or input_table or input_query)
         if explain and model.task.scores_series:
@@ -275,19 +279,38 @@ class Predictions:
 
         return label_forecasts(self._project, ref)
 
-    def explain(self, prediction_id: str | None = None, k: int = DEFAULT_TOP_K) -> LoggedExplanation:
+    def explain(
+        self, prediction_id: str | None = None, k: int = DEFAULT_TOP_K, *, served: LoadedModel | None = None
+    ) -> LoggedExplanation:
         """Why a logged prediction (the newest one when ``prediction_id`` is None) scored as it did:
         its inputs scored again by the version that made it, with the top ``k`` feature
         contributions (see :mod:`loopml.scoring.explain`). A :class:`~loopml.errors.NotFoundError`
-        for an id the log does not hold."""
+        for an id the log does not hold. ``served``: a loaded model to use when it is that version
+        (:meth:`served_model`), instead of loading the version again."""
         from loopml.project.explain import explain_logged
 
-        return explain_logged(self._project, prediction_id, k)
+        return explain_logged(self._project, prediction_id, k, served=served)
+
+    def served_model(self, app: Any) -> LoadedModel | None:
+        """The model that ``app`` (from :meth:`Project.app` or ``loopml serve``) serves now, its
+        window state kept current by the requests it answers; None when it serves none yet. Read
+        as it is: the alias is not re-read and nothing is loaded (the requests do that)."""
+        from loopml.serve.deps import server_state
+
+        try:
+            serving = server_state(app).holder.peek()
+        except RuntimeError:  # not an app of create_app
+            return None
+        return serving.model if serving is not None else None
 
     def feedback(self, labels: Iterable[Mapping[str, Any]]) -> FeedbackResult:
         """Record ground truth for earlier predictions: ``{"prediction_id": ..., "label": ...}``
-        items. Unknown prediction ids are counted, not stored; a label sent twice keeps the latest."""
-        return FeedbackResult(**record_feedback(self._project.store.engine, labels))
+        items. Unknown prediction ids are counted, not stored; a label sent twice keeps the latest.
+        Each label is checked against the version that made its prediction (binary: 0/1 or
+        true/false; multiclass: one of its classes; regression: a finite number within the target's
+        range): an :class:`~loopml.errors.InputError` naming the item and the prediction id
+        otherwise, and nothing is stored."""
+        return FeedbackResult(**record_feedback(self._project.store.engine, labels, label_check))
 
     def feedback_file(self, path: str | Path) -> FeedbackResult:
         """Record labels from a CSV or Parquet file with ``prediction_id`` and ``label`` columns."""

@@ -112,7 +112,7 @@ monitor:
 
 # When to retrain (`loopml worker` checks the policy); every trigger is off by default.
 retrain:
-  schedule: null             # a cron expression (UTC), e.g. '0 3 * * *'
+  schedule: null             # cron, e.g. '0 3 * * *', '0 9 * * MON-FRI' or '@daily' (UTC; see timezone)
   new_labels: 0              # retrain after this many new labels
   drift_features: 0          # retrain when this many features drift
 

@@ -24,6 +24,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "loopml.tasks.recommenders.ALSRecommender",  # item factors, histories, popularity counts
     "loopml.tasks.recommenders.CooccurrenceRecommender",  # item-item similarity as CSR arrays
     "loopml.tasks.recommenders.PopularityRecommender",
+    "loopml.train.calibration.ScoreCalibrator",  # the estimate's calibrator: knots or two floats
     "loopml.features.sequences.CycleWindows",  # parameters and column lists only; no code
     "numpy.dtype",  # SimpleImputer's _fit_dtype (linear models' pipelines); data only, no code
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # HistGradientBoosting's trees

@@ -3,6 +3,11 @@
 ``running`` (ingest, train) -> ``trained`` (challenger registered) -> [``shadowing``] ->
 ``promoted`` | ``rejected``; or ``failed`` / ``abandoned``.
 
+A due cycle first ingests; then, when fewer rows are newer than everything the champion learned from
+than the gate needs (``retrain.gate.min_rows``), it waits (``waiting``, with the reason, recorded on
+the decision) instead of judging a challenger on rows the champion has seen. The challenger's holdout
+holds only such rows (:class:`~loopml.train.fit.HoldoutAfter`); its judged fit learns from the older ones.
+
 Safe to kill at any point. Every move that changes what serves is one transaction: promotion moves
 the ``champion`` alias, writes its alias history and marks the event ``promoted`` together, so a
 cycle killed at any point leaves the champion untouched or fully promoted, never half-way. One cycle
@@ -19,17 +24,17 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from loopml.config import Settings
-from loopml.enums import CycleStatus, EventKind
+from loopml.enums import CycleStatus, EventKind, TriggerKind
 from loopml.errors import PromotionRefusedError
 from loopml.monitor import MonitorReport
 from loopml.registry import check_promotable, get_alias, get_version, move_alias
-from loopml.retrain.events import Event, last_event, list_events, start_event, transition
+from loopml.retrain.events import Event, last_event, list_events, note_decision, start_event, transition
 from loopml.retrain.gate import GateResult, gate
 from loopml.retrain.policy import Decision, decide
 from loopml.retrain.shadow import compare_shadow
 from loopml.store import Store, tables, utcnow
 from loopml.store.leases import lease
-from loopml.train import train_and_register
+from loopml.train import HoldoutAfter, UnseenRows, train_and_register, unseen_rows
 from loopml.validate import ingest
 
 __all__ = ["ACTOR", "CycleResult", "challenger_settings", "run_cycle"]
@@ -51,11 +56,22 @@ class CycleResult:
     reasons: list[str] = field(default_factory=list)
     event_id: int | None = None
 
+    @property
+    def skipped_because(self) -> str | None:
+        """Why no cycle ran (None when one did): no trigger, the cooldown, too few unseen rows, ..."""
+        if self.ran:
+            return None
+        if self.status in (CycleStatus.WAITING, CycleStatus.SKIPPED, CycleStatus.DRY_RUN) and self.reasons:
+            return "; ".join(self.reasons)
+        return self.decision.skipped_because
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "retrain": self.decision.retrain,
             "triggers": self.decision.reasons,
             "blocked_by": self.decision.blocked_by,
+            "skipped_because": self.skipped_because,
+            "clock_at": _iso(self.decision.inputs.get("clock_at")),
             "configured_triggers": list(self.decision.configured),
             "hint": self.decision.hint,
             "ran": self.ran,
@@ -82,14 +98,21 @@ def run_cycle(
 
     ``dry_run`` only explains. Another worker running a cycle for this model is a
     :class:`~loopml.errors.BusyError`; ``lease_ttl_s`` bounds how long a dead worker blocks the next.
+    ``now``: the time on ``retrain.clock`` (read from it when None); a shadow window is measured on
+    the machine's clock (``now`` too, on the wall clock).
     """
     decided_at = utcnow()
     decision = decide(settings, store, record=not dry_run, report=report, now=now)
     champion = get_alias(store.engine, settings.name, "champion")
     if dry_run:
-        return CycleResult(decision, False, CycleStatus.DRY_RUN, champion_version=champion)
+        note = _would_wait(settings, store) if decision.retrain or force else None
+        return CycleResult(
+            decision, False, CycleStatus.DRY_RUN, champion_version=champion, reasons=[note] if note else []
+        )
     with lease(store.engine, f"retrain:{settings.name}", ttl_s=lease_ttl_s):
-        resumed = _resume_open(settings, store, decision, now or utcnow())
+        # a shadow window is wall time: ``now`` counts for it only on the wall clock
+        wall = now if now is not None and settings.retrain.clock == "wall" else utcnow()
+        resumed = _resume_open(settings, store, decision, wall)
         if resumed is not None:
             return resumed
         if not (decision.retrain or force):
@@ -100,15 +123,22 @@ def run_cycle(
             # (its triggers were answered, the cooldown has restarted); the next check decides again.
             why = [f"cycle {since.id} started after this decision (another worker)"]
             return CycleResult(decision, False, CycleStatus.SKIPPED, champion_version=champion, reasons=why)
+        ingest(settings, store)  # nothing past the watermark is no new version: retrain on the latest
+        unseen = unseen_rows(settings, store)
+        if unseen is not None and unseen.waiting:
+            note_decision(store.engine, decision.event_id, unseen.waiting)
+            return CycleResult(
+                decision, False, CycleStatus.WAITING, champion_version=champion, reasons=[unseen.waiting]
+            )
         event = start_event(
             store.engine,
             settings.name,
             EventKind.CYCLE,
             reasons=decision.reasons or ["forced"],
-            details={"step": "ingesting", "champion": champion},
+            details=_cycle_details(decision, champion, unseen),
         )
         try:
-            return _cycle(settings, store, decision, event, now or utcnow())
+            return _cycle(settings, store, decision, event, wall, unseen)
         except BaseException as exc:
             with store.engine.begin() as conn:
                 transition(conn, event, CycleStatus.FAILED, reasons=[f"{type(exc).__name__}: {exc}"])
@@ -142,15 +172,43 @@ def _resume_open(settings: Settings, store: Store, decision: Decision, now: date
     return found
 
 
-def _cycle(settings: Settings, store: Store, decision: Decision, event: int, now: datetime) -> CycleResult:
-    ingest(settings, store)  # nothing past the watermark is no new version: retrain on the latest
+def _would_wait(settings: Settings, store: Store) -> str | None:
+    """A dry run's answer on the rows newer than the champion's training data: why a cycle would wait
+    (judged on the latest snapshot: a real cycle first ingests what the source holds beyond it)."""
+    unseen = unseen_rows(settings, store)
+    if unseen is None or not unseen.waiting:
+        return None
+    return f"{unseen.waiting} (on the latest snapshot; a cycle first ingests new source data)"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _cycle_details(decision: Decision, champion: int | None, unseen: UnseenRows | None) -> dict[str, Any]:
+    """What a new cycle records at its start: the champion, when on the policy's clock, the alert it
+    answers (the ``after_alert`` trigger) and the rows newer than the champion's training data."""
+    details: dict[str, Any] = {"step": "ingesting", "champion": champion}
+    details["clock_at"] = _iso(decision.inputs.get("clock_at"))
+    alert = decision.inputs.get("alert")
+    if alert and any(t.kind is TriggerKind.AFTER_ALERT for t in decision.triggers):
+        details["answers_alert"] = alert["id"]
+    if unseen is not None:
+        details["unseen"] = {"cutoff": str(unseen.cutoff), "rows": unseen.rows}
+    return details
+
+
+def _cycle(
+    settings: Settings, store: Store, decision: Decision, event: int, now: datetime, unseen: UnseenRows | None
+) -> CycleResult:
     with store.engine.begin() as conn:
         transition(
             conn, event, CycleStatus.RUNNING, expect=(CycleStatus.RUNNING,), details={"step": "training"}
         )
     refit = settings.retrain.refit  # the gate judges the fit without its window; the refit serves
+    after = None if unseen is None else HoldoutAfter(unseen.cutoff, settings.retrain.gate.unseen_share)
     challenger = train_and_register(
-        challenger_settings(settings), store, promote_if_first=False, refit=refit
+        challenger_settings(settings), store, promote_if_first=False, refit=refit, holdout_after=after
     ).version.version
     refused = _refusal(store, settings.name, challenger, "challenger")  # what was written must load
     with store.engine.begin() as conn:

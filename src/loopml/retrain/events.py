@@ -20,6 +20,7 @@ __all__ = [
     "labels_since",
     "last_event",
     "list_events",
+    "note_decision",
     "start_event",
     "transition",
 ]
@@ -99,6 +100,19 @@ def finish_event(engine: Engine, event_id: int, status: CycleStatus, **values: A
         conn.execute(
             update(e).where(e.c.id == event_id).values(status=status, finished_at=utcnow(), **values)
         )
+
+
+def note_decision(engine: Engine, event_id: int | None, note: str) -> None:
+    """Add ``note`` to a recorded decision's reasons (why it ran no cycle after all: a cycle that waits)."""
+    if event_id is None:
+        return
+    e = tables.retrain_events
+    with engine.begin() as conn:
+        row = conn.execute(select(e.c.reasons, e.c.details).where(e.c.id == event_id)).first()
+        if row is not None:
+            details = {**(row.details or {}), "waiting": note}
+            reasons = [*row.reasons, note]
+            conn.execute(update(e).where(e.c.id == event_id).values(reasons=reasons, details=details))
 
 
 def transition(

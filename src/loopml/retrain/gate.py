@@ -1,4 +1,12 @@
-"""The promotion gate: a challenger replaces the champion only with proof, on the same rows."""
+"""The promotion gate: a challenger replaces the champion only with proof, on the same rows.
+
+The rows are those neither model learned from (:mod:`loopml.train.compare` scores both on them).
+Every check compares the challenger with the champion: the primary metric's gain with a paired
+bootstrap interval (promoted when the challenger is not worse beyond ``retrain.gate.tolerance`` at
+the interval's low end and not worse in expectation), each segment, calibration and the time to score
+a row (not worse by more than a tolerance). The absolute floors (``calibration_tolerance``,
+``max_latency_us``) are options, and never keep a champion that fails them worse than the challenger.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +36,12 @@ def _gain(challenger: float, other: float, greater: bool) -> float:
     return challenger - other if greater else other - challenger
 
 
-def _calibration(metrics: dict[str, Any]) -> float | None:
+def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
+    return {"check": name, "passed": bool(passed), "detail": detail}
+
+
+def _holdout_calibration(metrics: dict[str, Any]) -> float | None:
+    """|mean predicted / observed - 1| over the challenger's whole holdout (its calibration bins)."""
     bins = metrics.get("calibration")
     if not bins:
         return None
@@ -39,42 +52,114 @@ def _calibration(metrics: dict[str, Any]) -> float | None:
 
 
 def gate(metrics: dict[str, Any], config: GateConfig) -> GateResult:
-    """Judge a challenger from its registered metrics (which hold the champion's on the same holdout)."""
+    """Judge a challenger from its registered metrics (which hold the champion's on the same rows)."""
     name, greater, score = metrics["metric"], metrics["greater_is_better"], metrics["score"]
-    checks = []
-    baseline_gain = _gain(score, metrics["baseline_score"], greater)
-    checks.append(
-        {
-            "check": "beats_baseline",
-            "passed": bool(baseline_gain > 0),
-            "detail": f"{name} {score:.4f} against the dummy baseline's {metrics['baseline_score']:.4f}",
-        }
-    )
+    baseline = metrics["baseline_score"]
+    checks = [
+        _check(
+            "beats_baseline",
+            _gain(score, baseline, greater) > 0,
+            f"{name} {score:.4f} against the dummy baseline's {baseline:.4f}",
+        )
+    ]
     champion = metrics.get("champion")
-    if champion and champion.get("score") is not None and np.isfinite(champion["score"]):
-        # Where the champion was scored on a subset (rows it never trained on), so is the challenger.
-        same_rows = champion.get("challenger_score", score)
-        gain = _gain(same_rows, champion["score"], greater)
-        checks.append(
-            {
-                "check": "beats_champion",
-                "passed": bool(gain >= config.min_improvement),
-                "detail": f"{name} {same_rows:.4f} against champion v{champion['version']}'s "
-                f"{champion['score']:.4f} (gain {gain:+.4f}, needed {config.min_improvement})",
-            }
-        )
+    if champion and champion.get("waiting"):
+        checks.append(_check("unseen_rows", False, f"no fair comparison: {champion['waiting']}"))
+    elif champion and champion.get("score") is not None and np.isfinite(champion["score"]):
+        checks.append(_beats_champion(name, greater, score, champion, config))
         checks += _segments(metrics, champion, name, greater, config.segment_tolerance)
-    off = _calibration(metrics)
-    if off is not None:
-        checks.append(
-            {
-                "check": "calibration",
-                "passed": bool(off <= config.calibration_tolerance),
-                "detail": f"mean prediction off the observed rate by {off:.0%} "
-                f"(at most {config.calibration_tolerance:.0%})",
-            }
-        )
+        checks += _latency(champion, config)
+    checks += _calibration(metrics, champion or {}, config)
     return GateResult(all(c["passed"] for c in checks), checks)
+
+
+def _beats_champion(
+    name: str, greater: bool, score: float, champion: dict[str, Any], config: GateConfig
+) -> dict[str, Any]:
+    """The gain on the same rows: its paired interval when recorded, else the gain alone (older records)."""
+    mine = champion.get("challenger_score", score)
+    theirs = f"{name} {mine:.4f} against champion v{champion['version']}'s {champion['score']:.4f}"
+    rows = f" on {champion['rows']:,} rows neither learned from" if "rows" in champion else ""
+    interval = champion.get("gain")
+    if not interval:
+        gain = _gain(mine, champion["score"], greater)
+        return _check(
+            "beats_champion",
+            gain >= config.min_improvement,
+            f"{theirs}{rows} (gain {gain:+.4f}, needed {config.min_improvement})",
+        )
+    expected, low, high = interval["mean"], interval["low"], interval["high"]
+    passed = expected >= config.min_improvement and low >= -config.tolerance
+    level = f"{interval['confidence']:.0%}"
+    return _check(
+        "beats_champion",
+        passed,
+        f"{theirs}{rows}: expected gain {expected:+.4f}, {level} interval {low:+.4f} to {high:+.4f} "
+        f"(needs an expected gain of at least {config.min_improvement} and a low end of at least "
+        f"{-config.tolerance:+.4f})",
+    )
+
+
+def _calibration(
+    metrics: dict[str, Any], champion: dict[str, Any], config: GateConfig
+) -> list[dict[str, Any]]:
+    """Binary tasks: the challenger's calibration against the champion's on the same rows, and the
+    optional absolute floor (which a challenger no worse than the champion passes)."""
+    mine = champion.get("challenger_calibration_off")
+    theirs = champion.get("calibration_off")
+    if mine is None:
+        mine, theirs = _holdout_calibration(metrics), None  # no champion on the same rows
+    if mine is None:
+        return []
+    checks = []
+    if theirs is not None:
+        checks.append(
+            _check(
+                "calibration",
+                mine <= theirs + config.calibration_margin,
+                f"mean prediction off the observed rate by {mine:.0%}, champion's by {theirs:.0%} on the "
+                f"same rows (at most {config.calibration_margin:.0%} worse)",
+            )
+        )
+    floor = config.calibration_tolerance
+    if floor is not None:
+        no_worse = theirs is not None and mine <= theirs
+        checks.append(
+            _check(
+                "calibration_floor",
+                mine <= floor or no_worse,
+                f"mean prediction off the observed rate by {mine:.0%} (at most {floor:.0%}"
+                + (f", or no worse than the champion's {theirs:.0%})" if theirs is not None else ")"),
+            )
+        )
+    return checks
+
+
+def _latency(champion: dict[str, Any], config: GateConfig) -> list[dict[str, Any]]:
+    """The time to score a row, against the champion's on the same rows, and the optional floor."""
+    mine, theirs = champion.get("challenger_latency_us"), champion.get("latency_us")
+    if mine is None or theirs is None:
+        return []
+    limit = max(theirs * (1 + config.latency_tolerance), theirs + config.latency_slack_us)
+    checks = [
+        _check(
+            "latency",
+            mine <= limit,
+            f"{mine:.1f} µs to score a row, champion's {theirs:.1f} µs (at most {limit:.1f}: "
+            f"{1 + config.latency_tolerance:g} times, or {config.latency_slack_us:g} µs more)",
+        )
+    ]
+    floor = config.max_latency_us
+    if floor is not None:
+        checks.append(
+            _check(
+                "latency_floor",
+                mine <= floor or mine <= theirs,
+                f"{mine:.1f} µs to score a row (at most {floor:g}, or no slower than the champion's "
+                f"{theirs:.1f})",
+            )
+        )
+    return checks
 
 
 def _segments(
@@ -91,10 +176,10 @@ def _segments(
                 continue
             loss = -_gain(row[name], other, greater)
             checks.append(
-                {
-                    "check": f"segment {column}={row['value']}",
-                    "passed": bool(loss <= tolerance),
-                    "detail": f"{column}={row['value']}: {name} {row[name]:.4f} against {other:.4f}",
-                }
+                _check(
+                    f"segment {column}={row['value']}",
+                    loss <= tolerance,
+                    f"{column}={row['value']}: {name} {row[name]:.4f} against {other:.4f}",
+                )
             )
     return checks

@@ -1,8 +1,12 @@
-"""When to retrain: triggers from loopml.yaml, a cooldown, and every evaluation recorded."""
+"""When to retrain: triggers from loopml.yaml, a cooldown, and every evaluation recorded.
+
+The cooldown and the schedule are measured on ``retrain.clock`` (:mod:`loopml.retrain.clock`): the
+machine's clock, or event time for replays and catching up.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +18,12 @@ from loopml.enums import CycleStatus, EventKind, TriggerKind
 from loopml.features import parse_duration
 from loopml.monitor import MonitorReport, run_monitor
 from loopml.registry import get_alias
+from loopml.retrain.clock import clock_at, clock_now
 from loopml.retrain.cron import cron_due
 from loopml.retrain.events import OPEN, labels_since, last_event, start_event
+from loopml.retrain.evidence import after_alert
 from loopml.retrain.perf import own_performance
-from loopml.store import Store, utcnow
+from loopml.store import Store
 
 __all__ = ["TRIGGER_KEYS", "Decision", "Trigger", "configured_triggers", "decide"]
 
@@ -25,7 +31,14 @@ __all__ = ["TRIGGER_KEYS", "Decision", "Trigger", "configured_triggers", "decide
 FINISHED = (CycleStatus.PROMOTED, CycleStatus.REJECTED, CycleStatus.FAILED)
 
 # The keys of ``retrain:`` in loopml.yaml that set a trigger (at their defaults, 0 or empty, none is set).
-TRIGGER_KEYS = ("drift_features", "performance_floor", "estimated_floor", "new_labels", "schedule")
+TRIGGER_KEYS = (
+    "drift_features",
+    "performance_floor",
+    "estimated_floor",
+    "new_labels",
+    "after_alert_labels",
+    "schedule",
+)
 NO_TRIGGER = (
     f"no trigger is configured: retrain: in loopml.yaml sets none of {', '.join(TRIGGER_KEYS)}, so a "
     "cycle runs only when forced (`loopml retrain --force`). To retrain by itself, set one, e.g. "
@@ -51,6 +64,7 @@ class Decision:
     inputs: dict[str, Any] = field(default_factory=dict)
     blocked_by: str | None = None
     configured: tuple[str, ...] = ()  # the trigger keys set in loopml.yaml (see TRIGGER_KEYS)
+    event_id: int | None = None  # its record in retrain_events (None when not recorded: a dry run)
 
     @property
     def hint(self) -> str | None:
@@ -61,6 +75,15 @@ class Decision:
     def reasons(self) -> list[str]:
         """Each trigger's detail, as the decision's record and output give them."""
         return [t.detail for t in self.triggers]
+
+    @property
+    def skipped_because(self) -> str | None:
+        """Why no cycle runs on this decision (None when one does)."""
+        if self.retrain:
+            return None
+        if self.blocked_by:
+            return f"held back by the {self.blocked_by}"
+        return "no trigger fired" if self.configured else "no trigger is configured"
 
 
 def configured_triggers(settings: Settings) -> tuple[str, ...]:
@@ -114,9 +137,14 @@ def _triggers(
             reasons.append(
                 Trigger(TriggerKind.NEW_LABELS, f"{fresh} new labels (threshold {cfg.new_labels})")
             )
+    fired, seen = after_alert(settings, store, champion)
+    inputs.update(seen)
+    if fired is not None:
+        reasons.append(Trigger(*fired))
     if cfg.schedule:
         last_check = last_event(store.engine, settings.name, EventKind.DECISION)
-        if cron_due(cfg.schedule, last_check.started_at if last_check else None, now):
+        since = clock_at(last_check, settings) if last_check else None
+        if cron_due(cfg.schedule, since, now, cfg.timezone):
             reasons.append(Trigger(TriggerKind.SCHEDULE, f"schedule '{cfg.schedule}' is due"))
     return reasons, inputs
 
@@ -131,9 +159,10 @@ def decide(
 ) -> Decision:
     """Evaluate every trigger; a positive decision inside the cooldown is held back (and says so).
 
+    ``now``: the time on ``retrain.clock`` (by default read from it: :func:`~loopml.retrain.clock.clock_now`);
     ``report``: the champion's monitoring pass when the caller already ran it (one pass per tick).
     """
-    now = now or utcnow()
+    now = now or clock_now(settings, store)
     champion = get_alias(store.engine, settings.name, "champion")
     if champion and (report is None or report.model_version != champion):
         report = run_monitor(
@@ -144,19 +173,23 @@ def decide(
             on_alert=enqueue_for_alerts(settings.actions),
         )
     triggers, inputs = _triggers(settings, store, report, now)
+    inputs.update(clock=settings.retrain.clock, clock_at=now)
     if champion is None:
         triggers.append(Trigger(TriggerKind.NO_CHAMPION, "there is no champion yet"))
     blocked = None
     last_cycle = last_event(store.engine, settings.name, EventKind.CYCLE, (*FINISHED, *OPEN))
     cooldown = timedelta(milliseconds=parse_duration(settings.retrain.cooldown))
-    if triggers and last_cycle and last_cycle.started_at + cooldown > now:
-        started = f"{last_cycle.started_at:%Y-%m-%d %H:%M}"
-        blocked = f"cooldown: the last cycle started at {started} (cooldown {settings.retrain.cooldown})"
+    if triggers and last_cycle and clock_at(last_cycle, settings) + cooldown > now:
+        started = f"{clock_at(last_cycle, settings):%Y-%m-%d %H:%M}"
+        blocked = (
+            f"cooldown: the last cycle started at {started} ({settings.retrain.clock} clock, cooldown "
+            f"{settings.retrain.cooldown}, now {now:%Y-%m-%d %H:%M})"
+        )
     decision = Decision(
         bool(triggers) and blocked is None, triggers, inputs, blocked, configured_triggers(settings)
     )
     if record:
-        start_event(
+        recorded = start_event(
             store.engine,
             settings.name,
             EventKind.DECISION,
@@ -165,6 +198,7 @@ def decide(
             reasons=decision.reasons + ([blocked] if blocked else []),
             details=_jsonable(inputs),
         )
+        decision = replace(decision, event_id=recorded)
     return decision
 
 

@@ -5,7 +5,8 @@ batch jobs score only through it, so real-time and batch predictions are the sam
 from __future__ import annotations
 
 from loopml.scoring.explain import DEFAULT_TOP_K, MAX_TOP_K, Contribution, Explanation
-from loopml.scoring.loaded import LoadedModel, WindowState, load_history, load_model
+from loopml.scoring.loaded import LoadedModel, Scored, load_model
+from loopml.scoring.state import WindowState, load_history, open_window_state
 
 __all__ = [
     "DEFAULT_TOP_K",
@@ -13,7 +14,9 @@ __all__ = [
     "Contribution",
     "Explanation",
     "LoadedModel",
+    "Scored",
     "WindowState",
     "load_history",
     "load_model",
+    "open_window_state",
 ]

@@ -131,8 +131,10 @@ def _pick(values: np.ndarray, base: np.ndarray, raw: np.ndarray) -> _Attribution
     return _Attribution(values[rows, chosen], base[rows, chosen], raw[rows, chosen], chosen)
 
 
-def _lightgbm(booster: Any, matrix: np.ndarray) -> _Attribution:
-    threads = 1 if len(matrix) < SMALL_BATCH else 0
+def _lightgbm(booster: Any, matrix: np.ndarray, limit: int | None = None) -> _Attribution:
+    # A model trained with n_jobs=1 keeps to one thread here too (``limit``): its owner asked for it,
+    # and a process that never starts OpenMP's thread pool can still fork safely.
+    threads = 1 if len(matrix) < SMALL_BATCH else (limit or 0)
     outputs, width = booster.num_model_per_iteration(), matrix.shape[1] + 1
     contrib = np.asarray(booster.predict(matrix, pred_contrib=True, num_threads=threads), dtype=np.float64)
     contrib = contrib.reshape(len(matrix), outputs, width)
@@ -182,8 +184,10 @@ def _engine(estimator: Any, name: str) -> Callable[[np.ndarray], _Attribution]:
     kind = type(estimator)
     if kind.__module__.startswith("lightgbm") and hasattr(estimator, "booster_"):
         booster = estimator.booster_
+        jobs = getattr(estimator, "n_jobs", None)
+        limit = jobs if isinstance(jobs, int) and jobs > 0 else None
         if not booster.params.get("linear_tree"):  # linear leaves have no TreeSHAP in LightGBM
-            return lambda matrix: _lightgbm(booster, matrix)
+            return lambda matrix: _lightgbm(booster, matrix, limit)
     elif kind.__name__.startswith("HistGradientBoosting") and hasattr(estimator, "_predictors"):
         try:
             return _HistGradientBoosting(estimator)

@@ -1,50 +1,49 @@
-"""LoadedModel: the one scoring function shared by the API and batch jobs, and its window state."""
+"""LoadedModel: the one scoring function shared by the API and batch jobs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
 from loopml.errors import InputError
 from loopml.features import EntityHistory, WindowSpec, event_millis
+from loopml.features.events import Events
+from loopml.features.online import OnlineState
 from loopml.registry import ModelVersion, read_artifact, resolve
 from loopml.scoring.compiled import SMALL_BATCH, CompiledScorer, compile_pipeline, row_values
 from loopml.scoring.explain import DEFAULT_TOP_K, Explainer, Explanation, check_top_k, dense
-from loopml.store import Store, tables
+from loopml.scoring.state import WindowState, load_history, open_window_state
+from loopml.store import Store
 from loopml.tasks import Task, get_task
-from loopml.validate import DataContract, coerce_column, load_snapshot
+from loopml.validate import DataContract, coerce_column
 
-__all__ = ["LoadedModel", "WindowState", "load_history", "load_model"]
-
-_HISTORY_LOG_LIMIT = 1_000_000
+__all__ = ["LoadedModel", "Scored", "WindowState", "load_history", "load_model"]
 
 
-class WindowState:
-    """The entity window history a model's window features are read from, and how far the labels
-    sent as feedback have reached it.
+@dataclass(frozen=True)
+class Scored:
+    """What scoring some records gave: each record's score (see :meth:`LoadedModel.score`), its
+    explanation when asked for, and the window features it was scored with when asked for
+    (feature name -> one value per record; NaN where a window held nothing to average)."""
 
-    Mutable by nature (every scored event and every label moves it), so it lives apart from the
-    immutable :class:`LoadedModel` that reads it; a model swap builds a new model with a new state.
-    """
+    scores: np.ndarray
+    explanations: list[Explanation] | None = None
+    windows: dict[str, np.ndarray] | None = None
 
-    def __init__(self, history: EntityHistory, feedback_cursor: int = 0) -> None:
-        self.history = history
-        self.feedback_cursor = feedback_cursor  # the newest feedback row whose label reached the history
-
-    def learn_feedback(self, store: Store, model: LoadedModel) -> int:
-        """Labels sent as feedback since the last call reach the history (see
-        :meth:`LoadedModel.learn_feedback`)."""
-        newest, rows = _feedback_since(store, model.name, self.feedback_cursor, model.contract)
-        target = model.version.signature["target"]
-        changed = self.history.learn(rows.rename(columns={"label": target})) if len(rows) else 0
-        self.feedback_cursor = newest  # only once learnt: a failure is retried on the next call
-        return changed
+    def window_rows(self) -> list[dict[str, float | None]]:
+        """The window features record by record, NaN as None (JSON's null)."""
+        windows = self.windows or {}
+        columns = {name: values.tolist() for name, values in windows.items()}
+        return [
+            {name: (None if v != v else v) for name, v in ((n, c[i]) for n, c in columns.items())}
+            for i in range(len(self.scores))
+        ]
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,8 @@ class LoadedModel:
 
     Real-time and batch scoring both go through :meth:`coerce`, :meth:`features` and :meth:`score`,
     so they give identical results for identical rows. A model with entity window features carries
-    a :class:`WindowState`: scored events are added to its history with :meth:`observe`.
+    a :class:`WindowState`: its online state (in process, or shared in Redis) gives the features and
+    takes the scored events (:meth:`features` with ``observe``).
     """
 
     version: ModelVersion
@@ -63,8 +63,19 @@ class LoadedModel:
 
     @property
     def history(self) -> EntityHistory | None:
-        """The window history (None for a model without window features, or loaded without it)."""
+        """The in-process window history (None for a model without window features, loaded without
+        it, or whose state is shared: see :attr:`online`)."""
         return self.state.history if self.state is not None else None
+
+    @property
+    def online(self) -> OnlineState | None:
+        """The online state window features are read from (None without window features or state)."""
+        return self.state.online if self.state is not None else None
+
+    @cached_property
+    def window_names(self) -> list[str]:
+        """Every window feature name, in the model's order."""
+        return [name for spec in self.windows for name in spec.names]
 
     @property
     def name(self) -> str:
@@ -83,6 +94,13 @@ class LoadedModel:
     def windows(self) -> list[WindowSpec]:
         specs = self.version.signature.get("windows", [])
         return [WindowSpec(**{**s, "aggs": tuple(s["aggs"]), "windows": tuple(s["windows"])}) for s in specs]
+
+    @cached_property
+    def trained_from(self) -> datetime | None:
+        """The first event time of the data this version was trained on (naive UTC; None when the
+        project has no event time, or the version was registered before it was recorded)."""
+        span = self.version.signature.get("event_time_span")
+        return datetime.fromisoformat(span[0]) if span else None
 
     @cached_property
     def threshold(self) -> float:
@@ -104,18 +122,23 @@ class LoadedModel:
             {c: coerce_column(frame[c], contract.column(c)) for c in dict.fromkeys(keep)}, index=frame.index
         )
 
-    def features(self, coerced: pd.DataFrame) -> pd.DataFrame:
-        """Coerced inputs plus the point-in-time window features from the history."""
+    def features(self, coerced: pd.DataFrame, *, observe: bool = False) -> pd.DataFrame:
+        """Coerced inputs plus the point-in-time window features from the online state; with
+        ``observe`` the rows are added to it first, in the same step (as :meth:`predict_frame` does)."""
         if not self.windows:
             return coerced
-        if self.history is None:
+        online = self.online
+        if online is None:
             raise InputError(f"model '{self.name}' uses window features; load it with its history.")
-        return pd.concat([coerced, self.history.features(coerced)], axis=1)
+        found = online.features(online.events_of(coerced), observe=observe)
+        windows = pd.DataFrame({name: found[name] for name in self.window_names}, index=coerced.index)
+        return pd.concat([coerced, windows], axis=1)
 
     def observe(self, coerced: pd.DataFrame) -> None:
-        """Add scored events to the window history (ids already known are skipped)."""
-        if self.history is not None:
-            self.history.extend(coerced)
+        """Add scored events to the window state (ids already known are skipped)."""
+        online = self.online
+        if online is not None:
+            online.observe(online.events_of(coerced))
 
     @cached_property
     def label_windows(self) -> bool:
@@ -126,7 +149,10 @@ class LoadedModel:
         """Labels sent as feedback since the last call reach the window history, so windows over the
         target (with their label delay) keep up between versions, as the next snapshot would have
         them. Returns how many history values changed (0 without such windows)."""
-        if self.state is None or not self.label_windows:
+        if self.state is None:
+            return 0
+        if not self.label_windows:
+            self.state.online.refresh()  # a shared state emptied meanwhile is warmed again
             return 0
         return self.state.learn_feedback(store, self)
 
@@ -188,76 +214,89 @@ class LoadedModel:
         return compiled.predict(matrix) if compiled is not None else self._estimate(matrix)
 
     def predict_frame(self, frame: pd.DataFrame, *, observe: bool = True) -> np.ndarray:
-        """Score a frame of raw rows, adding them (by default) to the window history first.
+        """Score a frame of raw rows, adding them (by default) to the window state first.
 
         As in training, a row's windows then hold every earlier event, the request's own earlier rows
         included; a window ends before its own event, so no row sees itself.
         """
-        coerced = self.coerce(frame)
-        if observe:
-            self.observe(coerced)
-        return self.score(self.features(coerced))
+        return self.score(self.features(self.coerce(frame), observe=observe))
 
     def predict_records(self, records: Sequence[Mapping[str, Any]], *, observe: bool = True) -> np.ndarray:
         """Score JSON-like records (dicts of column -> value)."""
-        if len(records) < SMALL_BATCH:
-            scores = self._predict_rows(records, observe)
-            if scores is not None:
-                return scores
-        return self.predict_frame(pd.DataFrame.from_records(list(records)), observe=observe)
+        return self.score_records(records, observe=observe).scores
 
     def predict_records_explained(
         self, records: Sequence[Mapping[str, Any]], k: int = DEFAULT_TOP_K, *, observe: bool = True
     ) -> tuple[np.ndarray, list[Explanation]]:
         """:meth:`predict_records` with each record's explanation, from the matrix that scored it."""
-        explainer = self.explainer  # refusals first: nothing is observed for a request that fails
-        check_top_k(k)
-        matrix = self._row_matrix(records, observe) if len(records) < SMALL_BATCH else None
-        if matrix is None:
-            coerced = self.coerce(pd.DataFrame.from_records(list(records)))
-            if observe:
-                self.observe(coerced)
-            matrix = self.matrix(self.features(coerced))
-        return self._score_matrix(matrix), explainer.explain(matrix, k)
+        scored = self.score_records(records, explain_k=k, observe=observe)
+        assert scored.explanations is not None
+        return scored.scores, scored.explanations
+
+    def score_records(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        explain_k: int | None = None,
+        windows: bool = False,
+        observe: bool = True,
+    ) -> Scored:
+        """Score JSON-like records, adding them (by default) to the window state first: their scores,
+        with ``explain_k`` each one's top-k explanation, with ``windows`` the window features each
+        was scored with. The compiled path takes a few records without pandas; the rest go through
+        :meth:`features` and :meth:`score`, with the same values."""
+        explainer = self.explainer if explain_k is not None else None  # refusals before any observe
+        if explain_k is not None:
+            check_top_k(explain_k)
+        found = self._row_matrix(records, observe) if len(records) < SMALL_BATCH else None
+        matrix: np.ndarray | None
+        if found is not None:
+            matrix, window_values = found
+            scores = self._score_matrix(matrix)
+        else:
+            features = self.features(self.coerce(pd.DataFrame.from_records(list(records))), observe=observe)
+            matrix = self.matrix(features) if explainer is not None else None
+            scores = self._score_matrix(matrix) if matrix is not None else self.score(features)
+            names = self.window_names
+            window_values = {n: features[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in names}
+        explained = None
+        if explainer is not None and matrix is not None and explain_k is not None:
+            explained = explainer.explain(matrix, explain_k)
+        return Scored(scores, explained, window_values if windows else None)
 
     @cached_property
     def _row_columns(self) -> list[str]:
-        id_column = self.history.id_column if self.history is not None else None
+        id_column = self.version.signature.get("id_column") if self.windows else None
         return [
             *([id_column] if id_column and id_column not in self.input_columns else []),
             *self.input_columns,
         ]
 
-    def _predict_rows(self, records: Sequence[Mapping[str, Any]], observe: bool) -> np.ndarray | None:
-        """The compiled path for a few records (no pandas), or None where it does not apply."""
-        matrix = self._row_matrix(records, observe)
-        return None if matrix is None else self._score_matrix(matrix)
-
-    def _row_matrix(self, records: Sequence[Mapping[str, Any]], observe: bool) -> np.ndarray | None:
-        """The compiled path's matrix for a few records (no pandas), or None where it does not apply."""
-        compiled = self.compiled
-        if compiled is None or not records or (self.windows and self.history is None):
+    def _row_matrix(
+        self, records: Sequence[Mapping[str, Any]], observe: bool
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The compiled path's matrix for a few records (no pandas) and their window features, or None
+        where it does not apply."""
+        compiled, online = self.compiled, self.online
+        if compiled is None or not records or (self.windows and online is None):
             return None
         rows = [row_values(r, self._row_columns, self.contract) for r in records]
         if any(row is None for row in rows):
             return None
         coerced: list[dict[str, Any]] = rows  # type: ignore[assignment]
-        history, windows, times = self.history, None, None
-        if history is not None:
+        windows: dict[str, np.ndarray] = {}
+        if online is not None:
             keyed = [
-                history.event_time,
+                online.event_time,
                 *(s.entity for s in self.windows),
-                *([history.id_column] if history.id_column else []),
+                *([online.id_column] if online.id_column else []),
             ]
             if any(_missing(row.get(c)) for row in coerced for c in keyed if c):
                 return None
-            times = event_millis([row[history.event_time] for row in coerced])
-            if observe:  # first, as in predict_frame and in training
-                history.extend_rows(times, coerced)
-            windows = history.feature_rows(
-                times, {s.entity: [r[s.entity] for r in coerced] for s in self.windows}
-            )
-        return compiled.row_matrix(coerced, windows)
+            times = event_millis([row[online.event_time] for row in coerced])
+            events = Events.from_rows(times, coerced, online.specs, online.id_column)
+            windows = online.features(events, observe=observe)  # added first, as in training
+        return compiled.row_matrix(coerced, windows or None), windows
 
     def outputs(self, scores: np.ndarray) -> list[dict[str, Any]]:
         """The response shape of each scored row (see :meth:`loopml.tasks.Task.outputs`)."""
@@ -269,61 +308,23 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def load_history(store: Store, version: ModelVersion, specs: list[WindowSpec]) -> EntityHistory:
-    """The window history: the latest data snapshot plus every event logged since by the API or batch."""
-    sig = version.signature
-    history = EntityHistory(specs, sig["event_time"], sig.get("id_column"))
-    _, snapshot = load_snapshot(store, version.name)
-    history.extend(snapshot)
-    logged = _logged_inputs(store, version.name)
-    if len(logged):
-        contract = DataContract.model_validate(sig["contract"])
-        present = [c for c in history.columns if c in logged.columns]
-        history.extend(pd.DataFrame({c: coerce_column(logged[c], contract.column(c)) for c in present}))
-    return history
-
-
-def _feedback_since(store: Store, name: str, after: int, contract: DataContract) -> tuple[int, pd.DataFrame]:
-    """Feedback rows newer than id ``after`` for ``name``'s predictions: the newest id, and each
-    labelled prediction's inputs (coerced to the contract) with its ``label``.
-
-    The first read (``after`` 0, at load) takes at most the newest ``_HISTORY_LOG_LIMIT`` rows, as
-    the history does of the logged inputs: a model loaded after years of feedback reads a bounded
-    amount (``store.retention`` bounds the table itself); later reads take every newer row."""
-    f, p = tables.feedback, tables.predictions
-    query = (
-        select(f.c.id, f.c.label, p.c.inputs)
-        .join(p, p.c.id == f.c.prediction_id)
-        .where(p.c.model_name == name, f.c.id > after)
-        .order_by(f.c.id.desc())
-    )
-    if after == 0:
-        query = query.limit(_HISTORY_LOG_LIMIT)
-    with store.engine.connect() as conn:
-        found = list(reversed(conn.execute(query).all()))
-    if not found:
-        return after, pd.DataFrame()
-    inputs = pd.DataFrame.from_records([row.inputs for row in found])
-    coerced = {c: coerce_column(inputs[c], contract.column(c)) for c in inputs.columns if c in contract.names}
-    labels = pd.to_numeric(pd.Series([row.label for row in found]), errors="coerce")
-    return int(found[-1].id), pd.DataFrame(coerced).assign(label=labels.to_numpy())
-
-
-def _logged_inputs(store: Store, name: str) -> pd.DataFrame:
-    p = tables.predictions
-    query = select(p.c.inputs).where(p.c.model_name == name).order_by(p.c.created_at.desc())
-    with store.engine.connect() as conn:
-        rows = conn.execute(query.limit(_HISTORY_LOG_LIMIT)).scalars().all()
-    return pd.DataFrame.from_records(list(reversed(rows))) if rows else pd.DataFrame()
-
-
-def load_model(store: Store, name: str, ref: str | int = "champion", *, history: bool = True) -> LoadedModel:
-    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its history.
+def load_model(
+    store: Store,
+    name: str,
+    ref: str | int = "champion",
+    *,
+    history: bool = True,
+    online_url: str | None = None,
+) -> LoadedModel:
+    """Resolve ``ref`` (version number or alias), check the artifact's SHA-256, load it and its window
+    state: in process, warmed from the store (``online_url`` None), or the state shared in the Redis
+    at ``online_url`` (warmed from the store once, if it is empty).
 
     ``history=False``: without the window state (for a caller that brings its own, in ``replace``)."""
     version = resolve(store.engine, name, ref)
     model = LoadedModel(version=version, pipeline=read_artifact(store, version))
     if model.windows and history:
-        model = LoadedModel(version, model.pipeline, WindowState(load_history(store, version, model.windows)))
+        state = open_window_state(store, version, model.windows, online_url)
+        model = LoadedModel(version, model.pipeline, state)
         model.learn_feedback(store)  # labels that came back since the snapshot
     return model

@@ -13,7 +13,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +34,7 @@ from loopml.serve.deps import (
     get_settings,
     get_store,
 )
-from loopml.serve.routes import check_served, serving_model
+from loopml.serve.routes import check_served, read_json, serving_model, validated
 from loopml.serve.state import ModelHolder
 from loopml.store import Store, utcnow
 
@@ -79,10 +79,16 @@ def _log(recorder: Recorder, model: LoadedModel, rows: pd.DataFrame, values: np.
     "/v1/models/{name}/forecast",
     response_model=ForecastResponse,
     summary="Forecast one product's demand for the next periods",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ForecastRequest.model_json_schema()}},
+        }
+    },
 )
 async def forecast(
     name: str,
-    body: ForecastRequest,
+    request: Request,
     holder: ModelHolder = Depends(get_holder),
     settings: Settings = Depends(get_settings),
     store: Store = Depends(get_store),
@@ -91,6 +97,7 @@ async def forecast(
 ) -> ForecastResponse:
     """Demand of ``item`` (in ``group``) for each of the next ``horizon`` periods, each step logged."""
     check_served(name, holder)
+    body = validated(ForecastRequest, await read_json(request, settings.serve.max_body_bytes))
     serving = await serving_model(holder)
     model = serving.model
     stock = settings.forecast.stock if settings.forecast is not None else None

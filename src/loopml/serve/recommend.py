@@ -13,15 +13,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from loopml.config import ServeConfig
 from loopml.enums import TaskKind
 from loopml.errors import InputError
-from loopml.serve.deps import Recorder, get_holder, get_recorder
-from loopml.serve.routes import check_served, serving_model
-from loopml.serve.state import ModelHolder
+from loopml.serve.deps import Recorder, get_holder, get_recorder, get_serve_config
+from loopml.serve.routes import check_served, read_json, serving_model, validated
+from loopml.serve.state import ModelHolder, Serving
 from loopml.store import utcnow
 
 __all__ = ["RecommendRequest", "RecommendResponse", "RecommendedItem", "recommend_router"]
@@ -73,6 +74,18 @@ def _naive_utc(value: datetime | None) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
+def _check_time(serving: Serving, time: datetime | None) -> None:
+    """A ``time`` outside the plausible range of event times is refused (it would be the prediction's
+    monitoring time; see :class:`~loopml.validate.ScoringPolicy`)."""
+    if time is None:
+        return
+    policy = serving.checker.policy
+    problem = policy.event_time_problem(_naive_utc(time), datetime.now(UTC).replace(tzinfo=None))
+    if problem is not None:
+        error, hint = problem
+        raise InputError(f"field 'time': '{time.isoformat()}' {error}; {hint}.")
+
+
 def _log(recorder: Recorder, body: RecommendResponse, inputs: dict[str, Any]) -> None:
     writer = recorder.prediction_log
     if writer is not None:
@@ -93,17 +106,29 @@ def _log(recorder: Recorder, body: RecommendResponse, inputs: dict[str, Any]) ->
     recorder.metrics.serving(body.model, body.model_version, recorder.alias)
 
 
-@recommend_router.post("/v1/models/{name}/recommend", summary="Top-k new items for one customer")
+@recommend_router.post(
+    "/v1/models/{name}/recommend",
+    summary="Top-k new items for one customer",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RecommendRequest.model_json_schema()}},
+        }
+    },
+)
 async def recommend(
     name: str,
-    payload: RecommendRequest,
+    request: Request,
     holder: ModelHolder = Depends(get_holder),
+    config: ServeConfig = Depends(get_serve_config),
     recorder: Recorder = Depends(get_recorder),
 ) -> RecommendResponse:
     """The ``k`` items the customer is most likely to buy next, never one they already bought."""
     check_served(name, holder)
+    payload = validated(RecommendRequest, await read_json(request, config.max_body_bytes))
     serving = await serving_model(holder)
     model = serving.model
+    _check_time(serving, payload.time)
     if model.task.name is not TaskKind.RANKING:
         raise InputError(f"model '{name}' is a {model.task.name} model; /recommend serves ranking models.")
     recommender = model.pipeline[-1]

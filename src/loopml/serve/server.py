@@ -13,20 +13,23 @@ import threading
 import time
 from collections.abc import Mapping
 from types import FrameType, TracebackType
+from typing import Any
 
 from fastapi import FastAPI
 
 from loopml._optional import require
-from loopml.errors import BusyError, InputError
+from loopml.errors import BusyError, InputError, LoopMLError
+from loopml.serve.connections import limited_protocol
 from loopml.serve.deps import server_state
+from loopml.serve.grpc import GrpcServer
 
-__all__ = ["BackgroundServer", "ServerProcess", "free_port", "listen", "run_server"]
+__all__ = ["BackgroundServer", "ServerProcess", "connection_limits", "free_port", "listen", "run_server"]
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, option: str = "--port") -> socket.socket:
     """A socket bound to ``host``:``port`` (0: a free port) for :func:`run_server`, bound before
     anything is printed or loaded: a port in use is a :class:`BusyError`, an address this machine
-    cannot bind an :class:`InputError`, each one line naming the option to change."""
+    cannot bind an :class:`InputError`, each one line naming the option to change (``option``)."""
     # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on accepted sockets
     # whose protocol says TCP; with proto 0 every response waited ~40 ms for the client's delayed ACK.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -39,16 +42,49 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise BusyError(
-                f"port {port} on {host} is in use; pass --port or stop the other server"
+                f"port {port} on {host} is in use; pass {option} or stop the other server"
             ) from None
         raise InputError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); pass another --host or --port"
+            f"cannot listen on {host}:{port} ({exc.strerror}); pass another --host or {option}"
         ) from None
     return sock
 
 
+def _with_grpc(uvicorn: Any, grpc: GrpcServer | None) -> Any:
+    """A uvicorn ``Server`` class that also serves ``grpc`` (when given) in its event loop: started
+    once the app's lifespan has started, stopped before the HTTP server (requests in flight on both
+    finish before the lifespan closes the prediction log). A gRPC port that cannot be bound stops the
+    server; :attr:`failure` holds the error, for the caller to raise once uvicorn has returned."""
+
+    class _Server(uvicorn.Server):
+        should_exit: bool
+        failure: LoopMLError | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if grpc is not None and not self.should_exit:
+                try:
+                    await grpc.start()
+                except LoopMLError as exc:
+                    self.failure = exc
+                    self.should_exit = True
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if grpc is not None:
+                await grpc.stop()
+            await super().shutdown(sockets=sockets)
+
+    return _Server
+
+
 def run_server(
-    app: FastAPI, host: str, port: int, *, shutdown_delay: float = 0.0, sock: socket.socket | None = None
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    shutdown_delay: float = 0.0,
+    sock: socket.socket | None = None,
+    grpc_port: int | None = None,
 ) -> None:
     """Serve ``app`` until SIGTERM or Ctrl+C, then shut down gracefully.
 
@@ -56,11 +92,15 @@ def run_server(
     (time for a load balancer to stop sending traffic), then stops accepting connections, lets the
     requests in flight finish (up to 30 s), drains the prediction log, and exits with status 0.
     ``sock``: a socket from :func:`listen` to serve on (else uvicorn binds ``host``:``port``).
+    ``grpc_port``: also serve the Open Inference Protocol over gRPC on ``host``:``grpc_port``, in the
+    same event loop, with the same model, tokens, prediction log and metrics.
     """
     uvicorn = require("uvicorn", "serving the API")
-    runtime = server_state(app).runtime
+    state = server_state(app)
+    runtime = state.runtime
+    grpc = GrpcServer(state, host, grpc_port) if grpc_port is not None else None
 
-    class _Server(uvicorn.Server):  # type: ignore[name-defined]
+    class _Server(_with_grpc(uvicorn, grpc)):  # type: ignore[misc]
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if sig != signal.SIGTERM or self.should_exit or runtime.shutting_down:
                 super().handle_exit(sig, frame)
@@ -81,8 +121,25 @@ def run_server(
         log_config=None,
         access_log=False,  # loopml.access logs each request, with its duration and request id
         timeout_graceful_shutdown=30,
+        **connection_limits(app),
     )
-    _Server(config).run(sockets=[sock] if sock is not None else None)
+    server = _Server(config)
+    server.run(sockets=[sock] if sock is not None else None)
+    if server.failure is not None:
+        raise server.failure
+
+
+def connection_limits(app: FastAPI) -> dict[str, Any]:
+    """uvicorn settings that bound the connections of a loopml app (see
+    :mod:`loopml.serve.connections`): ``serve.max_connections_per_client`` per client address, and
+    ``serve.body_timeout`` for a request's head to arrive. Nothing for an app of another kind."""
+    try:
+        serve = server_state(app).settings.serve
+    except RuntimeError:
+        return {}
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    return {"http": limited_protocol(AutoHTTPProtocol, serve.max_connections_per_client, serve.body_timeout)}
 
 
 class BackgroundServer:
@@ -96,16 +153,24 @@ class BackgroundServer:
     >>> with BackgroundServer(app) as server:
     ...     httpx.get(f"{server.url}/openapi.json").status_code
     200
+
+    With ``grpc_port`` (0: a free one) an app made by :func:`~loopml.serve.create_app` also serves
+    the Open Inference Protocol over gRPC, at :attr:`grpc_address`, as ``loopml serve --grpc-port``.
     """
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, grpc_port: int | None = None
+    ) -> None:
         uvicorn = require("uvicorn", "serving the API")
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = host, self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self._server = uvicorn.Server(config)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", access_log=False, **connection_limits(app)
+        )
+        self._grpc = GrpcServer(server_state(app), host, grpc_port) if grpc_port is not None else None
+        self._server = _with_grpc(uvicorn, self._grpc)(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -114,10 +179,19 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the gRPC endpoint (started with ``grpc_port``)."""
+        if self._grpc is None:
+            raise RuntimeError("this server has no gRPC endpoint; start it with grpc_port")
+        return self._grpc.address
+
     def __enter__(self) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + 30
-        while not self._server.started:
+        while not self._server.started or (self._grpc is not None and not self._grpc.started):
+            if self._server.failure is not None:
+                raise self._server.failure
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the API server did not start")
             time.sleep(0.02)
@@ -140,7 +214,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ServerProcess:
-    """``loopml serve`` in a child process (its own GIL, as in production), stopped with SIGTERM."""
+    """``loopml serve`` in a child process (its own GIL, as in production), stopped with SIGTERM.
+
+    With ``grpc_port`` (0: a free one) it serves gRPC too (``--grpc-port``), at :attr:`grpc_address`.
+    """
 
     def __init__(
         self,
@@ -148,8 +225,10 @@ class ServerProcess:
         host: str = "127.0.0.1",
         port: int | None = None,
         env: Mapping[str, str] | None = None,
+        grpc_port: int | None = None,
     ) -> None:
         self.host, self.port = host, port or free_port(host)
+        self.grpc_port = (grpc_port or free_port(host)) if grpc_port is not None else None
         self.env = {**os.environ, **(env or {})}
         self.command = [
             sys.executable,
@@ -163,11 +242,31 @@ class ServerProcess:
             "--port",
             str(self.port),
         ]
+        if self.grpc_port is not None:
+            self.command += ["--grpc-port", str(self.grpc_port)]
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the gRPC endpoint (started with ``grpc_port``)."""
+        if self.grpc_port is None:
+            raise RuntimeError("this server has no gRPC endpoint; start it with grpc_port")
+        return f"{self.host}:{self.grpc_port}"
+
+    def _ready(self, httpx: Any) -> bool:
+        if httpx.get(f"{self.url}/health/ready", timeout=1).status_code != 200:
+            return False
+        if self.grpc_port is None:
+            return True
+        try:  # gRPC starts just after the HTTP server: wait until its port takes connections too
+            socket.create_connection((self.host, self.grpc_port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def __enter__(self) -> ServerProcess:
         httpx = require("httpx", "talking to the API")
@@ -185,7 +284,7 @@ class ServerProcess:
                     f"the API server exited with code {self._process.returncode}: {err.strip()}"
                 )
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                if self._ready(httpx):
                     return self
             except httpx.TransportError:
                 pass

@@ -29,8 +29,17 @@ class ShadowScorer:
     challenger is the model being served (no cycle is shadowing).
     """
 
-    def __init__(self, store: Store, name: str, *, refresh: float = 2.0, max_queue: int = 10_000) -> None:
-        self.holder = ModelHolder(store, name, "challenger", refresh)
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        *,
+        refresh: float = 2.0,
+        max_queue: int = 10_000,
+        online_url: str | None = None,
+    ) -> None:
+        # online_url: the challenger reads its window features from the state the replicas share
+        self.holder = ModelHolder(store, name, "challenger", refresh, online_url=online_url)
         self.writer = PredictionLogWriter(store.engine)
         self.dropped = 0
         self.scored = 0

@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from pydantic import BaseModel
 
 from loopml.config import Settings
-from loopml.errors import ArtifactIntegrityError, LoopMLError, NotFoundError
+from loopml.errors import ArtifactIntegrityError, LoopMLError, NotFoundError, OnlineStateError
 from loopml.registry import get_alias
 from loopml.scoring import LoadedModel, load_model
 from loopml.serve.schema import record_model
-from loopml.store import OnWrite, PredictionLogWriter, Store, journal_dir
+from loopml.store import OnWrite, PredictionLogWriter, Store, journal_dir, known_predictions
 from loopml.validate import RecordChecker, ScoringPolicy
 
-__all__ = ["ModelHolder", "Serving", "journal_dir", "open_prediction_log"]
+__all__ = ["ModelHolder", "Serving", "await_predictions", "journal_dir", "open_prediction_log"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,28 @@ def open_prediction_log(
     )
 
 
+def await_predictions(
+    store: Store, labels: Any, seconds: float = 1.0, writer: PredictionLogWriter | None = None
+) -> int:
+    """Wait (at most ``seconds``) until the predictions that ``labels`` name are in the store; how many
+    are still missing. A label may reach one replica while its prediction, acknowledged by another,
+    is still in that one's log writer (flushed every 0.2 s): without the wait it would be refused as
+    unknown. If some are still missing, the journal segments of dead replicas sharing ``writer``'s
+    journal folder are replayed (a replica killed with its acknowledged predictions journaled but not
+    yet stored), then the store is asked once more. Items that are not ``{"prediction_id": ...}``
+    objects are left to the feedback checks."""
+    wanted = {str(i["prediction_id"]) for i in labels if isinstance(i, dict) and "prediction_id" in i}
+    deadline = time.monotonic() + seconds
+    while wanted:
+        wanted -= known_predictions(store.engine, wanted)
+        if not wanted or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if wanted and writer is not None and writer.replay_abandoned():
+        wanted -= known_predictions(store.engine, wanted)
+    return len(wanted)
+
+
 class Serving:
     """A loaded model together with its request validators (swapped as one object): ``checker``
     enforces the contract on the records of /v1 and /v2 (with the project's ``policy``); ``record``
@@ -46,19 +69,32 @@ class Serving:
 
     def __init__(self, model: LoadedModel, policy: ScoringPolicy | None = None) -> None:
         self.model = model
-        self.checker = RecordChecker(model.contract, model.input_columns, policy)
+        # the event time's range starts from this version's first training event
+        checked = (policy or ScoringPolicy()).for_version(model.trained_from)
+        self.checker = RecordChecker(model.contract, model.input_columns, checked)
         self.record: type[BaseModel] = record_model(model.contract, model.input_columns)
 
 
 class ModelHolder:
     """Holds the version an alias points at; re-checks the alias at most every ``refresh`` seconds,
-    and then hands the labels that came back as feedback to its window history."""
+    and then hands the labels that came back as feedback to its window state.
+
+    ``online_url`` (``serve.online_store``): the Redis that holds the window state every replica
+    shares; None keeps it in this process."""
 
     def __init__(
-        self, store: Store, name: str, alias: str, refresh: float = 1.0, policy: ScoringPolicy | None = None
+        self,
+        store: Store,
+        name: str,
+        alias: str,
+        refresh: float = 1.0,
+        policy: ScoringPolicy | None = None,
+        online_url: str | None = None,
     ) -> None:
         self.store, self.name, self.alias, self.refresh = store, name, alias, refresh
         self.policy = policy  # what the served contract does with unknown categories and extra fields
+        self.online_url = online_url
+        self._online_problem = ""  # the last online-state failure logged (said once, not every second)
         self._current: Serving | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
@@ -69,6 +105,11 @@ class ModelHolder:
     def due(self) -> bool:
         """Whether the next :meth:`get` re-reads the alias (and may load a version: call it off the loop)."""
         return self._current is None or time.monotonic() - self._checked >= self.refresh
+
+    def peek(self) -> Serving | None:
+        """The serving model as it is now, without re-reading the alias or loading anything (a page
+        that only reads the model, such as the dashboard's explanations); None before the first load."""
+        return self._current
 
     def get(self) -> Serving:
         """The serving model; loads it on first use and when the alias has moved.
@@ -98,19 +139,35 @@ class ModelHolder:
         if version is None or (self._current and self._current.model.version.version == version):
             self.refused = None  # the alias is back on what is served (or gone)
             if self._current is not None:  # labels sent as feedback reach the label windows
-                try:
-                    self._current.model.learn_feedback(self.store)
-                except Exception:  # never fail a request over it: the next check tries again
-                    log.exception("learning feedback for %s failed; serving on", self.name)
+                self._learn_feedback(self._current)
             return
         try:
-            self._current = Serving(load_model(self.store, self.name, version), self.policy)
+            model = load_model(self.store, self.name, version, online_url=self.online_url)
+            self._current = Serving(model, self.policy)
             self.refused = None
             log.info("serving %s version %s (%s)", self.name, version, self.alias)
+        except OnlineStateError as exc:  # not the version's fault: loaded again once the state is back
+            self._say_online(exc, f"version {version} waits for its online window state")
+            if self._current is None:
+                raise
         except LoopMLError as exc:
             self._refuse(version, exc)
             if self._current is None:
                 raise
+
+    def _learn_feedback(self, current: Serving) -> None:
+        try:
+            current.model.learn_feedback(self.store)
+            self._online_problem = ""
+        except OnlineStateError as exc:  # requests answer 503 meanwhile; said once, not every second
+            self._say_online(exc, "labels wait for the online window state")
+        except Exception:  # never fail a request over it: the next check tries again
+            log.exception("learning feedback for %s failed; serving on", self.name)
+
+    def _say_online(self, exc: OnlineStateError, what: str) -> None:
+        if str(exc) != self._online_problem:
+            log.error("model %s: %s: %s", self.name, what, exc)
+            self._online_problem = str(exc)
 
     def _refuse(self, version: int, exc: LoopMLError) -> None:
         """Remember the refused version; say so at ERROR once per version and error (not every check)."""

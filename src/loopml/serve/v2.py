@@ -1,56 +1,106 @@
 """The Open Inference Protocol (KServe v2) REST surface, over the same scoring path as ``/v1``.
 
-Inputs are columns: one tensor per input column (``name``, ``shape`` ``[n]`` or ``[n, 1]``,
-``datatype`` from the model's data contract, ``data`` row-major, flat or nested). Outputs are the
-``score`` (FP64), the ``label`` (INT64) and the ``prediction_id`` (BYTES) of each row; with the
-request's ``parameters`` ``{"explain": true, "explain_k": 5}``, also each row's feature contributions
-as ``explain_*`` tensors (see :mod:`loopml.serve.explain`). The rows are checked against the data
-contract as ``/v1``'s records are (:mod:`loopml.serve.schema`); the id column, sent as an input, comes
-back as an output of the same name, and values scored as missing (``on_unknown_category: missing``)
-are listed in the response's ``parameters.scored_as_missing``.
+Every route of the protocol: server metadata, live and ready; each model's (and each version's)
+metadata, ready and infer. ``infer`` takes JSON tensors or, with the ``Inference-Header-Content-Length``
+header, the binary tensor data extension (:mod:`loopml.serve.v2_binary`), and answers in binary each
+output asked for so (``binary_data`` on the output, or ``binary_data_output`` on the request). The
+request's ``parameters`` are passed through: ``{"explain": true, "explain_k": 5}`` adds each row's
+feature contributions as ``explain_*`` tensors (:mod:`loopml.serve.explain`); other parameters are
+accepted. What a request means is in :mod:`loopml.serve.v2_infer`, shared with gRPC.
+
+Errors are the protocol's: a status (``400`` for a bad request, ``404`` for a model or version not
+served here, ``413`` over a limit, ``401`` without a valid token) and the body ``{"error": "<message>"}``,
+the message naming the tensor (``inputs[4].datatype``, ``inputs.tx_amount.data[1]``), the value and
+the rule, on every route of this router (:class:`V2Route`).
 """
 
 from __future__ import annotations
 
-import math
-import uuid
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from loopml.config import ServeConfig
-from loopml.errors import InputError, NotFoundError, PayloadTooLargeError
-from loopml.serve.deps import Recorder, get_holder, get_recorder, get_serve_config, get_shutting_down
-from loopml.serve.explain import explain_parameters, explanation_tensors
-from loopml.serve.routes import (
-    check_served,
-    read_json,
-    score_records,
-    serving_model,
-    validation_error,
+from loopml.errors import InputError, LoopMLError, UnauthorizedError
+from loopml.serve.body import parse_json, read_body, read_json
+from loopml.serve.deps import (
+    Recorder,
+    get_holder,
+    get_recorder,
+    get_serve_config,
+    get_shutting_down,
+    server_state,
 )
-from loopml.serve.state import ModelHolder, Serving
-from loopml.validate import Violation, violations_error
+from loopml.serve.metrics import route_of
+from loopml.serve.redact import redact_locations
+from loopml.serve.routes import check_served, serving_model, validated
+from loopml.serve.state import ModelHolder
+from loopml.serve.v2_binary import HEADER, BinaryPart, decode_tensor, encode_tensor, split_body
+from loopml.serve.v2_infer import (
+    DATATYPES,
+    InferRequest,
+    InferResult,
+    InputTensor,
+    check_version,
+    infer,
+    model_metadata,
+    model_ready,
+    server_metadata,
+)
 
-__all__ = ["DATATYPES", "v2_router"]
+__all__ = ["DATATYPES", "V2Route", "v2_error", "v2_router"]
 
-v2_router = APIRouter(tags=["v2 (Open Inference Protocol)"])
 
-# The datatype each contract type is served as, and the ones a client may send for it.
-DATATYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "string": "BYTES", "datetime": "BYTES"}
-_INTS = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-_ACCEPTED = {
-    "int": _INTS,
-    "float": _INTS | {"FP16", "FP32", "FP64"},
-    "bool": {"BOOL"},
-    "string": {"BYTES"},
-    "datetime": {"BYTES"},
+def v2_error(exc: LoopMLError) -> tuple[int, dict[str, str]]:
+    """The protocol's status and body for an error: 400 for a bad request (loopml's 422), the error's
+    own status otherwise; ``{"error": "<message>"}``."""
+    status = 400 if exc.http_status == 422 else exc.http_status
+    return status, {"error": redact_locations(str(exc))}  # the server's paths stay in its log
+
+
+class V2Route(APIRoute):
+    """A route whose errors answer in the protocol's shape (``{"error": "<message>"}``), counted in the
+    metrics as every error is; a method the path does not take is a 405 in the same shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer_errors_as_v2(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoopMLError as exc:
+                server_state(request.app).metrics.error(route_of(request.scope), exc.code, request.scope)
+                status, body = v2_error(exc)
+                bearer = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+                return JSONResponse(body, status_code=status, headers=bearer)
+
+        return answer_errors_as_v2
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().handle(scope, receive, send)
+        except HTTPException as exc:
+            if exc.status_code != 405:
+                raise
+            allowed = ", ".join(sorted(self.methods or ()))
+            message = f"{scope['method']} is not allowed on {scope['path']}; it takes {allowed}."
+            await JSONResponse({"error": message}, status_code=405, headers=exc.headers)(scope, receive, send)
+
+
+v2_router = APIRouter(tags=["v2 (Open Inference Protocol)"], route_class=V2Route)
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {}}, "application/octet-stream": {"schema": {}}},
+    }
 }
-_OUTPUTS = {"score": "FP64", "label": "INT64", "prediction_id": "BYTES"}
 
 
 class _Tensor(BaseModel):
@@ -59,7 +109,7 @@ class _Tensor(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     shape: list[int] = Field(min_length=1, max_length=2)
     datatype: str = Field(max_length=16)
-    data: list[Any]
+    data: list[Any] | None = None  # absent when the tensor's bytes follow the JSON (binary_data_size)
     parameters: dict[str, Any] | None = None
 
 
@@ -83,32 +133,9 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _served(name: str, holder: ModelHolder, version: str | None = None) -> Serving:
-    check_served(name, holder)
-    serving = holder.get()
-    _check_version(name, version, serving)
-    return serving
-
-
-def _check_version(name: str, version: str | None, serving: Serving) -> None:
-    served = str(serving.model.version.version)
-    if version is not None and version != served:
-        raise NotFoundError(
-            f"version '{version}' of model '{name}' is not served here; this server serves version {served}.",
-            hint=f"Use /v2/models/{name}/versions/{served}/..., or /v2/models/{name}/... for the live one.",
-        )
-
-
-def _package_version() -> str:
-    try:
-        return version("loopml")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
-
-
 @v2_router.get("/v2", summary="Server metadata")
-def server_metadata() -> dict[str, Any]:
-    return {"name": "loopml", "version": _package_version(), "extensions": []}
+def v2_server_metadata() -> dict[str, Any]:
+    return server_metadata()
 
 
 @v2_router.get("/v2/health/live", summary="The server is live")
@@ -125,35 +152,17 @@ def v2_ready(
 
 
 @v2_router.get("/v2/models/{name}", summary="Model metadata: inputs and outputs with their datatypes")
-def model_metadata(name: str, holder: ModelHolder = Depends(get_holder)) -> Response:
-    return _metadata(name, holder)
+def v2_model_metadata(name: str, holder: ModelHolder = Depends(get_holder)) -> Response:
+    return _json(model_metadata(name, holder))
 
 
 @v2_router.get("/v2/models/{name}/versions/{version}", summary="Metadata of one version of the model")
 def version_metadata(name: str, version: str, holder: ModelHolder = Depends(get_holder)) -> Response:
-    return _metadata(name, holder, version)
-
-
-def _metadata(name: str, holder: ModelHolder, version: str | None = None) -> Response:
-    model = _served(name, holder, version).model
-    contract = model.contract
-    inputs = [
-        {"name": c, "datatype": DATATYPES[contract.column(c).dtype], "shape": [-1]}
-        for c in model.input_columns
-    ]
-    outputs = [{"name": n, "datatype": t, "shape": [-1]} for n, t in _OUTPUTS.items()]
-    body = {
-        "name": name,
-        "versions": [str(model.version.version)],
-        "platform": "loopml",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
-    return _json(body)
+    return _json(model_metadata(name, holder, version))
 
 
 @v2_router.get("/v2/models/{name}/ready", summary="The model is loaded (503 when not)")
-def model_ready(
+def v2_model_ready(
     name: str,
     holder: ModelHolder = Depends(get_holder),
     shutting_down: bool = Depends(get_shutting_down),
@@ -172,10 +181,7 @@ def version_ready(
 
 
 def _ready(name: str, holder: ModelHolder, shutting_down: bool, version: str | None = None) -> JSONResponse:
-    check_served(name, holder)
-    ready = not shutting_down and holder.ready
-    if ready and version is not None:
-        ready = version == str(holder.get().model.version.version)
+    ready = model_ready(name, holder, shutting_down, version)
     body: dict[str, Any] = {"name": name, "ready": ready}
     if version is not None:
         body["version"] = version
@@ -185,9 +191,9 @@ def _ready(name: str, holder: ModelHolder, shutting_down: bool, version: str | N
 @v2_router.post(
     "/v2/models/{name}/infer",
     summary="Score columns of inputs (Open Inference Protocol)",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+    openapi_extra=_INFER_BODY,
 )
-async def infer(
+async def v2_infer(
     name: str,
     request: Request,
     holder: ModelHolder = Depends(get_holder),
@@ -196,11 +202,17 @@ async def infer(
 ) -> Response:
     """Validate the tensors against the model's contract, score each row and log each prediction.
 
+    JSON tensors, or binary ones after the JSON with the `Inference-Header-Content-Length` header
+    (each binary input's byte count in its `parameters.binary_data_size`); outputs come back in binary
+    when asked (`parameters.binary_data` on an output, `parameters.binary_data_output` on the request).
+
     With `"parameters": {"explain": true, "explain_k": 5}` the response adds each row's feature
     contributions after the requested outputs: `explain_raw_score` and `explain_base_value` (FP64
     `[n]`), `explain_feature` (BYTES `[n, m]`) and `explain_contribution` (FP64 `[n, m]`, row-major:
     the top `explain_k` features, then `(rest)` summing the others), and `explain_class` (BYTES `[n]`)
     for a classifier; `explain_base_value + sum(explain_contribution) == explain_raw_score` per row.
+
+    Errors: `{"error": "<message>"}` with 400 (naming the tensor, the row and the rule), 404, 413.
     """
     return await _infer(name, request, holder, config, recorder)
 
@@ -208,7 +220,7 @@ async def infer(
 @v2_router.post(
     "/v2/models/{name}/versions/{version}/infer",
     summary="Score with one version of the model (404 unless it is the one served)",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+    openapi_extra=_INFER_BODY,
 )
 async def version_infer(
     name: str,
@@ -231,80 +243,21 @@ async def _infer(
     version: str | None = None,
 ) -> Response:
     check_served(name, holder)
-    payload = await read_json(request, config.max_body_bytes, nan_literals=True)
+    payload, binary = await _read(request, config.max_body_bytes)
     serving = await serving_model(holder)
-    _check_version(name, version, serving)
-    try:
-        infer_request = _InferRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_error(exc, _request_field) from None
-    types = _output_types(serving, infer_request)
-    wanted = _requested_outputs(infer_request, types)
-    explain = explain_parameters(infer_request.parameters)
-    records = _records(serving, infer_request, config.max_batch)
-    parsed, violations = serving.checker.check(records)
-    if violations:
-        raise _contract_error(violations, infer_request)
-    results = score_records(recorder, serving, parsed, explain)
-    outputs = [
-        {"name": out, "datatype": types[out], "shape": [len(results)], "data": [r[out] for r in results]}
-        for out in wanted
-    ]
-    if explain:
-        outputs += explanation_tensors(results)
-    body: dict[str, Any] = {
-        "model_name": name,
-        "model_version": str(serving.model.version.version),
-        "id": infer_request.id or str(uuid.uuid4()),
-        "outputs": outputs,
-    }
-    missing = [
-        {"row": row, "input": column, "value": value}
-        for row, found in enumerate(parsed.as_missing)
-        for column, value in (found or {}).items()
-    ]
-    if missing:
-        body["parameters"] = {"scored_as_missing": missing}
-    return _json(body)
+    check_version(name, version, serving)
+    body = validated(_InferRequest, payload)
+    result = infer(name, serving, _request(body, binary), recorder, config.max_batch)
+    return _response(result, body)
 
 
-def _request_field(loc: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
-
-
-def _contract_error(violations: list[Violation], request: _InferRequest) -> InputError:
-    """v2's answer to rows that break the model's data contract (the one place that builds it): a 422
-    naming ``inputs.<column>.data[<row>]`` (or ``inputs[<i>].name`` for an input that is no column of
-    the contract, once), the value and the rule, with ``details`` as /v1 has them."""
-    index = {tensor.name: i for i, tensor in enumerate(request.inputs)}
-
-    def field(v: Violation) -> str:
-        if v.rule == "extra_field":
-            return f"inputs[{index[v.column]}].name"
-        return f"inputs.{v.column}.data[{v.row}]"
-
-    named = {field(v): v for v in reversed(violations)}  # an unknown input once, at its first row
-    return violations_error([v for v in violations if named.get(field(v)) is v], field)
-
-
-def _output_types(serving: Serving, request: _InferRequest) -> dict[str, str]:
-    """The outputs a request may ask for, with their datatypes: the id column too when it is an input
-    (each row's id, echoed)."""
-    id_column = serving.model.contract.id_column
-    if id_column is None or all(tensor.name != id_column for tensor in request.inputs):
-        return _OUTPUTS
-    return {**_OUTPUTS, id_column: DATATYPES[serving.model.contract.column(id_column).dtype]}
-
-
-def _requested_outputs(request: _InferRequest, types: dict[str, str]) -> list[str]:
-    if not request.outputs:
-        return list(types)
-    for i, out in enumerate(request.outputs):
-        if out.name not in types:
-            raise InputError(
-                f"field 'outputs[{i}].name': unknown output '{out.name}'; valid: {', '.join(types)}."
-            )
-    return [out.name for out in request.outputs]
+async def _read(request: Request, limit: int) -> tuple[Any, BinaryPart | None]:
+    """The JSON of the request and, with the binary extension's header, the binary data after it."""
+    header_length = request.headers.get(HEADER)
+    if header_length is None:
+        return await read_json(request, limit, nan_literals=True), None
+    header, binary = split_body(await read_body(request, limit), header_length)
+    return parse_json(header, nan_literals=True), BinaryPart(binary)
 
 
 def _flat(data: list[Any]) -> list[Any]:
@@ -314,39 +267,78 @@ def _flat(data: list[Any]) -> list[Any]:
     return out
 
 
-def _records(serving: Serving, request: _InferRequest, max_batch: int) -> list[dict[str, Any]]:
-    """One record per row from the column tensors, checking names, shapes and datatypes."""
-    contract, known = serving.model.contract, set(serving.model.contract.names)
-    columns: dict[str, list[Any]] = {}
-    rows: int | None = None
-    for i, tensor in enumerate(request.inputs):
+def _request(body: _InferRequest, binary: BinaryPart | None) -> InferRequest:
+    """The protocol's request, each tensor's values read from its JSON ``data`` or its binary bytes."""
+    inputs = []
+    for i, tensor in enumerate(body.inputs):
+        size = (tensor.parameters or {}).get("binary_data_size")
         where = f"inputs[{i}]"
-        if tensor.name in columns:
-            raise InputError(f"field '{where}.name': input '{tensor.name}' is given twice.")
-        data = _flat(tensor.data)
-        if tensor.name in known:
-            dtype = contract.column(tensor.name).dtype
-            if tensor.datatype not in _ACCEPTED[dtype]:
-                raise InputError(
-                    f"field '{where}.datatype': input '{tensor.name}' is {DATATYPES[dtype]} "
-                    f"(accepted: {', '.join(sorted(_ACCEPTED[dtype]))}); got '{tensor.datatype}'."
-                )
-        n = tensor.shape[0]
-        if (
-            any(d < 0 for d in tensor.shape)
-            or math.prod(tensor.shape) != len(data)
-            or tensor.shape[1:] not in ([], [1])
-        ):
-            raise InputError(
-                f"field '{where}.shape': shape {tensor.shape} of input '{tensor.name}' does not fit its "
-                f"{len(data)} values; expected [n] or [n, 1]."
-            )
-        if rows is not None and n != rows:
-            raise InputError(f"field '{where}.shape': input '{tensor.name}' has {n} rows, the others {rows}.")
-        rows = n
-        columns[tensor.name] = data
-    if not rows:
-        raise InputError("field 'inputs': the tensors hold no rows.")
-    if rows > max_batch:
-        raise PayloadTooLargeError(f"batch of {rows} rows is over the limit of {max_batch}.")
-    return [{name: values[r] for name, values in columns.items()} for r in range(rows)]
+        if size is None:
+            if tensor.data is None:
+                raise InputError(f"field '{where}.data': Field required.")
+            data = _flat(tensor.data)
+        else:
+            data = decode_tensor(tensor.datatype, _binary(tensor, size, where, binary), where, tensor.name)
+        inputs.append(InputTensor(tensor.name, tensor.datatype, tensor.shape, data))
+    if binary is not None:
+        binary.finish()
+    outputs = [out.name for out in body.outputs] if body.outputs else None
+    return InferRequest(inputs, outputs, body.parameters or {}, body.id)
+
+
+def _binary(tensor: _Tensor, size: Any, where: str, binary: BinaryPart | None) -> bytes:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InputError(f"field '{where}.parameters.binary_data_size': expected a byte count; got {size!r}.")
+    if tensor.data is not None:
+        raise InputError(
+            f"field '{where}.data': input '{tensor.name}' has data and binary_data_size; send one."
+        )
+    if binary is None:
+        raise InputError(
+            f"field '{where}.parameters.binary_data_size': input '{tensor.name}' is binary but the request "
+            f"has no {HEADER} header; send it with the JSON's length in bytes."
+        )
+    return binary.take(size, where, tensor.name)
+
+
+def _binary_outputs(result: InferResult, body: _InferRequest) -> set[str]:
+    """The outputs to answer in binary: each requested output's ``binary_data``, else the request's
+    ``binary_data_output``."""
+    default = (body.parameters or {}).get("binary_data_output") is True
+    asked = {out.name: (out.parameters or {}).get("binary_data") for out in body.outputs or []}
+    binary = set()
+    for out in result.outputs:
+        flag = asked.get(out.name)
+        if flag is True or (flag is None and default):
+            binary.add(out.name)
+    return binary
+
+
+def _response(result: InferResult, body: _InferRequest) -> Response:
+    binary = _binary_outputs(result, body)
+    outputs, parts = [], []
+    for out in result.outputs:
+        tensor: dict[str, Any] = {"name": out.name, "datatype": out.datatype, "shape": out.shape}
+        if out.name in binary:
+            raw = encode_tensor(out.datatype, out.data)
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            parts.append(raw)
+        else:
+            tensor["data"] = out.data
+        outputs.append(tensor)
+    answer: dict[str, Any] = {
+        "model_name": result.model_name,
+        "model_version": result.model_version,
+        "id": result.id,
+        "outputs": outputs,
+    }
+    if result.parameters:
+        answer["parameters"] = result.parameters
+    header = orjson.dumps(answer)
+    if not parts:
+        return Response(header, media_type="application/json")
+    return Response(
+        b"".join([header, *parts]),
+        media_type="application/octet-stream",
+        headers={HEADER: str(len(header))},
+    )

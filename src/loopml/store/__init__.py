@@ -12,12 +12,14 @@ from loopml.store import tables
 from loopml.store.artifacts import ArtifactStore, sha256_bytes
 from loopml.store.engine import create_store_engine, migrate, utcnow
 from loopml.store.feedback import record_feedback
+from loopml.store.monitoring import MonitorPass, latest_monitor_pass, record_monitor_pass
 from loopml.store.predictions import (
     OnWrite,
     PredictionLogWriter,
     count_predictions,
     insert_predictions,
     insert_serialized,
+    known_predictions,
     logged_prediction,
     replay_journal,
     write_predictions,
@@ -32,6 +34,7 @@ from loopml.store.retention import (
 
 __all__ = [
     "ArtifactStore",
+    "MonitorPass",
     "OnWrite",
     "PredictionLogWriter",
     "PruneResult",
@@ -41,12 +44,15 @@ __all__ = [
     "insert_predictions",
     "insert_serialized",
     "journal_dir",
+    "known_predictions",
+    "latest_monitor_pass",
     "logged_prediction",
     "migrate",
     "open_store",
     "prune_outbox",
     "prune_predictions",
     "record_feedback",
+    "record_monitor_pass",
     "replay_journal",
     "sha256_bytes",
     "tables",

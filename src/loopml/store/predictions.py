@@ -6,7 +6,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ __all__ = [
     "count_predictions",
     "insert_predictions",
     "insert_serialized",
+    "known_predictions",
     "logged_prediction",
     "replay_journal",
     "write_predictions",
@@ -189,6 +190,16 @@ def count_predictions(engine: Engine, name: str, origin: str | None = None) -> i
         return int(conn.execute(query).scalar_one())
 
 
+def known_predictions(engine: Engine, ids: Iterable[str]) -> set[str]:
+    """Which of the prediction ``ids`` the log holds."""
+    wanted, found = list(ids), set[str]()
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), 5000):
+            chunk = wanted[start : start + 5000]
+            found.update(conn.execute(select(predictions.c.id).where(predictions.c.id.in_(chunk))).scalars())
+    return found
+
+
 def logged_prediction(engine: Engine, name: str, prediction_id: str | None = None) -> dict[str, Any] | None:
     """One logged prediction of model ``name`` as a dict of the ``predictions`` columns: ``prediction_id``
     (the newest one not made by a shadowing challenger when None), or None when there is none."""
@@ -241,6 +252,13 @@ class PredictionLogWriter:
         self._drained = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
         self._thread.start()
+
+    def replay_abandoned(self) -> int:
+        """Replay now the journal segments that other processes abandoned in this journal's folder (an
+        API replica killed beside this one), as a start does; how many records went into the store."""
+        if self.journal is None:
+            return 0
+        return replay_journal(self.engine, self.journal.directory, on_write=self.on_write, raise_errors=False)
 
     def submit(self, rows: Sequence[dict[str, Any]]) -> None:
         """Journal the records (when there is a journal), then queue them for the store."""

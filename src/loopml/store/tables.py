@@ -36,6 +36,7 @@ __all__ = [
     "metadata",
     "model_aliases",
     "model_versions",
+    "monitor_latest",
     "predictions",
     "quarantine_snapshots",
     "retrain_events",
@@ -184,6 +185,15 @@ alerts = Table(
     Column("window_start", _ts, nullable=True),
     Column("created_at", _ts, nullable=False),
     Index(None, "model_name", "created_at"),
+)
+
+monitor_latest = Table(  # the newest recorded monitoring pass of each model: what /metrics exposes
+    "monitor_latest",
+    metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("model_version", Integer, nullable=False),
+    Column("created_at", _ts, nullable=False),
+    Column("summary", JSON, nullable=False),
 )
 
 retrain_events = Table(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from loopml.enums import TaskKind
 from loopml.errors import ConfigError, did_you_mean
 from loopml.tasks import binary, forecast, multiclass, ranking, regression
 from loopml.tasks.base import Task, crossed_group, group_in_holdout, group_sides, time_split
+from loopml.tasks.labels import LabelSpec
 
 __all__ = [
     "TASKS",
+    "LabelSpec",
     "Task",
     "binary",
     "crossed_group",
@@ -16,6 +21,7 @@ __all__ = [
     "get_task",
     "group_in_holdout",
     "group_sides",
+    "label_check",
     "multiclass",
     "ranking",
     "regression",
@@ -36,3 +42,15 @@ def get_task(name: str | TaskKind) -> Task:
     if name not in TASKS:
         raise ConfigError(f"unknown task '{name}'; {did_you_mean(str(name), [str(k) for k in TASKS])}")
     return TASKS[TaskKind(name)]
+
+
+def label_check(signature: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """The check of a label for the version with ``signature``: the label to store, or a
+    :class:`ValueError` saying what is wrong (see :mod:`loopml.tasks.labels`).
+
+    >>> check = label_check({"task": "binary"})
+    >>> check(True)
+    1
+    """
+    task, spec = get_task(signature.get("task", TaskKind.BINARY)), LabelSpec.of(signature)
+    return lambda label: task.check_label(label, spec)

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator
 
 from loopml.enums import TaskKind
 from loopml.errors import ConfigError, DataError
+from loopml.tasks.labels import LabelSpec, finite_label
 
 __all__ = [
     "LIGHTGBM_DEFAULTS",
@@ -125,6 +126,18 @@ class Task:
     # Which holdout rows a champion (given its registered metrics) never trained on; the champion
     # and the challenger are then compared on those rows only (a forecast's later periods).
     unseen: Callable[[pd.DataFrame, dict[str, Any]], np.ndarray] | None = None
+    # What a label sent as feedback may be: (label, the version's LabelSpec) -> the label to store,
+    # or a ValueError saying what was received and what is expected (see loopml.tasks.labels).
+    check_label: Callable[[Any, LabelSpec], Any] = finite_label
+    # The range every score lies in ((0, 1): a probability); None: unbounded (a value, a rank). The
+    # API's score histogram picks its buckets from it.
+    score_bounds: tuple[float, float] | None = None
+    # The JSON Schema of one row's ``outputs`` (given the classes): ``{"properties", "required"}``, for
+    # the API's OpenAPI document (a generated client gets typed predictions).
+    output_schema: Callable[[Any], dict[str, Any]] = lambda classes: {
+        "properties": {"score": {"type": "number"}},
+        "required": ["score"],
+    }
 
     def candidate(self, name: str, params: dict[str, Any], seed: int) -> BaseEstimator:
         """A fresh, unfitted estimator for the candidate ``name`` (or a ``module:Class`` of the user's)."""

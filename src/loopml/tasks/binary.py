@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks.base import Task, lightgbm, lightgbm_default, time_split
+from loopml.tasks.labels import binary_label
 
 __all__ = [
     "CANDIDATES",
@@ -129,6 +130,18 @@ def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) 
     return [{"score": float(s), "label": int(s >= threshold)} for s in scores]
 
 
+def output_schema(classes: Any = None) -> dict[str, Any]:
+    """The JSON Schema of :func:`outputs`' rows."""
+    score = {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "Probability of the positive class.",
+    }
+    label = {"type": "integer", "enum": [0, 1], "description": "1 when the score reaches the threshold."}
+    return {"properties": {"score": score, "label": label}, "required": ["score", "label"]}
+
+
 TASK = Task(
     name=TaskKind.BINARY,
     primary="average_precision",
@@ -140,8 +153,11 @@ TASK = Task(
     make_baseline=baseline,
     predict=predict,
     outputs=outputs,
+    output_schema=output_schema,
     stratify=True,
     positive_class=True,
+    score_bounds=(0.0, 1.0),
     lgb_metric="average_precision",
     reference="lightgbm_default",
+    check_label=binary_label,
 )

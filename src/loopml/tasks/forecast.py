@@ -88,6 +88,7 @@ TASK = Task(
     make_baseline=MovingAverage,
     predict=_predict,
     outputs=regression.outputs,
+    output_schema=regression.output_schema,
     trainer=_trainer,
     scores_series=True,
     metric_inputs=("mase_scale",),

@@ -13,6 +13,7 @@ from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks import binary
 from loopml.tasks.base import Task
+from loopml.tasks.labels import class_label
 
 __all__ = ["TASK", "metrics"]
 
@@ -59,6 +60,24 @@ def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) 
     ]
 
 
+def output_schema(classes: Any = None) -> dict[str, Any]:
+    """The JSON Schema of :func:`outputs`' rows: the label is one of ``classes``."""
+    names = [c.item() if hasattr(c, "item") else c for c in (classes if classes is not None else [])]
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    label: dict[str, Any] = {"enum": names} if names else {}
+    probabilities = {
+        "type": "object",
+        "properties": {str(c): probability for c in names},
+        "required": [str(c) for c in names],
+        "description": "The probability of each class.",
+    }
+    properties = {"score": {**probability, "description": "The label's probability."}, "label": label}
+    return {
+        "properties": {**properties, "probabilities": probabilities},
+        "required": [*properties, "probabilities"],
+    }
+
+
 TASK = Task(
     name=TaskKind.MULTICLASS,
     primary="f1_macro",
@@ -70,9 +89,12 @@ TASK = Task(
     make_baseline=lambda: DummyClassifier(strategy="prior"),
     predict=predict,
     outputs=outputs,
+    output_schema=output_schema,
     numeric_labels=False,
+    score_bounds=(0.0, 1.0),
     stratify=True,
     lgb_metric="multi_logloss",
     reference="lightgbm_default",
     profile_prediction="categorical",
+    check_label=class_label,
 )

@@ -64,6 +64,15 @@ def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) 
     return [{"score": float(v), "rank": None if np.isnan(v) else int(v)} for v in scores]
 
 
+def output_schema(classes: Any = None) -> dict[str, Any]:
+    """The JSON Schema of :func:`outputs`' rows."""
+    rank = {"type": ["integer", "null"], "minimum": 1, "description": "1 = first; null: already bought."}
+    return {
+        "properties": {"score": {"type": ["number", "null"]}, "rank": rank},
+        "required": ["score", "rank"],
+    }
+
+
 def _trainer(frame: pd.DataFrame, settings: Any) -> Any:
     return train_ranking(frame, settings)
 
@@ -91,6 +100,7 @@ TASK = Task(
     make_baseline=_baseline,
     predict=predict,
     outputs=outputs,
+    output_schema=output_schema,
     profile_prediction=None,
     trainer=_trainer,
     metric_inputs=(USER_COLUMN, K_COLUMN),

@@ -16,6 +16,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from loopml.enums import TaskKind
 from loopml.errors import DataError
 from loopml.tasks.base import Task, lightgbm, lightgbm_default
+from loopml.tasks.labels import target_label
 
 __all__ = ["TASK", "metrics"]
 
@@ -61,6 +62,12 @@ def outputs(scores: np.ndarray, *, classes: Any = None, threshold: float = 0.5) 
     return [{"score": float(v), "prediction": float(v)} for v in scores]
 
 
+def output_schema(classes: Any = None) -> dict[str, Any]:
+    """The JSON Schema of :func:`outputs`' rows."""
+    value = {"type": "number", "description": "The predicted value."}
+    return {"properties": {"score": value, "prediction": value}, "required": ["score", "prediction"]}
+
+
 TASK = Task(
     name=TaskKind.REGRESSION,
     primary="rmse",
@@ -72,6 +79,8 @@ TASK = Task(
     make_baseline=lambda: DummyRegressor(strategy="mean"),
     predict=predict,
     outputs=outputs,
+    output_schema=output_schema,
     lgb_metric="rmse",
     reference="lightgbm_default",
+    check_label=target_label,
 )

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["bootstrap_ci", "calibration", "confusion", "cost_threshold", "segment_metrics"]
+__all__ = [
+    "bootstrap_ci",
+    "calibration",
+    "confusion",
+    "cost_threshold",
+    "residual_bins",
+    "roc_pr_curves",
+    "segment_metrics",
+]
 
 Metrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
@@ -105,3 +113,42 @@ def segment_metrics(
             rows.append({"value": str(value), "rows": int(mask.sum()), **metrics(y[mask], output[mask])})
         out[column] = rows
     return out
+
+
+def _thin(values: list[np.ndarray], points: int) -> list[list[float]]:
+    """At most ``points`` evenly spaced entries of each array (always the first and the last)."""
+    n = len(values[0])
+    keep = np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int)) if n else np.array([], int)
+    return [[round(float(v), 5) for v in a[keep]] for a in values]
+
+
+def roc_pr_curves(y: np.ndarray, score: np.ndarray, points: int = 101) -> dict[str, dict[str, list[float]]]:
+    """The holdout's ROC and precision-recall curves, thinned to ``points`` points each: derived
+    rates only (no score of any one row), small enough to keep with the version and to overlay."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, score = np.asarray(y, dtype=float), np.asarray(score, dtype=float)
+    if len(np.unique(y)) < 2:
+        return {}
+    fpr, tpr, _ = roc_curve(y, score)
+    precision, recall, _ = precision_recall_curve(y, score)
+    fpr_t, tpr_t = _thin([fpr, tpr], points)
+    recall_t, precision_t = _thin([recall[::-1], precision[::-1]], points)
+    return {"roc": {"fpr": fpr_t, "tpr": tpr_t}, "pr": {"recall": recall_t, "precision": precision_t}}
+
+
+def residual_bins(y: np.ndarray, predicted: np.ndarray, bins: int = 30) -> dict[str, list[float]]:
+    """The holdout's residuals (actual - predicted) as counts over ``bins`` equal bins between the
+    0.5% and 99.5% quantiles (the tails in the end bins), edges rounded to 4 significant digits."""
+    residual = np.asarray(y, dtype=float) - np.asarray(predicted, dtype=float)
+    residual = residual[np.isfinite(residual)]
+    if not len(residual):
+        return {}
+    lo, hi = (float(v) for v in np.quantile(residual, [0.005, 0.995]))
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    edges = np.unique([float(f"{e:.4g}") for e in np.linspace(lo, hi, bins + 1)])
+    if len(edges) < 2:
+        return {}
+    counts = np.histogram(np.clip(residual, edges[0], edges[-1]), bins=edges)[0]
+    return {"edges": edges.tolist(), "counts": counts.astype(int).tolist()}

@@ -25,13 +25,14 @@ from loopml.features import FeatureColumns, select_columns, window_features, win
 from loopml.tasks import Task, crossed_group, get_task, time_split
 from loopml.tasks.base import LIGHTGBM_MODELS
 from loopml.train import evaluate
+from loopml.train.derived import derived_features
 from loopml.train.distributed import fit_pipeline
 from loopml.train.sanity import SanityWarning, sanity_warnings
 from loopml.train.select import Choice, Rows, choose
 from loopml.train.tune import TuneResult
 from loopml.validate.contract import DataContract
 
-__all__ = ["LOWER_IS_BETTER", "TrainResult", "fit", "primary_metric"]
+__all__ = ["LOWER_IS_BETTER", "HoldoutAfter", "TrainResult", "fit", "primary_metric"]
 
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier", "mase", "wape", "smape"})
 
@@ -62,6 +63,16 @@ class TrainResult:
         return float(value) if value is not None else None
 
 
+@dataclass(frozen=True)
+class HoldoutAfter:
+    """A challenger's holdout, for a fair gate: only rows newer than ``cutoff`` (the newest event
+    time the champion learned from), the newest ``share`` of them at most (and at most
+    ``train.holdout_fraction`` of all rows), so that its judged fit learns from the older new rows."""
+
+    cutoff: pd.Timestamp
+    share: float
+
+
 def primary_metric(settings: Settings, task: Task) -> tuple[str, bool]:
     """The metric that ranks models and whether greater is better."""
     name = settings.train.metric or task.primary
@@ -79,8 +90,29 @@ class _Data:
     valid: np.ndarray
 
 
+def _holdout_fraction(frame: pd.DataFrame, settings: Settings, after: HoldoutAfter | None) -> float:
+    """``train.holdout_fraction``, or with ``after`` the share of rows that keeps the holdout among
+    the rows newer than ``after.cutoff`` (see :class:`HoldoutAfter`)."""
+    fraction = settings.train.holdout_fraction
+    if after is None or settings.event_time is None:
+        return fraction
+    newer = int((pd.to_datetime(frame[settings.event_time]) > after.cutoff).sum())
+    size = min(int(len(frame) * fraction), int(newer * after.share))
+    if size < 1:
+        raise DataError(
+            f"no row is newer than {after.cutoff} (the champion's training data) to judge a challenger on; "
+            "add newer data."
+        )
+    # the plain split when it fits among the newer rows (the same rows as a champion's on the same data)
+    return fraction if size == int(len(frame) * fraction) else size / len(frame)
+
+
 def _prepare(
-    frame: pd.DataFrame, contract: DataContract, settings: Settings, task: Task
+    frame: pd.DataFrame,
+    contract: DataContract,
+    settings: Settings,
+    task: Task,
+    after: HoldoutAfter | None = None,
 ) -> tuple[_Data, FeatureColumns]:
     if settings.target not in frame.columns:
         raise ConfigError(
@@ -105,7 +137,8 @@ def _prepare(
             f"{did_you_mean(cfg.group_column, frame.columns)}"
         )
     groups = frame[cfg.group_column].to_numpy() if cfg.group_column else None
-    train, holdout = time_split(frame, settings.event_time, cfg.holdout_fraction, strat, cfg.seed, groups)
+    fraction = _holdout_fraction(frame, settings, after)
+    train, holdout = time_split(frame, settings.event_time, fraction, strat, cfg.seed, groups)
     if cfg.window is not None and settings.event_time is not None:  # fit on the newest rows only
         times = pd.to_datetime(frame[settings.event_time])
         newest = times.iloc[train].max() if len(train) else times.max()
@@ -141,6 +174,7 @@ def fit(
     storage: str | None = None,
     client: Any = None,
     refit: bool = False,
+    holdout_after: HoldoutAfter | None = None,
 ) -> TrainResult:
     """Fit, tune (when configured), choose the threshold, and evaluate on the time-ordered holdout.
 
@@ -151,6 +185,10 @@ def fit(
     the holdout's newest ones included, as the retraining loop promotes it. The metrics stay those
     of the fit that never saw the holdout; ``metrics["refit"]`` records the rows and the newest time
     the served pipeline learned from (a later gate judges it only on rows newer than that).
+    ``metrics["cutoff"]`` is that newest time in every case (the training rows' without a refit).
+
+    ``holdout_after`` (a challenger's fit): the holdout holds only rows newer than the champion's
+    cutoff (see :class:`HoldoutAfter`).
     """
     task = get_task(settings.task)
     if task.trainer is not None:
@@ -160,9 +198,17 @@ def fit(
         from loopml._dask import dask_client
 
         with dask_client(cfg.dask, "train.dask") as opened:
-            return fit(frame, contract, settings, storage=storage, client=opened, refit=refit)
+            return fit(
+                frame,
+                contract,
+                settings,
+                storage=storage,
+                client=opened,
+                refit=refit,
+                holdout_after=holdout_after,
+            )
     metric, greater = primary_metric(settings, task)
-    data, columns = _prepare(frame, contract, settings, task)
+    data, columns = _prepare(frame, contract, settings, task, holdout_after)
     rows = Rows(data.X, data.y, data.fit, data.valid)
     choice = choose(task, settings, rows, columns, metric, greater, storage=storage, client=client)
     columns, validation = choice.columns, choice.validation
@@ -197,6 +243,7 @@ def fit(
     metrics.update(_extras(task, settings, data, output, compute, validation))
     if choice.selection:
         metrics["selection"] = choice.selection
+    metrics["derived_features"] = derived_features(settings, columns)  # what the defaults added, and how off
     warnings = sanity_warnings(task, settings, data.frame, columns, data.train, data.holdout, data.y)
     metrics["warnings"] = [w.to_dict() for w in warnings]
     if cfg.cv_folds:
@@ -211,9 +258,11 @@ def fit(
             **({"crossed": crossed} if crossed is not None else {}),
         }
     if settings.event_time:
-        metrics["holdout_start"] = str(
-            pd.to_datetime(data.frame[settings.event_time]).iloc[data.holdout].min()
-        )
+        times = pd.to_datetime(data.frame[settings.event_time])
+        metrics["holdout_start"] = str(times.iloc[data.holdout].min())
+        metrics["cutoff"] = str(times.iloc[data.train].max())  # the judged fit's newest row
+        if holdout_after is not None:
+            metrics["holdout_after"] = str(holdout_after.cutoff)
     tuning = choice.tuning
     if tuning is not None:
         metrics["tuning"] = {
@@ -226,6 +275,7 @@ def fit(
         pipeline = _fit_final(task, settings, data, choice, every, client)
         newest = pd.to_datetime(data.frame[settings.event_time]).iloc[every].max()
         metrics["refit"] = {"rows": len(every), "through": str(newest)}
+        metrics["cutoff"] = str(newest)  # the served pipeline's newest row
     return TrainResult(
         pipeline,
         columns,

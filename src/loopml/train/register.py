@@ -18,11 +18,10 @@ import pandas as pd
 from loopml.config import Settings
 from loopml.features import window_specs
 from loopml.registry import ModelVersion, get_alias, register, set_alias
-from loopml.scoring import load_model
 from loopml.store import Store, sha256_bytes
-from loopml.tasks import get_task, group_sides
-from loopml.train.evaluate import segment_metrics
-from loopml.train.fit import TrainResult, fit
+from loopml.train.compare import champion_on
+from loopml.train.fit import HoldoutAfter, TrainResult, fit
+from loopml.train.report import holdout_contributions, holdout_curves
 from loopml.train.runs import finish_run, start_run
 from loopml.train.sanity import SanityWarning
 from loopml.validate import load_snapshot
@@ -49,19 +48,28 @@ def train_and_register(
     dataset_version: int | None = None,
     *,
     promote_if_first: bool = True,
-    refit: bool = False,
+    refit: bool | None = None,
+    holdout_after: HoldoutAfter | None = None,
 ) -> TrainOutcome:
-    """Fit on a snapshot (the latest by default), compare with the champion on the same holdout,
-    write the report, register the version, and make it champion if there is none.
+    """Fit on a snapshot (the latest by default), compare with the champion on the holdout rows it
+    never learned from (:mod:`loopml.train.compare`), write the report, register the version, and
+    make it champion if there is none.
 
-    ``refit``: the registered pipeline is refitted on the holdout too, once judged (see ``fit``)."""
+    ``refit`` (default ``retrain.refit``): the registered pipeline is refitted on every row, the
+    holdout included, once judged (see ``fit``); its metrics stay the judged fit's, ``refit`` and
+    ``cutoff`` record the rows and the newest time it learned from. ``holdout_after``: a challenger's
+    holdout holds only rows newer than the champion's training data."""
+    refit = settings.retrain.refit if refit is None else refit
     dataset, frame = load_snapshot(store, settings.name, dataset_version)
     contract = _contract_for(settings, dataset.contract_version)
     run_id = start_run(store.engine, settings.name, dataset.id, {"model": settings.train.model})
     try:
-        result = fit(frame, contract, settings, storage=settings.db_url, refit=refit)
-        champion = _champion_on(settings, store, result)
-        report = _write_report(settings, store, result, run_id, dataset.version, champion)
+        result = fit(
+            frame, contract, settings, storage=settings.db_url, refit=refit, holdout_after=holdout_after
+        )
+        champion = champion_on(settings, store, result)
+        contributions = holdout_contributions(result)
+        report = _write_report(settings, store, result, run_id, dataset.version, champion, contributions)
         profile = _write_profile(settings, store, result, run_id)
     except Exception as exc:
         finish_run(store.engine, run_id, error=f"{type(exc).__name__}: {exc}")
@@ -71,6 +79,10 @@ def train_and_register(
         "dataset_version": dataset.version,
         "champion": champion,
         "report": report,
+        # derived figures kept to compare versions side by side (the dashboard's model page)
+        "curves": holdout_curves(result),
+        "top_features": dict(list((contributions or result.importance).items())[:15]),
+        "top_features_kind": "mean |contribution|" if contributions else "share of gain",
     }
     finish_run(store.engine, run_id, metrics=metrics, params=result.params)
     version = register(
@@ -78,7 +90,11 @@ def train_and_register(
         settings.name,
         result.pipeline,
         metrics=metrics,
-        signature={**_signature(settings, result, contract, dataset.version), "profile": profile},
+        signature={
+            **_signature(settings, result, contract, dataset.version),
+            "event_time_span": _event_time_span(frame, settings.event_time),
+            "profile": profile,
+        },
         run_id=run_id,
     )
     promoted = promote_if_first and get_alias(store.engine, settings.name, "champion") is None
@@ -92,6 +108,20 @@ def train_and_register(
             actor="loopml train",
         )
     return TrainOutcome(version, promoted, dataset.version, report, warnings=result.warnings)
+
+
+def _event_time_span(frame: pd.DataFrame, event_time: str | None) -> list[str] | None:
+    """The first and last event time of the training data (ISO 8601, naive UTC), or None: serving
+    refuses event times long before the first (``contract.event_time_before``)."""
+    if event_time is None or event_time not in frame.columns:
+        return None
+    times = pd.to_datetime(frame[event_time], errors="coerce")
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    times = times.dropna()
+    if times.empty:
+        return None
+    return [times.min().isoformat(), times.max().isoformat()]
 
 
 def _signature(
@@ -115,111 +145,22 @@ def _signature(
     }
 
 
-def _champion_on(settings: Settings, store: Store, result: TrainResult) -> dict[str, Any] | None:
-    """The current champion's metrics on the new holdout rows (None when there is no champion)."""
-    version = get_alias(store.engine, settings.name, "champion")
-    if version is None:
-        return None
-    champion = load_model(store, settings.name, version)
-    if champion.task.name != settings.task:
-        return None
-    task = get_task(settings.task)
-    if task.trainer is not None:
-        return _custom_champion_on(task, champion, result, version)
-    rows, y, mine = result.holdout, result.holdout_labels, result.holdout_output
-    unseen = _unseen_groups(rows, champion.version.metrics)
-    if unseen is None:
-        unseen = _after_refit(rows, champion.version.metrics, settings.event_time)
-    if unseen is not None:
-        if not unseen.any():
-            return None  # the champion trained on every holdout group: no fair comparison
-        rows, y, mine = rows[unseen].reset_index(drop=True), y[unseen], mine[unseen]
-    # The task's own output (LoadedModel.score gives a positive-class probability: binary only).
-    output = task.predict(champion.pipeline, champion.features(champion.coerce(rows)))
-    classes = champion.version.signature.get("classes")
-    k, labels = settings.train.precision_at_k, None if classes is None else np.asarray(classes)
-
-    def compute(y: np.ndarray, out: np.ndarray) -> dict[str, float]:
-        return task.metrics(y, out, k=k, classes=labels)
-
-    holdout = compute(y, output)
-    metric = result.metrics["metric"]
-    found: dict[str, Any] = {"version": version, "holdout": holdout, "score": holdout.get(metric)}
-    if unseen is not None:  # judged on a subset: the challenger on the same rows
-        found.update(rows=len(rows), challenger_score=compute(y, mine).get(metric))
-    if settings.train.segments:
-        found["segments"] = segment_metrics(rows, settings.train.segments, y, output, compute)
-        if unseen is not None:  # the challenger's segments on the same rows, for the gate
-            found["challenger_segments"] = segment_metrics(rows, settings.train.segments, y, mine, compute)
-    return found
-
-
-def _unseen_groups(holdout: pd.DataFrame, champion_metrics: dict[str, Any]) -> np.ndarray | None:
-    """With a grouped split: which holdout rows belong to groups on the champion's holdout side, so
-    that it never trained on them. None when the champion was not split by group.
-
-    Groups sit on the side :func:`~loopml.tasks.base.group_sides` puts them (with the group the champion's
-    split moved across, ``split["crossed"]``, when one did; older records lack it), so with the same seed
-    and fraction every row qualifies; after a change of ``train.seed`` or ``holdout_fraction`` only
-    the rows of groups the champion held out remain (a group it never saw but would have trained on
-    is left out too: fewer rows, never a comparison biased toward the champion).
-    """
-    split = champion_metrics.get("split")
-    if not split or split["group_column"] not in holdout.columns:
-        return None
-    values = holdout[split["group_column"]]
-    return group_sides(values, split["holdout_fraction"], split["seed"], split.get("crossed"))
-
-
-def _after_refit(
-    holdout: pd.DataFrame, champion_metrics: dict[str, Any], event_time: str | None
-) -> np.ndarray | None:
-    """With a champion refitted on its own holdout: which holdout rows are newer than every row it
-    learned from. None when it was not refitted or every row is newer; None too when no row is
-    (then the whole holdout judges it, which can only favour the champion, never the challenger)."""
-    through = (champion_metrics.get("refit") or {}).get("through")
-    if through is None or event_time is None or event_time not in holdout.columns:
-        return None
-    newer = (pd.to_datetime(holdout[event_time]) > pd.Timestamp(through)).to_numpy()
-    return newer if 0 < newer.sum() < len(newer) else None
-
-
-def _custom_champion_on(task: Any, champion: Any, result: TrainResult, version: int) -> dict[str, Any] | None:
-    """A task with its own trainer: its holdout rows are model inputs already (a forecast's backtest
-    rows). With ``task.unseen``, both models are scored on the rows the champion never trained on."""
-    rows, y, mine = result.holdout, result.holdout_labels, result.holdout_output
-    if task.unseen is not None:
-        mask = np.asarray(task.unseen(rows, champion.version.metrics), dtype=bool)
-        if not mask.any():
-            return None  # every holdout row lies in the champion's training data: no fair comparison
-        rows, y, mine = rows[mask].reset_index(drop=True), y[mask], mine[mask]
-    extra = {c: rows[c].to_numpy() for c in task.metric_inputs if c in rows}
-    holdout = task.metrics(y, task.predict(champion.pipeline, rows), **extra)
-    metric = result.metrics["metric"]
-    return {
-        "version": version,
-        "holdout": holdout,
-        "score": holdout.get(metric),
-        "rows": len(rows),
-        "challenger_score": task.metrics(y, mine, **extra).get(metric),
-    }
-
-
 def _write_profile(settings: Settings, store: Store, result: TrainResult, run_id: int) -> str:
-    """Profile the holdout's inputs, window features and predictions: monitoring's reference."""
-    from loopml.validate.profile import build_profile
+    """Profile the holdout's inputs, window features, the model's derived inputs and predictions,
+    with their importance: monitoring's reference (:mod:`loopml.train.reference`); the estimate's
+    calibrator, when the scores need one, goes beside it in the registry's safe format."""
+    from loopml.registry import dumps
+    from loopml.train.reference import build_reference
 
-    cols, task = result.columns, get_task(settings.task)
-    frame = result.holdout.assign(prediction=_flat_output(result.holdout_output))
-    predicted = {
-        kind: ["prediction"] if task.profile_prediction == kind else [] for kind in ("numeric", "categorical")
-    }
-    numeric = [*cols.numeric, *cols.windows, *predicted["numeric"]]
-    categorical = [*cols.categorical, *predicted["categorical"]]
-    labels = np.asarray(result.holdout_labels)
-    # The positives' score distribution, kept apart for concept drift.
-    positives = labels == 1 if task.positive_class and labels.dtype.kind in "biuf" else None
-    data = json.dumps(build_profile(frame, numeric, categorical, positives=positives).to_dict()).encode()
+    profile, calibrator = build_reference(settings, result, _flat_output(result.holdout_output))
+    found = profile.to_dict()
+    if calibrator is not None:
+        blob = dumps(calibrator)
+        digest = sha256_bytes(blob)
+        where = f"profiles/{settings.name}/run-{run_id}-calibrator-{digest[:12]}.skops"
+        store.artifacts.put_bytes(where, blob)
+        found["calibration"] = {**found["calibration"], "artifact": where, "sha256": digest}
+    data = json.dumps(found).encode()
     key = f"profiles/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.json"
     store.artifacts.put_bytes(key, data)
     return key
@@ -232,18 +173,28 @@ def _write_report(
     run_id: int,
     dataset_version: int,
     champion: dict[str, Any] | None,
+    contributions: dict[str, float],
 ) -> str | None:
     """Render the HTML report into the artifact store; returns its key."""
     if not settings.train.report:
         return None
     from loopml.train.report import render_report
 
+    refit = result.metrics.get("refit")
+    learned = f", then refitted on all {refit['rows']:,} rows through {refit['through']}" if refit else ""
+    waiting = (
+        f"; no comparison with the champion: {champion['waiting']}"
+        if champion and "waiting" in champion
+        else ""
+    )
     page = render_report(
         result,
         title=f"{settings.name}: training run {run_id}",
-        champion=champion,
+        champion=champion if champion and "holdout" in champion else None,  # scored on unseen rows only
+        contributions=contributions,
         subtitle=f"task {settings.task}, model {result.params.get('model', settings.train.model)}, "
-        f"data set version {dataset_version}, {result.metrics['rows_train']:,} training rows",
+        f"data set version {dataset_version}, {result.metrics['rows_train']:,} training rows"
+        f"{learned}{waiting}",
     )
     data = page.encode()
     key = f"reports/{settings.name}/run-{run_id}-{sha256_bytes(data)[:12]}.html"

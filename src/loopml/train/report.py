@@ -1,8 +1,19 @@
-"""The training report: one self-contained HTML page (plotly.js inlined, so it opens offline)."""
+"""The training report: one small, self-contained HTML page, safe to mail around.
+
+Rendered by ``templates/training_report.html.j2`` with autoescaping on: every name, value and
+message is text, never markup. It carries derived figures only (metrics, thinned curves, binned
+calibration and residuals, importances), never a holdout row; charts are static SVG, so the page
+opens offline and runs no script.
+
+Sections come from the builders in ``_SECTIONS``, each ``(result, context) -> list[Section]``;
+another part of training adds its own section by adding a builder there (the retraining gate's
+derived-feature checks go in ``_derived_sections``, shown when ``metrics["derived_features"]`` is set).
+"""
 
 from __future__ import annotations
 
-import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,129 +21,34 @@ import numpy as np
 from loopml.enums import TaskKind
 from loopml.errors import LoopMLError
 from loopml.scoring.explain import contribution_importance
+from loopml.train.evaluate import residual_bins, roc_pr_curves
 from loopml.train.fit import TrainResult
+from loopml.validate.charts import (
+    Charts,
+    Note,
+    Section,
+    Series,
+    Table,
+    bar_chart,
+    fmt,
+    histogram,
+    line_chart,
+    nice_ticks,
+    render,
+)
 
-__all__ = ["holdout_contributions", "render_report"]
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.5rem; }
-h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .5rem 0; }
-td, th { padding: .25rem .6rem; border: 1px solid #ddd; }
-th { background: #f4f4f4; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; } .note { color: #666; font-size: .9rem; }
-.good { color: #1a7f37; } .bad { color: #b42318; }
-</style>
-<script>{{ plotlyjs }}</script></head><body>
-<h1>{{ title }}</h1>
-<p class="note">{{ subtitle }}</p>
-<h2>Summary</h2>{{ summary }}
-<h2>Holdout metrics</h2>{{ metrics_table }}
-{% for section, body in sections %}<h2>{{ section }}</h2>{{ body }}{% endfor %}
-</body></html>
-"""
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if np.isnan(value) else f"{value:.4f}"
-    return html.escape(str(value))
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{_fmt(c)}</td>' if isinstance(c, int | float) else f"<td>{_fmt(c)}</td>"
-            for c in row
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _figure(fig: Any) -> str:
-    fig.update_layout(height=360, margin={"l": 50, "r": 20, "t": 40, "b": 40}, template="plotly_white")
-    out: str = fig.to_html(full_html=False, include_plotlyjs=False)
-    return out
-
-
-def _binary_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    y, score, m = result.holdout_labels, result.holdout_output, result.metrics
-    fpr, tpr, _ = roc_curve(y, score)
-    precision, recall, _ = precision_recall_curve(y, score)
-    roc = go.Figure(go.Scatter(x=fpr, y=tpr, name="model"))
-    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"}))
-    roc.update_layout(
-        title=f"ROC curve (AUC {m['holdout']['roc_auc']:.3f})",
-        xaxis_title="false positive rate",
-        yaxis_title="true positive rate",
-    )
-    pr = go.Figure(go.Scatter(x=recall, y=precision, name="model"))
-    pr.update_layout(
-        title=f"Precision-recall (AP {m['holdout']['average_precision']:.3f})",
-        xaxis_title="recall",
-        yaxis_title="precision",
-    )
-    cal = m.get("calibration", [])
-    calib = go.Figure(
-        go.Scatter(
-            x=[c["predicted"] for c in cal],
-            y=[c["observed"] for c in cal],
-            mode="lines+markers",
-            name="model",
-        )
-    )
-    top = max([c["predicted"] for c in cal] + [c["observed"] for c in cal] + [0.01])
-    calib.add_trace(go.Scatter(x=[0, top], y=[0, top], name="perfect", line={"dash": "dot"}))
-    calib.update_layout(
-        title="Calibration (quantile bins)", xaxis_title="mean predicted", yaxis_title="observed rate"
-    )
-    c = m["confusion"]
-    confusion = _table(
-        ["", "predicted positive", "predicted negative"],
-        [["actual positive", c["tp"], c["fn"]], ["actual negative", c["fp"], c["tn"]]],
-    )
-    note = (
-        f"<p>Threshold {m['threshold']:.4f}, chosen on the validation slice to minimise the cost "
-        f"(cost on the holdout: {m['holdout_cost']:.1f}).</p>"
-    )
-    curves = f'<div class="grid"><div>{_figure(roc)}</div><div>{_figure(pr)}</div></div>'
-    return [
-        ("Curves", curves),
-        ("Calibration", _figure(calib)),
-        ("Confusion matrix at the threshold", note + confusion),
-    ]
-
-
-def _regression_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
-    y, predicted = result.holdout_labels, result.holdout_output
-    scatter = go.Figure(go.Scattergl(x=predicted, y=y, mode="markers", marker={"size": 4, "opacity": 0.5}))
-    scatter.update_layout(title="Actual against predicted", xaxis_title="predicted", yaxis_title="actual")
-    residuals = go.Figure(go.Histogram(x=y - predicted, nbinsx=60))
-    residuals.update_layout(title="Residuals (actual - predicted)")
-    return [
-        ("Residuals", f'<div class="grid"><div>{_figure(scatter)}</div><div>{_figure(residuals)}</div></div>')
-    ]
-
-
-def _no_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
-    return []
-
-
-# The sections a task adds to the common ones.
-_TASK_SECTIONS = {TaskKind.BINARY: _binary_sections, TaskKind.REGRESSION: _regression_sections}
-
+__all__ = ["holdout_contributions", "holdout_curves", "render_report"]
 
 _CONTRIBUTION_ROWS = 2000  # holdout rows explained for the global importance (drawn at random beyond)
+_TOP = 25  # features drawn in the importance charts
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the builders share: the champion's figures and the contributions, computed once."""
+
+    champion: dict[str, Any] | None
+    contributions: dict[str, float] = field(default_factory=dict)
 
 
 def holdout_contributions(result: TrainResult) -> dict[str, float]:
@@ -144,75 +60,140 @@ def holdout_contributions(result: TrainResult) -> dict[str, float]:
         return {}
 
 
-def _contribution_section(result: TrainResult, go: Any) -> tuple[str, str] | None:
-    importance = holdout_contributions(result)
-    if not importance:
-        return None
-    top = list(importance.items())[:25][::-1]
-    bars = go.Figure(go.Bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h"))
-    bars.update_layout(
-        title="Mean |contribution| to the raw score on the holdout", height=max(360, 18 * len(top))
-    )
-    rows = min(len(result.holdout), _CONTRIBUTION_ROWS)
-    note = (
-        f'<p class="note">Global importance: each feature\'s mean absolute contribution (TreeSHAP for '
-        f"trees, coefficient times value for linear models) over {rows:,} holdout rows, in the raw "
-        "score's units (log-odds for a classifier, the value for a regression), in the names of your "
-        "columns (datetime parts and encoded categories summed into their column; window features by "
-        "their own names). The same contributions as <code>explain=true</code> gives per prediction.</p>"
-    )
-    return "Feature contributions", note + _figure(bars)
+# What each task keeps of its holdout to draw and compare later (derived figures, no row).
+_CURVES: dict[TaskKind, Callable[[np.ndarray, np.ndarray], dict[str, Any]]] = {
+    TaskKind.BINARY: roc_pr_curves,
+    TaskKind.REGRESSION: lambda y, out: {"residuals": residual_bins(y, out)},
+}
 
 
-def _common_sections(result: TrainResult, go: Any) -> list[tuple[str, str]]:
-    sections: list[tuple[str, str]] = []
-    contributions = _contribution_section(result, go)
-    if contributions is not None:
-        sections.append(contributions)
-    if result.importance:
-        top = list(result.importance.items())[:25][::-1]
-        bars = go.Figure(go.Bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h"))
-        bars.update_layout(title="Feature importance (share of total gain)", height=max(360, 18 * len(top)))
-        sections.append(("Feature importance", _figure(bars)))
-    if result.tuning is not None and result.tuning.trials:
-        done = [t for t in result.tuning.trials if t["value"] is not None]
-        trials = go.Figure(
-            go.Scatter(x=[t["number"] for t in done], y=[t["value"] for t in done], mode="markers")
-        )
-        trials.update_layout(
-            title=f"Tuning: validation score by trial ({result.tuning.study_name})",
-            xaxis_title="trial",
-            yaxis_title="score",
-        )
-        sections.append(("Tuning", _figure(trials)))
-    for column, rows in result.metrics.get("segments", {}).items():
-        if rows:
-            keys = [k for k in rows[0] if k not in ("value", "rows")]
-            sections.append(
-                (
-                    f"Metrics by {column}",
-                    _table(
-                        [column, "rows", *keys],
-                        [[r["value"], r["rows"], *(r[k] for k in keys)] for r in rows],
-                    ),
-                )
+def holdout_curves(result: TrainResult) -> dict[str, Any]:
+    """The holdout's thinned ROC and precision-recall curves (binary) or binned residuals
+    (regression), kept with the version so that two versions can be overlaid; empty otherwise."""
+    make = _CURVES.get(TaskKind(result.metrics["task"]))
+    if make is None or np.asarray(result.holdout_output).ndim != 1:
+        return {}
+    return make(result.holdout_labels, result.holdout_output)
+
+
+def _square(title: str, series: list[Series], x_title: str, y_title: str, top: float = 1.0) -> Any:
+    return line_chart(
+        series, title=title, x_title=x_title, y_title=y_title, x_range=(0, top), y_range=(0, top), square=True
+    )
+
+
+def _round_up(value: float) -> float:
+    """The first round tick at or above ``value`` (so that every point lies inside the axes)."""
+    ticks = nice_ticks(0.0, value)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else value
+    return ticks[-1] if ticks[-1] >= value else ticks[-1] + step
+
+
+def _binary_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    m = result.metrics
+    curves = roc_pr_curves(result.holdout_labels, result.holdout_output, points=201)
+    charts = []
+    if curves:
+        roc, pr = curves["roc"], curves["pr"]
+        charts = [
+            _square(
+                f"ROC curve (AUC {fmt(m['holdout']['roc_auc'])})",
+                [Series("model", roc["fpr"], roc["tpr"]), Series("chance", [0, 1], [0, 1], dash=True)],
+                "false positive rate",
+                "true positive rate",
+            ),
+            _square(
+                f"Precision-recall (AP {fmt(m['holdout']['average_precision'])})",
+                [Series("model", pr["recall"], pr["precision"])],
+                "recall",
+                "precision",
+            ),
+        ]
+    cal = m.get("calibration", [])
+    predicted, observed = [c["predicted"] for c in cal], [c["observed"] for c in cal]
+    top = min(1.0, _round_up(max([*predicted, *observed, 0.01])))
+    calibration = _square(
+        "Calibration (quantile bins; equal axes)",
+        [
+            Series("model", predicted, observed, markers=True),
+            Series("perfect", [0, top], [0, top], dash=True),
+        ],
+        "mean predicted probability",
+        "observed rate",
+        top=top,
+    )
+    c = m["confusion"]
+    note = Note(
+        f"Threshold {fmt(m['threshold'])}, chosen on the validation slice to minimise the cost "
+        f"(cost on the holdout: {m['holdout_cost']:.1f})."
+    )
+    confusion = Table(
+        ["", "predicted positive", "predicted negative"],
+        [["actual positive", c["tp"], c["fn"]], ["actual negative", c["fp"], c["tn"]]],
+    )
+    bins = Table(["bin", "mean predicted", "observed rate", "rows"], [
+        [i + 1, b["predicted"], b["observed"], b["count"]] for i, b in enumerate(cal)
+    ])  # fmt: skip
+    return [
+        Section("Curves", [Charts(charts)] if charts else [Note("One class only on the holdout.")]),
+        Section("Calibration", [Charts([calibration]), bins]),
+        Section("Confusion matrix at the threshold", [note, confusion]),
+    ]
+
+
+def _regression_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    y = np.asarray(result.holdout_labels, dtype=float)
+    predicted = np.asarray(result.holdout_output, dtype=float)
+    order = np.argsort(predicted, kind="stable")
+    parts = [p for p in np.array_split(order, min(20, len(order))) if len(p)]
+    mean_pred = [float(predicted[p].mean()) for p in parts]
+    mean_true = [float(y[p].mean()) for p in parts]
+    lo, hi = min([*mean_pred, *mean_true]), max([*mean_pred, *mean_true])
+    binned = line_chart(
+        [
+            Series("mean actual", mean_pred, mean_true, markers=True),
+            Series("perfect", [lo, hi], [lo, hi], True),
+        ],
+        title="Actual against predicted (mean per 5% of predictions)",
+        x_title="mean predicted",
+        y_title="mean actual",
+        x_range=(lo, hi),
+        y_range=(lo, hi),
+        square=True,
+    )
+    bins = residual_bins(y, predicted)
+    charts = [binned]
+    if bins:
+        charts.append(
+            histogram(
+                bins["edges"], bins["counts"], title="Residuals (actual - predicted)", x_title="residual"
             )
-    sections.append(
-        ("Parameters", _table(["parameter", "value"], [[k, v] for k, v in result.params.items()]))
-    )
-    return sections
+        )
+    return [Section("Residuals", [Charts(charts)])]
 
 
-def _warning_sections(result: TrainResult) -> list[tuple[str, str]]:
+_TASK_SECTIONS: dict[TaskKind, Callable[[TrainResult, _Context], list[Section]]] = {
+    TaskKind.BINARY: _binary_sections,
+    TaskKind.REGRESSION: _regression_sections,
+}
+
+
+def _task_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    build = _TASK_SECTIONS.get(TaskKind(result.metrics["task"]))
+    return build(result, ctx) if build is not None else []
+
+
+def _warning_sections(result: TrainResult, ctx: _Context) -> list[Section]:
     """The sanity warnings (:mod:`loopml.train.sanity`), each with the setting that deals with it."""
-    warnings = result.metrics.get("warnings", [])
-    rows = [[w["kind"], w["column"] or "", w["detail"], w["setting"]] for w in warnings]
+    rows = [
+        [w["kind"], w["column"] or "", w["detail"], w["setting"]] for w in result.metrics.get("warnings", [])
+    ]
     if not rows:
         return []
-    return [("Sanity warnings", _table(["kind", "column", "what was found", "setting"], rows))]
+    return [Section("Sanity warnings", [Table(["kind", "column", "what was found", "setting"], rows)])]
 
 
-def _selection_sections(result: TrainResult) -> list[tuple[str, str]]:
+def _selection_sections(result: TrainResult, ctx: _Context) -> list[Section]:
     """Which candidate won on the validation slice and by how much; what was dropped and why."""
     selection = result.metrics.get("selection")
     if not selection:
@@ -236,69 +217,124 @@ def _selection_sections(result: TrainResult) -> list[tuple[str, str]]:
         "beat it without datetime parts on resamples",
         "",
     ]
-    body = f"<p>{html.escape(selection['summary'])}.</p>{_table(header, rows)}"
-    body += f'<p class="note">Rule: {html.escape(selection["rule"])}.</p>'
+    blocks: list[Any] = [Note(f"{selection['summary']}."), Table(header, rows)]
+    blocks.append(Note(f"Rule: {selection['rule']}.", "note"))
     for dropped in selection.get("dropped", []):
-        body += (
-            f"<p>Dropped {html.escape(', '.join(dropped['features']))}: {html.escape(dropped['reason'])} "
-            f"(setting: {html.escape(dropped['setting'])}).</p>"
+        blocks.append(
+            Note(
+                f"Dropped {', '.join(dropped['features'])}: {dropped['reason']} "
+                f"(setting: {dropped['setting']})."
+            )
         )
-    return [("Model selection (validation slice)", body)]
+    return [Section("Model selection (validation slice)", blocks)]
 
 
-def _metrics_table(m: dict[str, Any], champion: dict[str, Any] | None) -> str:
-    names = list(m["holdout"])
+def _bars(importance: dict[str, float], title: str) -> Any:
+    top = list(importance.items())[:_TOP]
+    return bar_chart([k for k, _ in top], [v for _, v in top], title=title, horizontal=True)
+
+
+def _contribution_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    if not ctx.contributions:
+        return []
+    rows = min(len(result.holdout), _CONTRIBUTION_ROWS)
+    note = Note(
+        "Global importance: each feature's mean absolute contribution (TreeSHAP for trees, coefficient "
+        f"times value for linear models) over {rows:,} holdout rows, in the raw score's units (log-odds "
+        "for a classifier, the value for a regression), in the names of your columns (datetime parts "
+        "and encoded categories summed into their column; window features by their own names). The "
+        "same contributions as explain=true gives per prediction.",
+        "note",
+    )
+    chart = _bars(ctx.contributions, "Mean |contribution| to the raw score on the holdout")
+    return [Section("Feature contributions", [note, Charts([chart])])]
+
+
+def _common_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    sections: list[Section] = []
+    if result.importance:
+        chart = _bars(result.importance, "Feature importance (share of total gain)")
+        sections.append(Section("Feature importance", [Charts([chart])]))
+    if result.tuning is not None and result.tuning.trials:
+        done = [t for t in result.tuning.trials if t["value"] is not None]
+        chart = line_chart(
+            [Series("trial", [t["number"] for t in done], [t["value"] for t in done], markers=True)],
+            title=f"Tuning: validation score by trial ({result.tuning.study_name})",
+            x_title="trial",
+            y_title="score",
+        )
+        sections.append(Section("Tuning", [Charts([chart])]))
+    for column, rows in result.metrics.get("segments", {}).items():
+        if rows:
+            keys = [k for k in rows[0] if k not in ("value", "rows")]
+            table = Table(
+                [column, "rows", *keys], [[r["value"], r["rows"], *(r[k] for k in keys)] for r in rows]
+            )
+            sections.append(Section(f"Metrics by {column}", [table]))
+    return sections
+
+
+def _derived_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    """The model's derived inputs (window and preprocessing features), when training recorded them
+    as ``metrics["derived_features"]``: a list of flat dicts, one per feature, shown as a table."""
+    rows = result.metrics.get("derived_features") or []
+    if not rows:
+        return []
+    header = list(rows[0])
+    return [Section("Derived features", [Table(header, [[r.get(k, "") for k in header] for r in rows])])]
+
+
+def _parameter_sections(result: TrainResult, ctx: _Context) -> list[Section]:
+    return [
+        Section("Parameters", [Table(["parameter", "value"], [[k, v] for k, v in result.params.items()])])
+    ]
+
+
+_SECTIONS: tuple[Callable[[TrainResult, _Context], list[Section]], ...] = (
+    _warning_sections,
+    _task_sections,
+    _selection_sections,
+    _contribution_sections,
+    _common_sections,
+    _derived_sections,
+    _parameter_sections,
+)
+
+
+def _metrics_table(m: dict[str, Any], champion: dict[str, Any] | None) -> Table:
     header = ["metric", "model", "95% CI", "dummy baseline", *(["champion"] if champion else [])]
     rows = []
-    for name in names:
+    for name, value in m["holdout"].items():
         ci = m.get("holdout_ci", {}).get(name)
-        row = [
-            name,
-            m["holdout"][name],
-            f"{ci[0]:.4f} to {ci[1]:.4f}" if ci else "",
-            m["baseline"].get(name, ""),
-        ]
+        row = [name, value, f"{ci[0]:.4f} to {ci[1]:.4f}" if ci else "", m["baseline"].get(name, "")]
         if champion:
             row.append(champion["holdout"].get(name, ""))
         rows.append(row)
-    return _table(header, rows)
+    return Table(header, rows, id="holdout-metrics")
 
 
 def render_report(
-    result: TrainResult, *, title: str, subtitle: str, champion: dict[str, Any] | None = None
+    result: TrainResult,
+    *,
+    title: str,
+    subtitle: str,
+    champion: dict[str, Any] | None = None,
+    contributions: dict[str, float] | None = None,
 ) -> str:
-    """The HTML page for one training run."""
-    import plotly.graph_objects as go
-    from jinja2 import Environment
-    from plotly.offline import get_plotlyjs
-
+    """The HTML page for one training run (``contributions``: :func:`holdout_contributions`, when
+    the caller has them already)."""
     m = result.metrics
-    verdict = "beats" if _beats(m["score"], m["baseline_score"], m["greater_is_better"]) else "does not beat"
-    summary = (
-        f"<p>Primary metric <b>{m['metric']}</b> on the holdout ({m['rows_holdout']:,} newest rows): "
-        f"<b>{_fmt(m['score'])}</b>; the dummy baseline scores {_fmt(m['baseline_score'])}, so the model "
-        f'<span class="{"good" if verdict == "beats" else "bad"}">{verdict}</span> it.'
-    )
-    if champion:
-        summary += (
-            f" The current champion (version {champion['version']}) scores {_fmt(champion['score'])} "
-            "on the same rows."
-        )
-    summary += "</p>"
-    sections = [
-        *_warning_sections(result),
-        *_TASK_SECTIONS.get(TaskKind(m["task"]), _no_sections)(result, go),
-        *_selection_sections(result),
-        *_common_sections(result, go),
-    ]
-    page = Environment(autoescape=False).from_string(_PAGE)
-    return page.render(
-        title=html.escape(title),
-        subtitle=html.escape(subtitle),
-        plotlyjs=get_plotlyjs(),
-        summary=summary,
+    ctx = _Context(champion, holdout_contributions(result) if contributions is None else contributions)
+    return render(
+        "training_report.html.j2",
+        "loopml.train",
+        title=title,
+        subtitle=subtitle,
+        m=m,
+        beats=_beats(m["score"], m["baseline_score"], m["greater_is_better"]),
+        champion=champion,
         metrics_table=_metrics_table(m, champion),
-        sections=sections,
+        sections=[s for build in _SECTIONS for s in build(result, ctx)],
     )
 
 

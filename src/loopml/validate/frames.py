@@ -4,7 +4,8 @@ The rules are ingest's, on the columns the model reads (its inputs, and the id c
 has it): a value that does not convert to the column's type, a missing value where the contract says
 the column is never missing, a number outside ``min``/``max``, a value outside the ``categories``
 (or, with ``on_unknown_category: missing``, scored as missing and counted), text that does not match
-the ``pattern``. A row that breaks one is not scored: it goes to quarantine with the first rule it
+the ``pattern``, an event time outside the plausible range of :class:`~loopml.validate.ScoringPolicy`
+(rule ``range``). A row that breaks one is not scored: it goes to quarantine with the first rule it
 broke, the column and the value, as ingest's quarantine has them. Values are converted as
 :func:`~loopml.validate.coerce_column` converts them (a file's text ``"42"`` is the number 42, as at
 ingest); the strict JSON types of a request are :mod:`loopml.validate.requests`'.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -119,7 +121,23 @@ def check_rows(
                 missing[str(name)] = unknown
             else:
                 marks.mark("category", str(name), unknown)
+    if contract.event_time is not None and contract.event_time in coerced.columns:
+        marks.mark("range", contract.event_time, _implausible(coerced[contract.event_time], policy))
     return _result(raw, coerced, marks, missing, offset)
+
+
+def _implausible(times: pd.Series, policy: ScoringPolicy) -> np.ndarray:
+    """Which event times lie outside the policy's plausible range now (see :class:`ScoringPolicy`)."""
+    low, high = policy.event_time_range(datetime.now(UTC).replace(tzinfo=None))
+    values = pd.to_datetime(times, errors="coerce")
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    outside = np.zeros(len(values), dtype=bool)
+    if high is not None:
+        outside |= (values > pd.Timestamp(high)).to_numpy(dtype=bool)
+    if low is not None:
+        outside |= (values < pd.Timestamp(low)).to_numpy(dtype=bool)
+    return outside
 
 
 def _result(

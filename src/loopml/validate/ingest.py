@@ -24,6 +24,7 @@ from loopml.errors import ContractError, DataError
 from loopml.store import Store
 from loopml.validate.checks import ChunkChecker, SchemaChange, schema_changes
 from loopml.validate.cleaning import filter_mask, trim
+from loopml.validate.columnar import ColumnarChecker, ColumnarResult
 from loopml.validate.contract import ContractInferrer, DataContract, latest_contract
 from loopml.validate.datasets import DatasetVersion
 from loopml.validate.plan import (
@@ -148,7 +149,7 @@ def _check_all(
     run: IngestRun,
     progress: Progress | None,
 ) -> None:
-    first = True
+    first, columnar = True, ColumnarChecker(checker)
     for frame in frames:
         if first:
             run.added = schema_changes(frame, checker.contract).added
@@ -156,8 +157,11 @@ def _check_all(
         new, mark = new_rows(frame, plan, checker.contract)
         if mark is not None and (run.watermark is None or mark > run.watermark):
             run.watermark = mark
-        result = checker.check(new)
-        run.accepted.write(result.accepted)
+        result = columnar.check(new) or checker.check(new)
+        if isinstance(result, ColumnarResult):
+            run.accepted.write_table(result.accepted)
+        else:
+            run.accepted.write(result.accepted)
         run.quarantined.write(result.quarantined)
         run.rows_read += len(new)
         for rule, count in result.counts.items():

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from loopml._durations import duration
 from loopml.config import Settings
 from loopml.errors import InputError
 
-__all__ = ["SCORING_RULES", "ScoringPolicy", "Violation", "shown", "violations_error"]
+__all__ = [
+    "SCORING_RULES",
+    "ScoringPolicy",
+    "Violation",
+    "longest_window",
+    "shown",
+    "violations_error",
+]
 
 UnknownCategory = Literal["reject", "missing"]
 ExtraFields = Literal["reject", "ignore"]
@@ -30,15 +39,82 @@ _MAX_SHOWN = 60  # characters of a value quoted in a message
 class ScoringPolicy:
     """``on_unknown_category``: a value outside a column's categories is refused (``reject``) or scored
     as missing (``missing``), unless the column's contract says otherwise. ``extra_fields``: a request
-    field that is no column of the contract is refused (``reject``) or ignored (``ignore``)."""
+    field that is no column of the contract is refused (``reject``) or ignored (``ignore``).
+
+    The event time's plausible range: at most ``event_time_ahead`` after the clock when the record is
+    checked, and at least ``trained_from - event_time_before`` (the version's first training event,
+    see :meth:`for_version`); None: no limit on that side."""
 
     on_unknown_category: UnknownCategory = "reject"
     extra_fields: ExtraFields = "reject"
+    event_time_ahead: timedelta | None = timedelta(days=1)
+    event_time_before: timedelta | None = None
+    trained_from: datetime | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> ScoringPolicy:
-        """The project's: ``contract.on_unknown_category`` and ``serve.extra_fields``."""
-        return cls(settings.contract.on_unknown_category, settings.serve.extra_fields)
+        """The project's: ``contract.on_unknown_category``, ``serve.extra_fields`` and the event time's
+        range (``contract.event_time_ahead``, ``contract.event_time_before``)."""
+        contract = settings.contract
+        ahead = duration(contract.event_time_ahead) if contract.event_time_ahead else None
+        before = contract.event_time_before
+        back = longest_window(settings) if before == "auto" else duration(before) if before else None
+        return cls(
+            contract.on_unknown_category,
+            settings.serve.extra_fields,
+            event_time_ahead=ahead,
+            event_time_before=back,
+        )
+
+    def for_version(self, trained_from: datetime | None) -> ScoringPolicy:
+        """This policy for a version whose training data starts at ``trained_from`` (naive UTC)."""
+        return replace(self, trained_from=trained_from)
+
+    def event_time_range(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """The earliest and latest event time accepted at ``now`` (naive UTC); None: no limit."""
+        low = None
+        if self.trained_from is not None and self.event_time_before is not None:
+            low = self.trained_from - self.event_time_before
+        high = now + self.event_time_ahead if self.event_time_ahead is not None else None
+        return low, high
+
+    def event_time_problem(self, value: datetime, now: datetime) -> tuple[str, str] | None:
+        """Why the event time ``value`` (naive UTC) is outside the range at ``now``, and how to fix
+        it: ``(error, hint)``; None when it is inside."""
+        low, high = self.event_time_range(now)
+        if high is not None and value > high:
+            assert self.event_time_ahead is not None
+            return (
+                f"is more than {_span(self.event_time_ahead)} ahead of the server clock "
+                f"({now:%Y-%m-%dT%H:%M:%S} UTC)",
+                "send the time the event happened; contract.event_time_ahead sets how far ahead it may be",
+            )
+        if low is not None and value < low:
+            assert self.trained_from is not None and self.event_time_before is not None
+            return (
+                f"is before {low:%Y-%m-%dT%H:%M:%S}, the earliest this model accepts (its first training "
+                f"event, {self.trained_from:%Y-%m-%dT%H:%M:%S}, less {_span(self.event_time_before)})",
+                "send the time the event happened; contract.event_time_before sets how far back it may be",
+            )
+        return None
+
+
+def longest_window(settings: Settings) -> timedelta:
+    """The longest window the project looks back over: each window feature's longest window plus its
+    label delay, and ``monitor.window``."""
+    spans = [duration(settings.monitor.window)]
+    for spec in settings.features.windows:
+        delay = duration(spec.label_delay) if spec.label_delay else timedelta(0)
+        spans += [duration(w) + delay for w in spec.windows]
+    return max(spans)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,17 @@
 A profile keeps quantile bin edges and bin shares for numeric columns and category shares for
 categorical ones, so drift can be computed later from the profile alone, without re-reading the
 training data. Profiles are plain JSON-able dictionaries, stored with the model version.
+
+A model's profile covers everything it sees: the raw request columns (``source`` ``input``), the
+entity window features (``window``), what its preprocessor derives from them (``derived``: relative
+windows, datetime parts, category codes) and the prediction; with each column's importance to the
+model, so that drift can be ranked by what it does to the predictions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -17,12 +22,15 @@ import pandas as pd
 
 # How a column is profiled: binned numbers, or counted categories.
 ProfileKind = Literal["numeric", "categorical"]
+# Where a column's values come from: the request, the window history, the preprocessor, the model.
+ProfileSource = Literal["input", "window", "derived", "prediction"]
 
 __all__ = [
     "ColumnProfile",
     "DriftCounts",
     "Profile",
     "ProfileKind",
+    "ProfileSource",
     "bin_counts",
     "build_profile",
     "combine_counts",
@@ -42,6 +50,11 @@ class ColumnProfile:
     Categorical: ``categories`` (the most frequent, then ``__other__`` and ``__missing__``) and their
     shares. For a binary task, ``positives`` counts the reference rows labelled positive in each bin
     (empty otherwise), so monitoring can tell whether the positives still fall where they did.
+
+    ``source`` says where the values come from (see :data:`ProfileSource`); ``minimum`` and
+    ``maximum`` are a numeric column's reference range (values outside it are out of range);
+    ``cycle`` is the period of a calendar part (``7d`` for the day of the week): a monitoring window
+    shorter than it holds only part of the cycle, so the column is not judged there.
     """
 
     name: str
@@ -51,6 +64,10 @@ class ColumnProfile:
     edges: list[float] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     positives: list[float] = field(default_factory=list)
+    source: ProfileSource = "input"
+    minimum: float | None = None
+    maximum: float | None = None
+    cycle: str | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -63,17 +80,35 @@ class ColumnProfile:
 
 @dataclass(frozen=True)
 class Profile:
-    """Profiles of every feature and of the prediction."""
+    """Profiles of every feature and of the prediction.
+
+    ``importance``: each column's share of the model's mean absolute contribution (the model's
+    input columns sum to 1; a raw column gets the sum of the inputs derived from it); empty when the
+    model cannot be explained. ``calibration``: how the label-free estimate turns scores into
+    probabilities (see :mod:`loopml.train.calibration`); None for a task without a positive class.
+    """
 
     columns: dict[str, ColumnProfile]
     rows: int
+    importance: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "columns": {k: asdict(v) for k, v in self.columns.items()}}
+        return {
+            "rows": self.rows,
+            "columns": {k: asdict(v) for k, v in self.columns.items()},
+            "importance": self.importance,
+            "calibration": self.calibration,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        return cls({k: ColumnProfile(**v) for k, v in data["columns"].items()}, int(data["rows"]))
+        return cls(
+            {k: ColumnProfile(**v) for k, v in data["columns"].items()},
+            int(data["rows"]),
+            dict(data.get("importance") or {}),
+            data.get("calibration"),
+        )
 
 
 def _floats(values: pd.Series) -> np.ndarray:
@@ -101,7 +136,8 @@ def _numeric(name: str, values: pd.Series, bins: int) -> ColumnProfile:
     x = _floats(values)
     finite = x[np.isfinite(x)]
     edges = np.unique(_quantiles(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
-    return ColumnProfile(name, "numeric", len(x), [], edges.tolist())
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (None, None)
+    return ColumnProfile(name, "numeric", len(x), [], edges.tolist(), minimum=low, maximum=high)
 
 
 def _categorical(name: str, values: pd.Series, top: int) -> ColumnProfile:
@@ -117,7 +153,7 @@ def _with_shares(bins: ColumnProfile, values: pd.Series, positives: np.ndarray |
     counts = bin_counts(values, bins)
     shares = (counts / max(len(values), 1)).tolist()
     kept = [] if positives is None else bin_counts(values[positives], bins).tolist()
-    return ColumnProfile(bins.name, bins.kind, len(values), shares, bins.edges, bins.categories, kept)
+    return replace(bins, rows=len(values), shares=shares, positives=kept)
 
 
 def _numeric_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -163,6 +199,15 @@ class DriftCounts:
 
     rows: int
     counts: dict[str, np.ndarray]
+    outside: dict[str, float] = field(default_factory=dict)  # numeric values outside the reference range
+
+
+def _outside(values: pd.Series, profile: ColumnProfile) -> float:
+    """How many of ``values`` fall outside the reference range of a numeric column (0 without one)."""
+    if profile.kind != "numeric" or profile.minimum is None or profile.maximum is None:
+        return 0.0
+    x = _floats(values)
+    return float(np.count_nonzero((x < profile.minimum) | (x > profile.maximum)))
 
 
 def profile_counts(frame: pd.DataFrame, reference: Profile) -> DriftCounts:
@@ -177,17 +222,23 @@ def profile_counts(frame: pd.DataFrame, reference: Profile) -> DriftCounts:
     [1.0, 1.0, 1.0]
     """
     names = [c for c in reference.columns if c in frame.columns]
-    return DriftCounts(len(frame), {c: bin_counts(frame[c], reference.columns[c]) for c in names})
+    return DriftCounts(
+        len(frame),
+        {c: bin_counts(frame[c], reference.columns[c]) for c in names},
+        {c: _outside(frame[c], reference.columns[c]) for c in names},
+    )
 
 
 def combine_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
     """The counts of all ``parts`` together (a column missing from a part counts nothing there)."""
-    rows, merged = 0, dict[str, np.ndarray]()
+    rows, merged, outside = 0, dict[str, np.ndarray](), dict[str, float]()
     for part in parts:
         rows += part.rows
         for name, counts in part.counts.items():
             merged[name] = merged[name] + counts if name in merged else counts.copy()
-    return DriftCounts(rows, merged)
+        for name, count in part.outside.items():
+            outside[name] = outside.get(name, 0.0) + count
+    return DriftCounts(rows, merged, outside)
 
 
 def build_profile(
@@ -198,13 +249,21 @@ def build_profile(
     bins: int = 10,
     top: int = 20,
     positives: np.ndarray | None = None,
+    sources: dict[str, ProfileSource] | None = None,
+    cycles: dict[str, str] | None = None,
+    importance: dict[str, float] | None = None,
 ) -> Profile:
     """Profile the named columns of ``frame`` (the prediction is just another numeric column).
 
     ``positives``, a boolean mask of the rows whose label is the positive class (binary tasks), adds
-    each bin's count of positive rows to the profile.
+    each bin's count of positive rows to the profile. ``sources`` and ``cycles`` name each column's
+    :attr:`ColumnProfile.source` (``input`` when not given) and calendar cycle; ``importance`` is kept
+    as :attr:`Profile.importance`.
     """
     mask = None if positives is None else np.asarray(positives, dtype=bool)
     columns = {c: _numeric(c, frame[c], bins) for c in numeric}
     columns.update({c: _categorical(c, frame[c], top) for c in categorical})
-    return Profile({c: _with_shares(p, frame[c], mask) for c, p in columns.items()}, len(frame))
+    where, cycle = sources or {}, cycles or {}
+    columns = {c: replace(p, source=where.get(c, "input"), cycle=cycle.get(c)) for c, p in columns.items()}
+    profiled = {c: _with_shares(p, frame[c], mask) for c, p in columns.items()}
+    return Profile(profiled, len(frame), dict(importance or {}))

@@ -11,7 +11,9 @@ never. Then the contract's ``min``/``max``, ``categories`` (or scored as missing
 The fields a record may carry are the contract's columns: the model's inputs (required, unless
 nullable), the id column (optional, checked like any column, and echoed in the response), and the
 contract's other columns (the target, dropped columns: accepted and not used). Any other field is an
-``extra_field``, refused unless ``serve.extra_fields: ignore``.
+``extra_field``, refused unless ``serve.extra_fields: ignore``. The event time, when it is sent but is
+no input of the model, is checked as a column too and logged (monitoring windows by it); wherever it
+is, it must lie in the plausible range of :class:`~loopml.validate.ScoringPolicy` (rule ``range``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class CheckedRecords:
     rows: list[dict[str, Any]]
     logged: list[dict[str, Any]]
     as_missing: list[dict[str, Any] | None]
+
+
+def _now() -> datetime:
+    """The server clock as naive UTC, as every stored time is."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _kind(value: Any) -> str:
@@ -238,8 +245,8 @@ class RecordChecker:
     def __init__(
         self, contract: DataContract, columns: Sequence[str], policy: ScoringPolicy | None = None
     ) -> None:
-        policy = policy or ScoringPolicy()
-        id_column = contract.id_column
+        self.policy = policy = policy or ScoringPolicy()
+        id_column, self.event_time = contract.id_column, contract.event_time
         names = [*columns, *([id_column] if id_column and id_column not in columns else [])]
         self.contract_name = contract.name
         self.checks: list[tuple[str, Check, bool]] = []  # (column, its check, whether it must be sent)
@@ -247,6 +254,10 @@ class RecordChecker:
             spec = contract.column(name)
             unknown = spec.on_unknown_category or policy.on_unknown_category
             self.checks.append((name, column_check(spec, unknown), name in columns and not spec.nullable))
+        # The event time, when it is no input: checked and logged when sent (monitoring windows by it).
+        self.time_check: Check | None = None
+        if self.event_time and self.event_time not in names and self.event_time in contract.names:
+            self.time_check = column_check(contract.column(self.event_time), policy.on_unknown_category)
         self.known = frozenset([*contract.names, *names])
         self.reject_extra = policy.extra_fields == "reject"
 
@@ -255,8 +266,11 @@ class RecordChecker:
         the records only when that list is empty."""
         found: list[Violation] = []
         out = CheckedRecords([], [], [])
+        now = _now()
         for i, record in enumerate(records):
             row, logged, missing = self._record(i, record, found)
+            if self.event_time is not None and isinstance(record, dict):
+                self._event_time(i, record, row, logged, now, found)
             out.rows.append(row)
             out.logged.append(logged)
             out.as_missing.append(missing)
@@ -289,6 +303,31 @@ class RecordChecker:
             except _Broken as exc:
                 found.append(Violation(i, name, value, exc.rule, exc.error, exc.hint))
         return row, logged, missing
+
+    def _event_time(
+        self,
+        i: int,
+        record: dict[str, Any],
+        row: dict[str, Any],
+        logged: dict[str, Any],
+        now: datetime,
+        found: list[Violation],
+    ) -> None:
+        """The event time's plausible range (see :class:`ScoringPolicy`); the event time checked and
+        kept (to log) when it is sent but is no input of the model."""
+        name = self.event_time
+        assert name is not None
+        if self.time_check is not None and record.get(name) is not None:
+            try:
+                row[name], logged[name] = self.time_check(record[name])
+            except _Broken as exc:
+                found.append(Violation(i, name, record[name], exc.rule, exc.error, exc.hint))
+                return
+        value = row.get(name)
+        problem = self.policy.event_time_problem(value, now) if isinstance(value, datetime) else None
+        if problem is not None:
+            error, hint = problem
+            found.append(Violation(i, name, record[name], "range", f"{shown(record[name])} {error}", hint))
 
     def _extra(self, i: int, key: str, value: Any) -> Violation:
         near = closest(key, self.known)

@@ -48,17 +48,23 @@ class Seen:
     """
 
     def __init__(self) -> None:
-        self._keys = np.empty(0, dtype=np.uint64)
+        self._buffer = np.empty(0, dtype=np.uint64)  # sorted keys in [:_size], room to grow after
+        self._size = 0
+
+    @property
+    def _keys(self) -> np.ndarray:
+        return self._buffer[: self._size]
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._size
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Which of ``keys`` were added before."""
-        if not len(self._keys):
-            return np.zeros(len(keys), dtype=bool)
-        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-        return np.asarray(self._keys[pos] == keys)
+        if not self._size or not len(keys) or keys.min() > self._buffer[self._size - 1]:
+            return np.zeros(len(keys), dtype=bool)  # growing ids: all past the largest key so far
+        known = self._keys
+        pos = np.minimum(np.searchsorted(known, keys), self._size - 1)
+        return np.asarray(known[pos] == keys)
 
     def add(self, keys: np.ndarray) -> None:
         """Remember ``keys``."""
@@ -66,11 +72,27 @@ class Seen:
 
     def _insert(self, fresh: np.ndarray) -> None:
         """Add keys known to be new and distinct."""
-        if len(fresh):
-            self._keys = np.sort(np.concatenate([self._keys, fresh]), kind="stable")
+        if not len(fresh):
+            return
+        if len(fresh) > 1 and not bool(np.all(fresh[1:] > fresh[:-1])):
+            fresh = np.sort(fresh)
+        if self._size and fresh[0] < self._buffer[self._size - 1]:  # interleaved: merge, as before
+            merged = np.sort(np.concatenate([self._keys, fresh]), kind="stable")
+            self._buffer, self._size = merged, len(merged)
+            return
+        end = self._size + len(fresh)
+        if end > len(self._buffer):  # amortised growth: appending growing ids copies each key O(1) times
+            grown = np.empty(max(end, 2 * len(self._buffer)), dtype=np.uint64)
+            grown[: self._size] = self._keys
+            self._buffer = grown
+        self._buffer[self._size : end] = fresh
+        self._size = end
 
     def duplicates(self, keys: np.ndarray) -> np.ndarray:
         """Mark keys seen before or earlier in ``keys``; remember the rest."""
-        dup = pd.Series(keys).duplicated(keep="first").to_numpy() | self.contains(keys)
+        increasing = len(keys) < 2 or bool(np.all(keys[1:] > keys[:-1]))  # growing ids: none repeats
+        dup = self.contains(keys)
+        if not increasing:
+            dup |= pd.Series(keys).duplicated(keep="first").to_numpy()
         self._insert(keys[~dup])
         return dup

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["REGIME", "REPLAY_DAYS", "STEADY_AFTER_DAYS", "render", "run"]
 
-# Eight weeks after the API's day (days 120-174), across the regime change: seven weekly worker checks,
-# the last one's model serving the last six days (the data holds one week more; replaying it costs
-# two more trainings, past the demo's three minutes on two cores).
+# Eight weeks after the API's day (days 119-173), across the regime change: a worker check every day,
+# a cycle when a trigger fires (labels a week after an alert, about a week of new labels); the data holds
+# one week more, left out to keep the demo within minutes on two cores.
 REPLAY_DAYS = 55
 
 # The loop against its yardsticks (the regime oracle, the same loop without label delay) is given over

@@ -1,10 +1,12 @@
 """The retraining loop of ``loopml demo fraud``: replay traffic across the simulator's regime change.
 
 Day by day the champion scores the day's transactions (batch, logged like the API's), labels come
-back ``LABEL_DELAY_DAYS`` later, matured labelled rows land in the source, and once a week the worker
-step runs (monitor, watch, policy, cycle). When realized average precision falls under the floor, and
-whenever a week of new labels is in, the policy starts a cycle; the gate promotes a challenger only if
-it beats the champion on the newest labelled days. The loop keeps learning.
+back ``LABEL_DELAY_DAYS`` later, matured labelled rows land in the source, and the worker step runs
+every day (monitor, watch, policy, cycle) on the data's clock (``retrain.clock: event``). When a
+monitoring alert fires (the traffic drifted after the regime change), the next cycle runs as soon as a
+day of labels of the traffic since the alert is in (``retrain.after_alert_labels``); besides, a weekly
+schedule in the data's time (``retrain.schedule``) starts one, so the loop keeps learning. The gate
+promotes a challenger only if it is not worse than the champion on rows neither has learned from.
 
 Two yardsticks score the days the loop's models served, on the same rows:
 
@@ -51,24 +53,32 @@ __all__ = [
 ]
 
 LABEL_DELAY_DAYS = 7  # a transaction's fraud label comes back a week later
-TICK_EVERY_DAYS = 7  # the worker checks the policy weekly
+TICK_EVERY_DAYS = 1  # the worker checks the policy daily (a cycle runs only when a trigger fires)
 # The loop's policy for the demo project (merged into its loopml.yaml before the first ingest).
 LOOP_SETTINGS: dict[str, Any] = {
     "source": {"watermark": "tx_datetime"},  # a cycle ingests only the rows that matured since
-    "train": {"holdout_fraction": 0.025},  # the gate's "newest labelled window": about four days
+    "train": {"holdout_fraction": 0.025},  # at most about four days judge a challenger
     # After the change even a model that knows the new pattern reaches an average precision of about
     # 0.8 (some frauds hide in short terminal compromises), so the floors sit well under that;
     # alarms (and the watch's rollbacks) come from realized performance, labels being the proof.
     "monitor": {"performance_floor": {"average_precision": 0.15}, "estimated_floor": {}},
-    # The loop keeps learning: once about two days of new labels are in (every weekly check after the
-    # first week of labels) a cycle trains a challenger; the gate decides whether it serves.
     "retrain": {
         "performance_floor": {"average_precision": 0.15},
-        "new_labels": 3_000,
+        # React when the evidence is in: once a day of labels of the traffic since an alert (the
+        # drift of the regime change) has come back, a cycle runs at the next daily check.
+        "after_alert_labels": 1_500,
+        # And the loop keeps learning: a cycle every week of the data's time, whatever its volume.
+        "schedule": "0 0 * * 1",
         # A challenger learns from the newest four weeks: after the change, months of the old pattern
         # would otherwise outweigh the few weeks of the new one (the gate still judges it).
         "train_window": "28d",
-        "cooldown": "1s",
+        # A replay: the cooldown and the schedule are measured in the data's time.
+        "clock": "event",
+        "cooldown": "20h",
+        # A few days of rows with a few dozen frauds judge a challenger: the interval of the gain in
+        # average precision is wide (about +-0.05), so its low end may reach further than the default
+        # 0.01; the challenger must still not be worse in expectation, and its refit knows newer rows.
+        "gate": {"tolerance": 0.1},
         "watch": "1d",
     },
 }
