@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
 import typer.main
 
-from loopml.config.reference import markdown_text
+from loopml.config.reference import markdown_text, write_page
 
 __all__ = ["markdown"]
 
@@ -174,13 +173,7 @@ def markdown(app: typer.Typer | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m loopml.cli.reference [FILE]``: write the page to FILE, or print it."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    text = markdown()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_page(markdown(), argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from loopml.config._base import ENV_PREFIX, Duration, DurationOrAuto
 from loopml.config.schema import SCHEMA_FILE, _markdown
 
-__all__ = ["MINIMAL_EXAMPLE", "Section", "markdown", "markdown_text", "sections"]
+__all__ = ["MINIMAL_EXAMPLE", "Section", "markdown", "markdown_text", "sections", "write_page"]
 
 MINIMAL_EXAMPLE = """\
 # yaml-language-server: $schema=loopml.schema.json
@@ -295,8 +295,13 @@ def markdown() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m loopml.config.reference [FILE]``: write the page to FILE, or print it."""
+    return write_page(markdown(), argv)
+
+
+def write_page(text: str, argv: Sequence[str] | None = None) -> int:
+    """Write a generated page ``text`` to the file named first in ``argv`` (default: the command
+    line), or print it when none is named; the exit code 0."""
     args = list(sys.argv[1:] if argv is None else argv)
-    text = markdown()
     if args:
         Path(args[0]).write_text(text, encoding="utf-8")
     else:
