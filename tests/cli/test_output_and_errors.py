@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 from click.testing import Result
+from tritonclient.utils import InferenceServerException
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -330,11 +332,23 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("LOOPML_TEST_") or not k.startswith("LOOPML")}
 
 
+def _eventually(check: Callable[[], bool], deadline: float) -> bool:
+    """``check()`` once it stops failing to connect (the banner comes before the model is loaded)."""
+    while True:
+        try:
+            return check()
+        except InferenceServerException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_up_json_prints_the_api_start_and_the_worker_events(sensor: dict[str, Any]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "loopml", "up", "-p", sensor["p"], "--port", str(port), "--json"]
+    command += ["--grpc-port", "0"]  # the API's gRPC endpoint too, on a free port
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     lines: list[dict[str, Any]] = []
     try:
@@ -347,9 +361,15 @@ def test_up_json_prints_the_api_start_and_the_worker_events(sensor: dict[str, An
         ):
             if reader.select(timeout=1) and (line := process.stdout.readline()):
                 lines.append(json.loads(line))
+        started = next(x for x in lines if "url" in x)
+        client = grpcclient.InferenceServerClient(started["grpc"])  # a standard v2 gRPC client
+        try:
+            assert _eventually(client.is_server_live, deadline) and client.is_model_ready("sensor")
+        finally:
+            client.close()
     finally:
         process.send_signal(signal.SIGTERM)
         rest, errors = process.communicate(timeout=60)
     lines += [json.loads(line) for line in rest.splitlines()]
-    assert {"url": f"http://127.0.0.1:{port}", "model": "sensor"} in lines, (lines, errors)
+    assert started["url"] == f"http://127.0.0.1:{port}" and started["model"] == "sensor", (lines, errors)
     assert [x["event"] for x in lines if "event" in x][:2] == ["started", "tick"], (lines, errors)

@@ -9,6 +9,11 @@ move (a fraction of a percent of the transactions change), but the new frauds ge
 must show on the first day of the new pattern as a realized-performance alert and by the second as
 a label-free estimate marked unreliable (its labels contradict it), while the control run raises no
 alert at all and its estimate stays reliable.
+
+Which derived inputs "actually moved" is known without the monitor: the simulator draws the ordinary
+transactions first, from the same seed in both runs, so the same transaction (customer, terminal,
+second) is in both worlds; a derived input moved when its value at those transactions differs
+between the world with the change and the world without it.
 """
 
 from __future__ import annotations
@@ -79,9 +84,9 @@ def _movers_rank_first(report: MonitorReport) -> None:
     assert top.significant and top.level == "ok" and top.psi < 0.1, top
 
 
-def _recomputed_as_offline(project: Project, root: Path, day: pd.DataFrame, report: MonitorReport) -> None:
-    """The model's derived inputs that drift is judged on, recomputed from the logged requests, are
-    the point-in-time values training computes offline from the same transactions."""
+def _logged_window(project: Project, report: MonitorReport) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The report's window as the monitor sees it: the logged predictions, the model's inputs
+    recomputed from them, and the names of the derived inputs."""
     version, store = project.models.get(), project.store
     frame = load_predictions(store.engine, project.name, event_time="tx_datetime")
     start, end = (pd.Timestamp(report.window[k]) for k in ("start", "end"))
@@ -91,6 +96,47 @@ def _recomputed_as_offline(project: Project, root: Path, day: pd.DataFrame, repo
     seen, notes = model_inputs(store, version, profile, frame, rows, start, end)
     assert notes == []
     derived = [c for c, p in profile.columns.items() if p.source in ("window", "derived")]
+    return rows, seen, derived
+
+
+Inputs = tuple[pd.DataFrame, list[str]]  # a window's model inputs and the derived ones' names
+
+
+def _window_inputs(project: Project, report: MonitorReport) -> Inputs:
+    """The model's inputs over the report's window, indexed by the transaction's identity in the
+    simulator (customer, terminal, second); and the names of the derived inputs."""
+    rows, seen, derived = _logged_window(project, report)
+    seen.index = pd.MultiIndex.from_tuples(
+        [(i["customer_id"], i["terminal_id"], str(i["tx_datetime"])) for i in rows["inputs"]]
+    )
+    return seen, derived
+
+
+def _real_movers(changed: Inputs, control: Inputs) -> set[str]:
+    """The derived inputs whose value differs, at the same ordinary transactions, between the world
+    with the change and the one without (the burst frauds exist in one world only)."""
+    (seen, derived), (same_day, _) = changed, control
+    both = seen.index.intersection(same_day.index)
+    assert len(both) > 0.9 * len(same_day)  # the ordinary transactions are the same in both worlds
+    a, b = seen.loc[both, derived].astype(float), same_day.loc[both, derived].astype(float)
+    differ = ~np.isclose(a.to_numpy(), b.to_numpy(), rtol=1e-9, atol=1e-9, equal_nan=True)
+    return {c for c, moved in zip(derived, differ.any(axis=0), strict=True) if moved}
+
+
+def _flagged_on_the_movers(report: MonitorReport, movers: set[str], derived: list[str]) -> None:
+    """Every derived input the report finds significantly shifted is one that moved, the first-ranked
+    column is one of them, and the inputs that did not move are left alone."""
+    still = set(derived) - movers
+    assert movers and still, (movers, still)  # the change moves some derived inputs, not all
+    shifted = {d.column for d in report.drift if d.significant and d.column in set(derived)}
+    assert shifted and shifted <= movers, (shifted - movers, movers)
+    assert report.drift[0].column in movers, (report.drift[0], movers)
+
+
+def _recomputed_as_offline(project: Project, root: Path, day: pd.DataFrame, report: MonitorReport) -> None:
+    """The model's derived inputs that drift is judged on, recomputed from the logged requests, are
+    the point-in-time values training computes offline from the same transactions."""
+    rows, seen, derived = _logged_window(project, report)
     assert len(derived) > 20 and set(derived) <= set(seen.columns)
     history = pd.read_parquet(root / "data" / "transactions.parquet")
     both = pd.concat([history, day], ignore_index=True)
@@ -118,6 +164,7 @@ def test_the_regime_change_is_caught_in_two_days_and_the_control_stays_quiet(tmp
     _recomputed_as_offline(project, tmp_path / "regime", before, quiet)
     # The first day of the new pattern: realized performance falls under the floor.
     report = _replay_day(project, changed, tmp_path)
+    first_day = report, _window_inputs(project, report)
     assert "performance" in {a["kind"] for a in report.alerts}, report.alerts
     assert all(a["window_start"] == CHANGED for a in report.alerts)
     assert report.performance["realized"]["average_precision"] < 0.4
@@ -159,6 +206,10 @@ def test_the_regime_change_is_caught_in_two_days_and_the_control_stays_quiet(tmp
 
     control, control_replay = _project(tmp_path / "control", None)
     reports = [_replay_day(control, day, tmp_path) for day in _days(control_replay, CUT, CHANGE_DAY + 2)]
+    # The same first day, seen by the model without the change: the derived inputs that moved.
+    changed_report, changed_inputs = first_day
+    movers = _real_movers(changed_inputs, _window_inputs(control, reports[1]))
+    _flagged_on_the_movers(changed_report, movers, changed_inputs[1])
     assert [r.alerts for r in reports] == [[], [], [], []]
     assert all(r.estimate["reliable"] for r in reports)
     assert not any(r.concept_drift and r.concept_drift.drifted for r in reports)

@@ -3,10 +3,9 @@ rollback under load, and "which model served at time T"."""
 
 from __future__ import annotations
 
-import os
+import multiprocessing
 import random
 import re
-import signal
 import threading
 import time
 from collections import Counter
@@ -60,7 +59,7 @@ def _tiny(root: Path, *, in_child: bool = False, **retrain: object) -> Project:
     }
     (root / "loopml.yaml").write_text(yaml.safe_dump(config))
     if in_child:
-        _forked(lambda: _prepare(Project.open(root)))
+        _forked(_prepare_at, root)
     else:
         _prepare(Project.open(root))
     return Project.open(root)
@@ -71,24 +70,33 @@ def _prepare(proj: Project) -> None:
     proj.train()
 
 
-def _fork(work: Callable[[], object]) -> int:
-    """Fork (everything is imported already) and run ``work`` in the child: a fresh store
-    connection, no cleanup at exit, exit code 0 when it returned."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            work()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
+# Children start from a fork server: a clean process that imported loopml and never ran LightGBM.
+# A plain os.fork() of this test process is not safe: the pytest worker may have trained a model in
+# an earlier test, and a forked child of a process whose OpenMP (libgomp) threads have run hangs in
+# its first parallel region. Forking that clean server keeps each child's start cheap.
+_CHILDREN = multiprocessing.get_context("forkserver")
+_CHILDREN.set_forkserver_preload(["loopml.project", "loopml.retrain", "lightgbm"])
+CHILD_TIMEOUT_S = 120
 
 
-def _forked(work: Callable[[], object]) -> None:
-    """Run ``work`` in a forked child and wait for it; it must succeed."""
-    _, status = os.waitpid(_fork(work), 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+def _prepare_at(root: str) -> None:
+    _prepare(Project.open(Path(root)))
+
+
+def _cycle_at(root: str) -> None:
+    _cycle(Project.open(Path(root)))
+
+
+def _forked(work: Callable[[str], None], root: Path) -> None:
+    """Run ``work(root)`` in a child process and wait for it; it must succeed."""
+    child = _CHILDREN.Process(target=work, args=(str(root),))
+    child.start()
+    child.join(CHILD_TIMEOUT_S)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        raise AssertionError(f"{work.__name__} did not finish in {CHILD_TIMEOUT_S} s")
+    assert child.exitcode == 0, f"{work.__name__} exited with {child.exitcode}"
 
 
 def _cycle(proj: Project) -> str:
@@ -102,13 +110,16 @@ def _cycle(proj: Project) -> str:
 
 
 def _in_child(root: Path, kill_after: float | None) -> None:
-    """Run a cycle in a forked child, SIGKILL it after a delay."""
-    pid = _fork(lambda: _cycle(Project.open(root)))
-    if kill_after is not None:
-        time.sleep(kill_after)
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    assert kill_after is not None or os.waitstatus_to_exitcode(status) == 0
+    """Run a cycle in a child process; SIGKILL it after ``kill_after`` seconds when given."""
+    if kill_after is None:
+        _forked(_cycle_at, root)
+        return
+    child = _CHILDREN.Process(target=_cycle_at, args=(str(root),))
+    child.start()
+    time.sleep(kill_after)
+    child.kill()
+    child.join(CHILD_TIMEOUT_S)
+    assert child.exitcode is not None, "a killed cycle did not exit"
 
 
 def _assert_consistent(engine: Engine, name: str) -> None:
@@ -139,8 +150,7 @@ def _assert_consistent(engine: Engine, name: str) -> None:
 
 
 def test_kill_minus_9_at_random_points_never_half_promotes(tmp_path: Path) -> None:
-    # Every training runs in a forked child, never here: a process that has run LightGBM's OpenMP
-    # threads (training, contributions) cannot use them again in a fork (libgomp is not fork-safe).
+    # Every training runs in a child process (see _CHILDREN), never here.
     proj = _tiny(tmp_path / "p", in_child=True)
     started = time.perf_counter()
     _in_child(proj.settings.project_dir, None)  # one whole cycle: how long one takes here
@@ -149,7 +159,6 @@ def test_kill_minus_9_at_random_points_never_half_promotes(tmp_path: Path) -> No
     rng = random.Random(7)
     statuses = Counter()
     for _ in range(20):
-        proj.store.engine.dispose()  # no pooled connection crosses the fork
         _in_child(proj.settings.project_dir, kill_after=rng.uniform(0, length * 1.1))
         events = list_events(proj.store.engine, proj.name, "cycle", limit=1)
         statuses[events[0].status if events else "none"] += 1

@@ -172,6 +172,12 @@ def up(
     project: ProjectOpt = Path("."),
     host: Annotated[str | None, typer.Option(help="API bind address (default from loopml.yaml).")] = None,
     port: Annotated[int | None, typer.Option(help="API port (default from loopml.yaml).")] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Also serve the v2 inference protocol over gRPC here (0: a free port)."
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -183,6 +189,7 @@ def up(
     proj = open_project(project)
     command = [sys.executable, "-m", "loopml", "serve", "--project", str(project)]
     command += [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
+    command += ["--grpc-port", str(grpc_port)] if grpc_port is not None else []
     command += ["--json"] if as_json else []
     api = subprocess.Popen(command)
     stop = threading.Event()
