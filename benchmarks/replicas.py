@@ -8,7 +8,10 @@ sharing the Redis one, on the fraud example (real ``loopml serve`` processes, re
    embedded state, then (the log and the state emptied) 3 replicas on ``--redis-url``, round-robin.
    ``mismatches``: events whose served window features differ, bit for bit, between the two runs,
    plus those where the 3 replicas differ from the offline point-in-time features. ``p50_ms`` and
-   ``p99_ms``: request latency on Redis; ``p50_ms_embedded``: on the embedded state.
+   ``p99_ms``: request latency on Redis; ``p50_ms_embedded``: on the embedded state. The same
+   sequence through 1 replica on Redis is timed too (printed): the backend's cost apart from the
+   replica count (3 processes and Redis on the same cores). With ``--db-url`` each run works in a
+   new database on that server, dropped at the end.
 3. Memory: the 3 replicas go on with ``--memory-events`` more events (the replay repeated, each pass
    6 days later, with new ids), 100 records per request, round-robin; ``rss_growth`` is the largest
    replica RSS at the end over the largest after the first 10,000 of them. The state is in Redis and
@@ -27,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -242,11 +247,37 @@ def main() -> None:
     parser.add_argument("--db-url", default=os.environ.get("LOOPML_BENCH_DB_URL"))
     parser.add_argument("--keep", type=Path, help="build the project here and keep it")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, fresh_database(args.db_url) as db_url:
         root = args.keep or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
-        project = build_project(root / "proj", args.db_url)
+        project = build_project(root / "proj", db_url)
         run(project, args, root)
+
+
+@contextmanager
+def fresh_database(db_url: str | None) -> Iterator[str | None]:
+    """A new database on ``--db-url``'s PostgreSQL server for this run, dropped at the end: a run
+    never meets an earlier run's models (whose artifacts went with its temporary folder) nor touches
+    what the named database holds. None (a SQLite file in the run's folder) stays None."""
+    if db_url is None:
+        yield None
+        return
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        yield db_url
+        return
+    name = f"loopml_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def run(project: Any, args: argparse.Namespace, root: Path) -> None:
@@ -263,6 +294,12 @@ def run(project: Any, args: argparse.Namespace, root: Path) -> None:
         single, ms_single = send(alone.urls, recs, labels, names)
     finally:
         alone.stop()
+    reset(project, args.redis_url)
+    one_redis = Replicas(project, 1, {"LOOPML_ONLINE_URL": args.redis_url}, root)
+    try:  # the backend's own cost: 1 replica on Redis, the same sequence
+        _, ms_one_redis = send(one_redis.urls, recs, labels, names)
+    finally:
+        one_redis.stop()
     reset(project, args.redis_url)
     shared = Replicas(project, 3, {"LOOPML_ONLINE_URL": args.redis_url}, root)
     try:
@@ -284,6 +321,10 @@ def run(project: Any, args: argparse.Namespace, root: Path) -> None:
     print(f"Redis's own time per script call during the replay: {usec / max(calls, 1) / 1000:.3f} ms")
     p50, p99 = (float(np.percentile(ms_three, q)) for q in (50, 99))
     p50_single = float(np.percentile(ms_single, 50))
+    print(
+        f"p50 at concurrency 1: 1 replica embedded {p50_single:.2f} ms, 1 replica on Redis "
+        f"{float(np.percentile(ms_one_redis, 50)):.2f} ms, 3 replicas on Redis {p50:.2f} ms"
+    )
     print(
         f"mismatches={wrong} p50_ms={p50:.2f} p99_ms={p99:.2f} p50_ms_embedded={p50_single:.2f} "
         f"rss_growth={last / first:.3f}"

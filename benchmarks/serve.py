@@ -11,7 +11,8 @@ In one run, on one LightGBM model trained on the simulated fraud data:
 
 The load generator is wrk (C, event loop; ``apt-get install -y wrk``), on 127.0.0.1 only. MLflow
 gets the already-computed feature row (it has no window features of its own), which only helps it.
-The last line is ``rps_ratio_vs_mlflow_c16=<x> p50_ms_c1=<y>``.
+It prints where a request's time goes (each stage's median in process, and what the server adds)
+and the p99. The last line is ``rps_ratio_vs_mlflow_c16=<x> p50_ms_c1=<y> p99_ms_c1=<z>``.
 
 Usage: ``.venv/bin/python benchmarks/serve.py [--days 60] [--duration 10] [--keep DIR]``
 """
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.examples import write_example
+from loopml.features.events import Events, event_millis
 from loopml.project import Project
 from loopml.serve import ServerProcess, free_port
 
@@ -68,6 +70,58 @@ def _records(project: Project, n: int) -> list[dict[str, Any]]:
         row["transaction_id"] = 900_000_000 + i
         row["tx_datetime"] = pd.Timestamp(row["tx_datetime"]).to_pydatetime() + pd.Timedelta(days=1)
     return rows
+
+
+def stages(project: Project, records: list[dict[str, Any]], work: Path) -> dict[str, float]:
+    """Median milliseconds of each stage of a /v1 request's path, in process, one record at a time:
+    parsing the body, the contract check, the window features (the record added to the state, its
+    entities' windows read), building the row and scoring it with the compiled booster, the
+    prediction log's journal and queue, and the response's JSON. What the HTTP p50 adds on top is
+    the server (uvicorn, FastAPI's routing, the socket)."""
+    import orjson
+
+    from loopml.serve.state import Serving
+    from loopml.store import PredictionLogWriter, create_store_engine, migrate, utcnow
+
+    model = project.models.load()
+    serving = Serving(model)
+    online, compiled = model.online, model.compiled
+    assert online is not None and compiled is not None
+    engine = create_store_engine(f"sqlite:///{work / 'stages.db'}")
+    migrate(engine)
+    writer = PredictionLogWriter(engine, journal_dir=work / "stages-journal")
+    bodies = [orjson.dumps({**r, "tx_datetime": r["tx_datetime"].isoformat()}) for r in records]
+    times: dict[str, list[float]] = {k: [] for k in ("parse", "validate", "windows", "score", "log", "json")}
+    clock = time.perf_counter
+    for i, body in enumerate(bodies * 2):
+        t0 = clock()
+        record = orjson.loads(body)
+        t1 = clock()
+        checked, violations = serving.checker.check([record])
+        assert not violations, violations
+        t2 = clock()
+        row = checked.rows[0]
+        when = event_millis([row[online.event_time]])
+        events = Events.from_rows(when, [row], online.specs, online.id_column)
+        windows = online.features(events, observe=True)
+        t3 = clock()
+        score = model._score_matrix(compiled.row_matrix([row], windows))[0]  # the compiled booster itself
+        output = model.outputs(np.array([score]))[0]
+        t4 = clock()
+        answer = {"prediction_id": str(i), **output}
+        logged = {"id": f"s-{i}", "model_name": model.name, "model_version": model.version.version}
+        writer.submit([logged | {"created_at": utcnow(), "origin": "api", "inputs": checked.logged[0],
+                                 "score": float(score), "output": answer}])  # fmt: skip
+        t5 = clock()
+        orjson.dumps({"model_version": model.version.version, "predictions": [answer]})
+        t6 = clock()
+        if i >= len(bodies):  # the second pass: warm
+            for key, a, b in (("parse", t0, t1), ("validate", t1, t2), ("windows", t2, t3),
+                              ("score", t3, t4), ("log", t4, t5), ("json", t5, t6)):  # fmt: skip
+                times[key].append(b - a)
+    writer.close()
+    engine.dispose()
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def in_process(project: Project, records: list[dict[str, Any]]) -> dict[str, float]:
@@ -244,6 +298,7 @@ def main() -> None:
         f"in process (LoadedModel.predict_records, 1 record): {limit['rps']:.0f}/s, "
         f"p50 {limit['p50_ms']:.3f} ms"
     )
+    parts = stages(project, _records(project, BODIES), work)
     ours = loopml_http(project, records, work, args.duration)
     theirs = mlflow_http(project, records, work, args.duration)
     print(f"{'server':<8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6}")
@@ -253,10 +308,16 @@ def main() -> None:
                 f"{label:<8} {c:>4} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['failed']:>6}"
             )
     print(f"HTTP p50 at c1 / in-process p50: {ours[1]['p50_ms'] / limit['p50_ms']:.2f}x")
+    http = ours[1]["p50_ms"]
+    print(f"where a request's p50 ({http:.3f} ms at concurrency 1) goes, stage medians in process:")
+    for key, ms in [*parts.items(), ("server (HTTP, routing; the rest)", http - sum(parts.values()))]:
+        print(f"  {key:<34} {ms:>7.3f} ms  {100 * ms / http:>5.1f}%")
+    print(f"p99 at concurrency 1: {ours[1]['p99_ms']:.2f} ms ({ours[1]['p99_ms'] / http:.1f}x the p50)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     print(
-        f"rps_ratio_vs_mlflow_c16={ours[16]['rps'] / theirs[16]['rps']:.2f} p50_ms_c1={ours[1]['p50_ms']:.3f}"
+        f"rps_ratio_vs_mlflow_c16={ours[16]['rps'] / theirs[16]['rps']:.2f} "
+        f"p50_ms_c1={ours[1]['p50_ms']:.3f} p99_ms_c1={ours[1]['p99_ms']:.3f}"
     )
 
 
