@@ -33,6 +33,12 @@ class TaskKind(StrEnum):
     FORECAST = "forecast"
     RANKING = "ranking"
 
+    @property
+    def classifies(self) -> bool:
+        """Whether the target's values are classes (binary, multiclass): a label outside the ones
+        seen is not a larger value but a class the model never learnt."""
+        return self in (TaskKind.BINARY, TaskKind.MULTICLASS)
+
 
 class EventKind(StrEnum):
     """A recorded retraining event: a policy decision, a cycle, or a rollback by the watch."""

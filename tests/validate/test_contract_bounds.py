@@ -116,3 +116,22 @@ def test_the_project_file_can_change_or_remove_an_inferred_maximum() -> None:
 @pytest.mark.parametrize("values", [[np.inf, 1.0], [np.nan, np.nan]])
 def test_no_maximum_from_infinite_or_missing_values(values: list[float]) -> None:
     assert infer_contract(pd.DataFrame({"x": values}), "s").column("x").max is None
+
+
+@pytest.mark.parametrize(("task", "maximum"), [("binary", 1.0), ("multiclass", 2.0), ("regression", 4.0)])
+def test_a_classification_target_is_bounded_by_its_classes(tmp_path: Path, task: str, maximum: float) -> None:
+    """The labels of a classifier are its classes: a later row labelled one more than the largest
+    class seen is quarantined (range, naming the target), not learnt as a new class; a regression
+    target keeps the widened bound."""
+    labels = {"binary": [0, 1], "multiclass": [0, 1, 2], "regression": [0, 1, 2]}[task]
+    frame = pd.DataFrame({"k": range(60), "x": np.linspace(1, 9, 60), "y": (labels * 60)[:60]})
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    config = {"name": "s", "task": task, "source": {"kind": "csv", "path": "rows.csv"}, "target": "y",
+              "id_column": "k"}  # fmt: skip
+    (tmp_path / "loopml.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    project = Project.open(tmp_path, environ={})
+    assert project.ingest().contract.column("y").max == maximum
+    later = pd.DataFrame({"k": [100, 101], "x": [2.0, 3.0], "y": [labels[-1], labels[-1] + 1]})
+    later.to_csv(tmp_path / "later.csv", index=False)
+    result = project.data.ingest(tmp_path / "later.csv")
+    assert result.quarantine_counts == ({"range": 1} if task != "regression" else {})

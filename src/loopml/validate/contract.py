@@ -9,7 +9,9 @@ What inference writes for each column: its ``dtype``; ``nullable`` when a value 
   (1.0) times the larger of the observed range and the maximum's magnitude, rounded up to three
   significant digits: air temperatures seen between 295 K and 304 K give ``max: 608``, so 5,000 K
   is out of contract while a warmer day is not; a 0/1 flag gives ``max: 2``. The bound catches
-  unit mistakes and sentinel values (99999, 1e9), not drift.
+  unit mistakes and sentinel values (99999, 1e9), not drift. The integer target of a classification
+  task (``target_classes``) gets its observed maximum itself: its values are the classes, so a ``2``
+  among 0/1 labels is a class nobody has, not a larger value.
 
 Some numbers grow with time, and the next ingest's values would pass any maximum learned today.
 Identifiers grow too, as new customers, cards or machines appear. They get no ``max``: the
@@ -214,8 +216,10 @@ class ContractInferrer:
         target: str | None = None,
         category_cap: int = CATEGORY_CAP,
         unbounded: Iterable[str] = (),
+        target_classes: bool = False,
     ) -> None:
         self.name, self.id_column, self.event_time, self.target = name, id_column, event_time, target
+        self.target_classes = target_classes
         self.category_cap = category_cap
         self._unbounded = {c for c in (id_column, event_time, *unbounded) if c is not None}
         self._ranges: dict[str, tuple[float, float]] = {}  # numbers: the lowest and highest value seen
@@ -278,6 +282,8 @@ class ContractInferrer:
                 update["categories"] = None
             if spec.dtype in ("int", "float") and name in maxima:
                 update["max"] = maxima[name]
+                if self.target_classes and name == self.target and spec.dtype == "int":
+                    update["max"] = self._ranges[name][1]  # the largest class seen
             columns.append(spec.model_copy(update=update))
         return DataContract(
             name=self.name,

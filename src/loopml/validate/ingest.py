@@ -112,6 +112,7 @@ def infer_from_source(
         target=settings.target,
         category_cap=settings.contract.category_cap,
         unbounded=_growing_keys(settings),
+        target_classes=settings.task.classifies,
     )
     seen = 0
     for frame in frames:
