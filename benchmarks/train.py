@@ -63,6 +63,10 @@ CONTENDERS = ("loopml", "lgbm-default", "flaml")
 
 
 # --------------------------------------------------------------------------------------------------
+# The registered model is the fit on the training rows, not refitted on every row (loopml's default,
+# retrain.refit): every contender is judged on holdout rows none of them has seen.
+NO_REFIT = {"refit": False}
+
 # Data sets: each writes a loopml project (loopml.yaml + a Parquet source) into a directory.
 
 
@@ -108,6 +112,7 @@ def _sklearn_project(
             "source": {"kind": "parquet", "path": "data/source.parquet"},
             "target": TARGET,
             "train": {**_tune_section(args), "metric": metric},
+            "retrain": NO_REFIT,
         }
         (directory / "loopml.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
 
@@ -132,6 +137,7 @@ def _write_fraud(directory: Path, args: argparse.Namespace) -> None:
     project_file = write_example("fraud", directory, days=args.fraud_days)
     settings = yaml.safe_load(project_file.read_text(encoding="utf-8"))
     settings["train"] = {**settings.get("train", {}), **_tune_section(args)}
+    settings["retrain"] = {**settings.get("retrain", {}), **NO_REFIT}
     project_file.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
 
 
