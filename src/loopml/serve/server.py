@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ from loopml.errors import BusyError, InputError, LoopMLError
 from loopml.serve.connections import limited_protocol
 from loopml.serve.deps import server_state
 from loopml.serve.grpc import GrpcServer
+from loopml.serve.latency import settle_for_latency
 
 __all__ = ["BackgroundServer", "ServerProcess", "connection_limits", "free_port", "listen", "run_server"]
 
@@ -76,24 +76,6 @@ def _with_grpc(uvicorn: Any, grpc: GrpcServer | None) -> Any:
             await super().shutdown(sockets=sockets)
 
     return _Server
-
-
-# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
-# prediction log's writer thread serializes batches of records; at the default, a request that needs
-# the GIL during a batch waits up to 5 ms at each of its hand-offs (p99 at concurrency 1 went from
-# 4.4 ms to 2.4 ms at 0.5 ms, throughput unchanged; see benchmarks/serve.py).
-SWITCH_INTERVAL_S = 0.0005
-
-
-def settle_for_latency() -> None:
-    """Tune this process for a server's tail latency, once its model is loaded: collect, then
-    ``gc.freeze()`` what is alive (the model, its compiled scorer and window state are kept for the
-    process's life, and a full collection walking them paused a request for 100-150 ms now and
-    then), and a short GIL switch interval (:data:`SWITCH_INTERVAL_S`). Only ``loopml serve``'s own
-    process calls it (:func:`run_server`), never a library or test process that imports loopml."""
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def run_server(

@@ -13,6 +13,7 @@ from loopml.config import Settings
 from loopml.errors import ArtifactIntegrityError, LoopMLError, NotFoundError, OnlineStateError
 from loopml.registry import get_alias
 from loopml.scoring import LoadedModel, load_model
+from loopml.serve.latency import refreeze_after_swap
 from loopml.serve.schema import record_model
 from loopml.store import OnWrite, PredictionLogWriter, Store, journal_dir, known_predictions
 from loopml.validate import RecordChecker, ScoringPolicy
@@ -178,8 +179,11 @@ class ModelHolder:
             return
         try:
             model = load_model(self.store, self.name, version, online_url=self.online_url)
+            swapped = self._current is not None
             self._current = Serving(model, self.policy)
             self.refused = None
+            if swapped:
+                refreeze_after_swap()
             log.info("serving %s version %s (%s)", self.name, version, self.alias)
         except OnlineStateError as exc:  # not the version's fault: loaded again once the state is back
             self._say_online(exc, f"version {version} waits for its online window state")
