@@ -304,7 +304,8 @@ def _end_of_step(replay: Replay, steps: list[pd.DataFrame], served: list[pd.Data
     result = cli(replay.directory, "retrain")
     status = result.get("status", "")
     if result.get("ran"):
-        return f"{status} v{result.get('challenger_version')}"
+        why = "; ".join(result.get("reasons") or []) if status != "promoted" else ""
+        return f"{status} v{result.get('challenger_version')}" + (f" ({why})" if why else "")
     return f"{status}: {result.get('skipped_because') or ''}"
 
 
