@@ -81,8 +81,13 @@ def test_gate_decides_with_the_paired_interval_not_a_fixed_margin() -> None:
     assert "1,000 rows neither learned from" in small.checks[1]["detail"]
     risky = gate(_judged({"mean": 0.02, "low": -0.05, "high": 0.09}), config)
     assert not risky.passed and "low end of at least -0.0100" in risky.reasons[0]
-    worse = gate(_judged({"mean": -0.002, "low": -0.008, "high": 0.004}), config)
-    assert not worse.passed  # not worse beyond the tolerance, but worse in expectation
+    tie = _judged({"mean": -0.002, "low": -0.008, "high": 0.004})
+    newer = gate(tie, config)  # no evidence either way: the newer model (its refit learnt more) wins
+    assert newer.passed and "a tie, promoted as the newer" in newer.checks[1]["detail"]
+    kept = gate(tie, GateConfig(tolerance=0.01, ties="champion"))
+    assert not kept.passed  # not worse beyond the tolerance, but worse in expectation
+    worse = gate(_judged({"mean": -0.02, "low": -0.03, "high": -0.005}), GateConfig(tolerance=0.05))
+    assert not worse.passed  # worse beyond doubt, though within the tolerance at the low end
     assert not gate(
         _judged({"mean": 0.003, "low": -0.004, "high": 0.01}), GateConfig(min_improvement=0.005)
     ).passed

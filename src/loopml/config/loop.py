@@ -158,6 +158,13 @@ class GateConfig(_Frozen):
     confidence: float = Field(
         0.9, gt=0, lt=1, description="Level of the paired bootstrap interval of the gain (two-sided)."
     )
+    ties: Literal["newer", "champion"] = Field(
+        "newer",
+        description="Who wins when the gain's interval reaches 0 but its mean does not (no evidence "
+        "either way): newer promotes the challenger, whose served refit learnt rows the champion never "
+        "saw; champion keeps the champion until the challenger is not worse in expectation. A "
+        "min_improvement above 0 must be reached in expectation either way.",
+    )
     bootstrap: int = Field(
         200, ge=0, description="Resamples of the paired bootstrap; 0: judge on the gain on all rows alone."
     )

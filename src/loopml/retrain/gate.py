@@ -3,9 +3,12 @@
 The rows are those neither model learned from (:mod:`loopml.train.compare` scores both on them).
 Every check compares the challenger with the champion: the primary metric's gain with a paired
 bootstrap interval (promoted when the challenger is not worse beyond ``retrain.gate.tolerance`` at
-the interval's low end and not worse in expectation), each segment, calibration and the time to score
-a row (not worse by more than a tolerance). The absolute floors (``calibration_tolerance``,
-``max_latency_us``) are options, and never keep a champion that fails them worse than the challenger.
+the interval's low end and not worse in expectation, or, with ``retrain.gate.ties: newer`` (the
+default) and no ``min_improvement``, when the interval reaches 0: with no evidence either way the
+newer model, whose served refit learnt rows the champion never saw, wins), each segment,
+calibration and the time to score a row (not worse by more than a tolerance). The absolute floors
+(``calibration_tolerance``, ``max_latency_us``) are options, and never keep a champion that fails
+them worse than the challenger.
 """
 
 from __future__ import annotations
@@ -89,14 +92,18 @@ def _beats_champion(
             f"{theirs}{rows} (gain {gain:+.4f}, needed {config.min_improvement})",
         )
     expected, low, high = interval["mean"], interval["low"], interval["high"]
-    passed = expected >= config.min_improvement and low >= -config.tolerance
+    needed = config.min_improvement
+    newer = config.ties == "newer" and needed == 0  # an asked-for improvement must be shown
+    tie = newer and expected < 0 <= high  # no evidence either way: the newer model wins
+    passed = (expected >= needed or tie) and low >= -config.tolerance
     level = f"{interval['confidence']:.0%}"
+    reach = " (or an interval reaching it: ties go to the newer model)" if newer else ""
     return _check(
         "beats_champion",
         passed,
         f"{theirs}{rows}: expected gain {expected:+.4f}, {level} interval {low:+.4f} to {high:+.4f} "
-        f"(needs an expected gain of at least {config.min_improvement} and a low end of at least "
-        f"{-config.tolerance:+.4f})",
+        f"(needs an expected gain of at least {needed}{reach} and a low end of at least "
+        f"{-config.tolerance:+.4f})" + ("; a tie, promoted as the newer" if tie and passed else ""),
     )
 
 
