@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -83,8 +84,13 @@ def _prepare_at(root: str) -> None:
     _prepare(Project.open(Path(root)))
 
 
-def _cycle_at(root: str) -> None:
-    _cycle(Project.open(Path(root)))
+def _cycle_at(root: str, started: Any = None) -> None:
+    """A forced cycle of the project at ``root``; ``started`` (an Event) is set once the project is
+    open, just before the cycle begins, so that a kill lands in the cycle, not in the child's start."""
+    project = Project.open(Path(root))
+    if started is not None:
+        started.set()
+    _cycle(project)
 
 
 def _forked(work: Callable[[str], None], root: Path) -> None:
@@ -109,17 +115,24 @@ def _cycle(proj: Project) -> str:
     raise AssertionError("the lease of a dead worker never expired")
 
 
-def _in_child(root: Path, kill_after: float | None) -> None:
-    """Run a cycle in a child process; SIGKILL it after ``kill_after`` seconds when given."""
-    if kill_after is None:
-        _forked(_cycle_at, root)
-        return
-    child = _CHILDREN.Process(target=_cycle_at, args=(str(root),))
+def _in_child(root: Path, kill_after: float | None) -> float:
+    """Run a cycle in a child process; SIGKILL it ``kill_after`` seconds into the cycle when given.
+    Returns the seconds from the cycle's start to the child's end (or its kill)."""
+    started = _CHILDREN.Event()
+    child = _CHILDREN.Process(target=_cycle_at, args=(str(root), started))
     child.start()
-    time.sleep(kill_after)
-    child.kill()
+    assert started.wait(CHILD_TIMEOUT_S), "the child never opened the project"
+    began = time.perf_counter()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        child.kill()
     child.join(CHILD_TIMEOUT_S)
-    assert child.exitcode is not None, "a killed cycle did not exit"
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        raise AssertionError(f"a cycle did not finish in {CHILD_TIMEOUT_S} s")
+    assert kill_after is not None or child.exitcode == 0, f"a cycle exited with {child.exitcode}"
+    return time.perf_counter() - began
 
 
 def _assert_consistent(engine: Engine, name: str) -> None:
@@ -152,9 +165,7 @@ def _assert_consistent(engine: Engine, name: str) -> None:
 def test_kill_minus_9_at_random_points_never_half_promotes(tmp_path: Path) -> None:
     # Every training runs in a child process (see _CHILDREN), never here.
     proj = _tiny(tmp_path / "p", in_child=True)
-    started = time.perf_counter()
-    _in_child(proj.settings.project_dir, None)  # one whole cycle: how long one takes here
-    length = time.perf_counter() - started
+    length = _in_child(proj.settings.project_dir, None)  # one whole cycle: how long one takes here
     assert length < 5, f"a tiny cycle took {length:.1f} s"
     rng = random.Random(7)
     statuses = Counter()

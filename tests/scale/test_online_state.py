@@ -178,11 +178,14 @@ def test_a_replica_killed_mid_load_loses_nothing_and_restarts_right(
     started = start_replicas(project, 3, tmp_path / "kill", {"LOOPML_ONLINE_URL": redis_url})
     victim: Replica = started[1]
     killer = threading.Timer(0.05, victim.kill)  # fires while the next requests are in flight
+    dead_from: list[int] = []  # the first event sent after the victim had died (kill() waits for it)
 
     def chaos(i: int) -> None:
         if i == KILL_EVENTS // 3:
             killer.start()
-        elif i == 2 * KILL_EVENTS // 3:
+        elif i > KILL_EVENTS // 3 and not dead_from and not killer.is_alive():
+            dead_from.append(i)
+        if i == 2 * KILL_EVENTS // 3:
             killer.join()
             victim.start().ready()
 
@@ -205,5 +208,6 @@ def test_a_replica_killed_mid_load_loses_nothing_and_restarts_right(
     state = _members(redis_url)
     missing = [i for i in frame["transaction_id"].tolist() if sortable_number(i).encode() not in state]
     assert missing == []
-    down = range(KILL_EVENTS // 3 + 20, 2 * KILL_EVENTS // 3)
+    assert dead_from and dead_from[0] < 2 * KILL_EVENTS // 3 - 20, dead_from  # killed mid-load
+    down = range(dead_from[0], 2 * KILL_EVENTS // 3)
     assert not any(served.replica[i] == 1 for i in down)  # it was down meanwhile: the others served
