@@ -11,8 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -84,7 +85,7 @@ def _prepare_at(root: str) -> None:
     _prepare(Project.open(Path(root)))
 
 
-def _cycle_at(root: str, started: Any = None) -> None:
+def _cycle_at(root: str, started: Event | None = None) -> None:
     """A forced cycle of the project at ``root``; ``started`` (an Event) is set once the project is
     open, just before the cycle begins, so that a kill lands in the cycle, not in the child's start."""
     project = Project.open(Path(root))
@@ -97,12 +98,17 @@ def _forked(work: Callable[[str], None], root: Path) -> None:
     """Run ``work(root)`` in a child process and wait for it; it must succeed."""
     child = _CHILDREN.Process(target=work, args=(str(root),))
     child.start()
+    _finish(child, work.__name__)
+
+
+def _finish(child: BaseProcess, what: str, *, killed: bool = False) -> None:
+    """Wait for ``child`` (at most CHILD_TIMEOUT_S); unless it was ``killed``, it must exit 0."""
     child.join(CHILD_TIMEOUT_S)
     if child.exitcode is None:
         child.kill()
         child.join()
-        raise AssertionError(f"{work.__name__} did not finish in {CHILD_TIMEOUT_S} s")
-    assert child.exitcode == 0, f"{work.__name__} exited with {child.exitcode}"
+        raise AssertionError(f"{what} did not finish in {CHILD_TIMEOUT_S} s")
+    assert killed or child.exitcode == 0, f"{what} exited with {child.exitcode}"
 
 
 def _cycle(proj: Project) -> str:
@@ -126,12 +132,7 @@ def _in_child(root: Path, kill_after: float | None) -> float:
     if kill_after is not None:
         time.sleep(kill_after)
         child.kill()
-    child.join(CHILD_TIMEOUT_S)
-    if child.exitcode is None:
-        child.kill()
-        child.join()
-        raise AssertionError(f"a cycle did not finish in {CHILD_TIMEOUT_S} s")
-    assert kill_after is not None or child.exitcode == 0, f"a cycle exited with {child.exitcode}"
+    _finish(child, "a cycle", killed=kill_after is not None)
     return time.perf_counter() - began
 
 
